@@ -1,0 +1,40 @@
+import { ceilDiv, type Binding, type Dispatch, type GpuContext } from '../gpu/index.ts';
+
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+  /** A stored [K,M] instead of [M,K]. */
+  transA?: boolean;
+  /** B stored [N,K] instead of [K,N] (weights [out,in] in x·Wᵀ). */
+  transB?: boolean;
+  alpha?: number;
+  /** C = alpha·op(A)·op(B) + beta·C; beta = 1 accumulates (gradient accumulation). */
+  beta?: number;
+}
+
+const TILE = 64;
+
+/** Prepares C = alpha·op(A)·op(B) + beta·C (see shaders/matmul.wgsl for layouts). */
+export async function matmul(
+  ctx: GpuContext,
+  a: GPUBuffer | Binding,
+  b: GPUBuffer | Binding,
+  c: GPUBuffer | Binding,
+  shape: MatmulShape,
+): Promise<Dispatch> {
+  const { M, N, K, transA = false, transB = true, alpha = 1, beta = 0 } = shape;
+  const pipeline = await ctx.pipeline('matmul', {
+    constants: { TRANS_A: Number(transA), TRANS_B: Number(transB) },
+  });
+  const params = new ArrayBuffer(20);
+  new Uint32Array(params, 0, 3).set([M, N, K]);
+  new Float32Array(params, 12, 2).set([alpha, beta]);
+  const uniform = ctx.uniform('matmul.params', new Uint8Array(params));
+  return {
+    label: `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`,
+    pipeline,
+    bindGroup: ctx.bindGroup(pipeline, [a, b, c, uniform]),
+    workgroups: [ceilDiv(N, TILE), ceilDiv(M, TILE), 1],
+  };
+}
