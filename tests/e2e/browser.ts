@@ -1,0 +1,37 @@
+import { mkdirSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+import { preview, type PreviewServer } from 'vite';
+
+export const RESULTS_DIR = 'test-results';
+
+/**
+ * Debian's Chromium with WebGPU on SwiftShader; downloads of playwright browsers are impossible here.
+ * `launch()` gives every run a fresh temporary profile (Playwright's own --user-data-dir).
+ */
+export async function launchChromium(): Promise<Browser> {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+      '--no-first-run',
+    ],
+  });
+}
+
+/** Serves the production build (`dist/`, made by `npm run test:e2e`) on a free localhost port. */
+export async function serveBuild(): Promise<{ server: PreviewServer; url: string }> {
+  const server = await preview({
+    preview: { host: '127.0.0.1', port: 0, strictPort: false },
+    logLevel: 'warn',
+  });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('vite preview did not report a local URL');
+  return { server, url };
+}
