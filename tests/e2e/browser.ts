@@ -8,14 +8,15 @@ export const RESULTS_DIR = 'test-results';
  * Debian's Chromium with WebGPU on SwiftShader; downloads of playwright browsers are impossible here.
  * `launch()` gives every run a fresh temporary profile (Playwright's own --user-data-dir).
  */
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium({ webgpu = true } = {}): Promise<Browser> {
   mkdirSync(RESULTS_DIR, { recursive: true });
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     headless: true,
     args: [
       '--no-sandbox',
-      '--enable-unsafe-webgpu',
+      // Without this flag headless Chromium on Linux exposes navigator.gpu but no adapter.
+      ...(webgpu ? ['--enable-unsafe-webgpu'] : ['--disable-features=WebGPU']),
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',

@@ -55,3 +55,24 @@ describe('the lab shell in headless Chromium', () => {
     expect(consoleErrors).toEqual([]);
   });
 });
+
+describe('the lab without WebGPU', () => {
+  it('explains what to do instead of failing silently', async () => {
+    const { server, url } = await serveBuild();
+    const browser = await launchChromium({ webgpu: false });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+      await page.goto(url);
+      const line = page.getByTestId('adapter-line');
+      await expect.poll(() => line.getAttribute('data-state'), { timeout: 60_000 }).toBe('unavailable');
+      expect(await line.innerText()).toMatch(/No WebGPU[\s\S]*Chrome/);
+      // The rest of the lab still works.
+      await page.getByRole('tab', { name: 'Scan' }).click();
+      await expect.poll(() => page.getByRole('tabpanel').locator('h2').innerText()).toBe('Scan');
+      await page.screenshot({ path: `${RESULTS_DIR}/no-webgpu.png` });
+    } finally {
+      await browser.close();
+      await server.close();
+    }
+  });
+});

@@ -45,7 +45,7 @@ describe('device layer on the real adapter', () => {
     const shaders = shaderLibraryFromRecord({
       broken: '@compute @workgroup_size(1) fn main() {\n  let x: u32 = undefined_thing;\n}\n',
     });
-    const ctx = await GpuContext.create(await nodeGpuApi(), shaders);
+    const ctx = await GpuContext.create(await nodeGpuApi(), shaders, 'node');
     try {
       const error = await ctx.pipeline('broken').catch((e: unknown) => e);
       expect(error).toBeInstanceOf(GpuValidationError);
@@ -66,9 +66,11 @@ describe('device layer on the real adapter', () => {
   });
 
   it('explains a missing WebGPU with what to do', async () => {
-    await expect(GpuContext.create(undefined, diskShaders())).rejects.toBeInstanceOf(WebGPUUnavailableError);
-    await expect(GpuContext.create(undefined, diskShaders())).rejects.toMatchObject({
-      hint: /Chrome|Vulkan/,
+    const browser = GpuContext.create(undefined, diskShaders(), 'browser');
+    await expect(browser).rejects.toBeInstanceOf(WebGPUUnavailableError);
+    await expect(browser).rejects.toMatchObject({ hint: /Chrome or Edge/ });
+    await expect(GpuContext.create(undefined, diskShaders(), 'node')).rejects.toMatchObject({
+      hint: /Vulkan/,
     });
   });
 

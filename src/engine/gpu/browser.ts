@@ -18,5 +18,5 @@ export const bundledShaders = shaderLibraryFromRecord(
 /** Works in a page and in a dedicated worker (both expose navigator.gpu in Chromium). */
 export function createBrowserContext(): Promise<GpuContext> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  return GpuContext.create(nav?.gpu, bundledShaders);
+  return GpuContext.create(nav?.gpu, bundledShaders, 'browser');
 }

@@ -57,18 +57,34 @@ export interface PipelineOptions {
   constants?: Record<string, number>;
 }
 
-export async function requestAdapter(gpu: GPU | undefined): Promise<GPUAdapter> {
+/** Where the engine runs: decides which advice an unavailable-WebGPU error gives. */
+export type GpuHost = 'browser' | 'node';
+
+const NO_WEBGPU_HINT: Record<GpuHost, { api: string; adapter: string }> = {
+  browser: {
+    api: 'Use a recent Chrome or Edge (113 or later). On Linux start it with --enable-unsafe-webgpu --enable-features=Vulkan.',
+    adapter:
+      'Enable hardware acceleration in the browser settings and check chrome://gpu; on Linux or in a VM start Chrome with --enable-unsafe-webgpu (software adapter, slow).',
+  },
+  node: {
+    api: 'Install the npm package `webgpu` (Dawn) and a Vulkan driver.',
+    adapter:
+      'Dawn found no Vulkan device. On Debian 12 install mesa-vulkan-drivers from bookworm-backports (the stock 22.3 driver is rejected): sudo bash .ci/install-system.sh',
+  },
+};
+
+export async function requestAdapter(gpu: GPU | undefined, host: GpuHost): Promise<GPUAdapter> {
   if (!gpu) {
     throw new WebGPUUnavailableError(
       'WebGPU is not available here (no navigator.gpu).',
-      'Use a recent Chrome or Edge (version 113 or later) on a machine with a supported GPU; on Linux start it with --enable-unsafe-webgpu (and --enable-features=Vulkan). In Node, install the `webgpu` package and a Vulkan driver (Mesa lavapipe from bookworm-backports on Debian 12).',
+      NO_WEBGPU_HINT[host].api,
     );
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     throw new WebGPUUnavailableError(
       'WebGPU is present but no GPU adapter was found.',
-      'Enable hardware acceleration in the browser settings, or check chrome://gpu. In Node on Debian 12, install mesa-vulkan-drivers from bookworm-backports (the stock 22.3 driver is rejected by Dawn).',
+      NO_WEBGPU_HINT[host].adapter,
     );
   }
   return adapter;
@@ -123,8 +139,8 @@ export class GpuContext {
     void lost.then((error) => (this.lostError = error));
   }
 
-  static async create(gpu: GPU | undefined, shaders: ShaderLibrary): Promise<GpuContext> {
-    const adapter = await requestAdapter(gpu);
+  static async create(gpu: GPU | undefined, shaders: ShaderLibrary, host: GpuHost): Promise<GpuContext> {
+    const adapter = await requestAdapter(gpu, host);
     const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
     const requiredLimits: Record<string, number> = {};
     for (const name of NEGOTIATED_LIMITS) requiredLimits[name] = adapter.limits[name];

@@ -1,5 +1,5 @@
 export { GpuContext, requestAdapter, summarizeAdapter } from './context.ts';
-export type { AdapterSummary, Binding, Dispatch, PipelineOptions } from './context.ts';
+export type { AdapterSummary, GpuHost, Binding, Dispatch, PipelineOptions } from './context.ts';
 export { BufferPool, bucketSize } from './pool.ts';
 export { shaderLibraryFromRecord } from './shaders.ts';
 export type { ShaderLibrary } from './shaders.ts';

@@ -26,5 +26,5 @@ export function nodeGpuApi(): Promise<GPU> {
 }
 
 export async function createNodeContext(shaders: ShaderLibrary = diskShaders()): Promise<GpuContext> {
-  return GpuContext.create(await nodeGpuApi(), shaders);
+  return GpuContext.create(await nodeGpuApi(), shaders, 'node');
 }
