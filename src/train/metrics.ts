@@ -137,8 +137,11 @@ export function atThreshold(
   let tn = 0;
   for (let i = 0; i < scores.length; i++) {
     const predicted = scores[i] >= threshold;
-    if (labels[i] === 1) predicted ? tp++ : fn++;
-    else predicted ? fp++ : tn++;
+    if (labels[i] === 1) {
+      if (predicted) tp++;
+      else fn++;
+    } else if (predicted) fp++;
+    else tn++;
   }
   const precision = tp + fp ? tp / (tp + fp) : 0;
   const recall = tp + fn ? tp / (tp + fn) : 0;
