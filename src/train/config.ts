@@ -178,7 +178,7 @@ export const FIELDS: FieldSpec[] = [
   },
   {
     path: 'optimizer.eps',
-    description: 'AdamW ε',
+    description: 'AdamW ε (keeps the update finite)',
     default: 1e-8,
     check: number(0, 1, { exclusiveMin: true }),
   },
