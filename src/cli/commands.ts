@@ -1,0 +1,56 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { formatBytes, VulnLabError } from '../engine/errors.ts';
+import { createNodeContext } from '../engine/gpu/node.ts';
+
+export interface Command {
+  name: string;
+  summary: string;
+  help(): string;
+  run(args: string[]): Promise<void>;
+}
+
+/** A wrong flag or argument: the message names it, the hint shows what is accepted. */
+export class UsageError extends VulnLabError {
+  constructor(message: string, hint: string) {
+    super('bad-input', message, hint);
+  }
+}
+
+/** node:util parseArgs with its errors turned into UsageError. */
+export function parseFlags<T extends ParseArgsConfig['options']>(args: string[], options: T, help: string) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message, help);
+  }
+}
+
+const info: Command = {
+  name: 'info',
+  summary: 'show the WebGPU adapter the engine would use, its features and limits',
+  help: () => 'Usage: npm run vulnlab -- info [--json]',
+  async run(args) {
+    const { values } = parseFlags(args, { json: { type: 'boolean' } }, this.help());
+    const ctx = await createNodeContext();
+    try {
+      if (values.json) {
+        console.log(JSON.stringify(ctx.adapter, null, 2));
+        return;
+      }
+      const a = ctx.adapter;
+      console.log(
+        `adapter   ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' · ')}`,
+      );
+      console.log(
+        `features  shader-f16 ${a.features.shaderF16 ? 'yes' : 'no'}, subgroups ${a.features.subgroups ? 'yes' : 'no'}, timestamp-query ${a.features.timestampQuery ? 'yes' : 'no'}`,
+      );
+      console.log(
+        `limits    storage binding ${formatBytes(a.limits.maxStorageBufferBindingSize)}, buffer ${formatBytes(a.limits.maxBufferSize)}, workgroup memory ${formatBytes(a.limits.maxComputeWorkgroupStorageSize)}`,
+      );
+    } finally {
+      ctx.destroy();
+    }
+  },
+};
+
+export const COMMANDS: Record<string, Command> = { info };
