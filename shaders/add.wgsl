@@ -1,0 +1,63 @@
+// Elementwise kernels over flat f32 buffers (residual adds, scaled adds, fills).
+//   main     (in place):     A[i] = scaleA·A[i] + scaleB·B[i]    (residual: scaleA = scaleB = 1)
+//   add_out  (out of place): C[i] = scaleA·A[i] + scaleB·B[i]
+//   fill:                    A[i] = value                        (zeroing gradients)
+// scaleA == 0 never reads A (it may hold garbage/NaN from a pooled buffer); likewise scaleB == 0 and B.
+// One element per invocation; the workgroup grid may be folded into y/z (see kernels/layer-grid.ts).
+
+struct Params {
+  n: u32,
+  scaleA: f32,
+  scaleB: f32,
+  value: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+const WG: u32 = 256u;
+
+fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
+}
+
+fn combine(a: f32, b: f32) -> f32 {
+  var r = 0.0;
+  if (params.scaleA != 0.0) { r = params.scaleA * a; }
+  if (params.scaleB != 0.0) { r += params.scaleB * b; }
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = index(wg, nwg, lid);
+  if (i >= params.n) { return; }
+  var a = 0.0;
+  var b = 0.0;
+  if (params.scaleA != 0.0) { a = A[i]; }
+  if (params.scaleB != 0.0) { b = B[i]; }
+  A[i] = combine(a, b);
+}
+
+@compute @workgroup_size(WG)
+fn add_out(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+  let i = index(wg, nwg, lid);
+  if (i >= params.n) { return; }
+  var a = 0.0;
+  var b = 0.0;
+  if (params.scaleA != 0.0) { a = A[i]; }
+  if (params.scaleB != 0.0) { b = B[i]; }
+  C[i] = combine(a, b);
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = index(wg, nwg, lid);
+  if (i >= params.n) { return; }
+  A[i] = params.value;
+}

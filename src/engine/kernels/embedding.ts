@@ -1,0 +1,137 @@
+import { VulnLabError } from '../errors.ts';
+import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
+import { foldWorkgroups } from './layer-grid.ts';
+
+type Buf = GPUBuffer | Binding;
+
+export interface EmbeddingShape {
+  /** Tokens. */
+  T: number;
+  /** Embedding width (n_embd). */
+  C: number;
+  /** Rows of wte (vocab size). */
+  V: number;
+  /** Rows of wpe (n_positions). */
+  P: number;
+}
+
+function checkShape({ T, C, V, P }: EmbeddingShape): void {
+  for (const [name, v] of Object.entries({ T, C, V, P })) {
+    if (!Number.isInteger(v) || v < (name === 'T' ? 0 : 1)) throw new Error(`embedding: bad ${name} = ${v}`);
+  }
+  if (T * C >= 2 ** 32 || V * C >= 2 ** 32 || P * C >= 2 ** 32 || V >= 2 ** 31 || P >= 2 ** 31) {
+    throw new Error(`embedding: shape too large (${T}, ${C}, ${V}, ${P})`);
+  }
+}
+
+/** Throws a bad-input error unless every id is an integer in [0, rows). */
+export function validateIds(ids: ArrayLike<number>, rows: number, what = 'token id'): void {
+  for (let t = 0; t < ids.length; t++) {
+    const id = ids[t];
+    if (!Number.isInteger(id) || id < 0 || id >= rows) {
+      throw new VulnLabError(
+        'bad-input',
+        `${what} ${id} at position ${t} is outside [0, ${rows}).`,
+        'The tokenizer does not match the model (vocab size), or a sequence is longer than n_positions.',
+      );
+    }
+  }
+}
+
+/** Forward: X[t] = wte[ids[t]] + wpe[pos[t]] (ids, pos: i32 [T]; out-of-range ids are clamped on the GPU). */
+export async function embeddingForward(
+  ctx: GpuContext,
+  buffers: { ids: Buf; pos: Buf; wte: Buf; wpe: Buf; x: Buf },
+  shape: EmbeddingShape,
+): Promise<Dispatch> {
+  checkShape(shape);
+  const { T, C, V, P } = shape;
+  const pipeline = await ctx.pipeline('embedding', { entryPoint: 'forward' });
+  const params = ctx.uniform('embedding.params', new Uint32Array([T, C, V, P]));
+  const { ids, pos, wte, wpe, x } = buffers;
+  return {
+    label: `embedding ${T}x${C}`,
+    pipeline,
+    bindGroup: ctx.bindGroup(pipeline, [params, ids, pos, wte, wpe, x]),
+    workgroups: foldWorkgroups(Math.ceil((T * C) / 256)),
+  };
+}
+
+/**
+ * The scatter index of shaders/embedding.wgsl for `ids` (length T) into a table of `rows` rows:
+ * [U, start[0..T], rows[0..T), order[0..T)] (3T + 2 u32), tokens grouped by row in ascending order.
+ * Validates the ids (bad-input error).
+ */
+export function scatterIndex(ids: ArrayLike<number>, rows: number, what = 'token id'): Uint32Array {
+  validateIds(ids, rows, what);
+  const T = ids.length;
+  const order = Array.from({ length: T }, (_, t) => t).sort((a, b) => ids[a] - ids[b] || a - b);
+  const index = new Uint32Array(3 * T + 2);
+  let U = 0;
+  for (let k = 0; k < T; k++) {
+    const id = ids[order[k]];
+    if (k === 0 || id !== ids[order[k - 1]]) {
+      index[1 + U] = k; // start of group U
+      index[T + 2 + U] = id;
+      U++;
+    }
+    index[2 * T + 2 + k] = order[k];
+  }
+  index[0] = U;
+  index[1 + U] = T; // end of the last group
+  return index;
+}
+
+/**
+ * Backward of the embedding for full finetuning: dwte[ids[t]] += dX[t], dwpe[pos[t]] += dX[t].
+ * Always adds (zero the tables with `fill` before the first micro-batch of a step). The token ids
+ * change every step: call `setTokens` (CPU sort + one small upload) before running the dispatches.
+ */
+export interface EmbeddingBackward {
+  dispatches: Dispatch[];
+  setTokens(ids: ArrayLike<number>, pos: ArrayLike<number>): void;
+  destroy(): void;
+}
+
+export async function embeddingBackward(
+  ctx: GpuContext,
+  buffers: { dx: Buf; dwte: Buf; dwpe: Buf },
+  shape: EmbeddingShape,
+): Promise<EmbeddingBackward> {
+  checkShape(shape);
+  const { T, C, V, P } = shape;
+  const pipeline = await ctx.pipeline('embedding', { entryPoint: 'scatter' });
+  const indexBytes = (3 * T + 2) * 4;
+  const [wteIndex, wpeIndex] = await Promise.all([
+    ctx.storage('embedding.wteIndex', indexBytes),
+    ctx.storage('embedding.wpeIndex', indexBytes),
+  ]);
+  const workgroups = foldWorkgroups(Math.ceil((T * C) / 256));
+  const scatter = (index: GPUBuffer, rows: number, table: Buf, name: string): Dispatch => ({
+    label: `embedding backward ${name} ${T}x${C}`,
+    pipeline,
+    bindGroup: ctx.bindGroup(pipeline, [
+      ctx.uniform('embedding.scatter', new Uint32Array([T, C, rows, 0])),
+      index,
+      buffers.dx,
+      table,
+    ]),
+    workgroups,
+  });
+  return {
+    dispatches: [scatter(wteIndex, V, buffers.dwte, 'wte'), scatter(wpeIndex, P, buffers.dwpe, 'wpe')],
+    setTokens(ids, pos) {
+      if (ids.length !== T || pos.length !== T) {
+        throw new Error(
+          `embedding backward: expected ${T} ids and positions, got ${ids.length}, ${pos.length}`,
+        );
+      }
+      ctx.write(wteIndex, scatterIndex(ids, V, 'token id'));
+      ctx.write(wpeIndex, scatterIndex(pos, P, 'position id'));
+    },
+    destroy() {
+      wteIndex.destroy();
+      wpeIndex.destroy();
+    },
+  };
+}
