@@ -1,0 +1,190 @@
+import { ceilDiv, type Binding, type Dispatch, type GpuContext } from '../gpu/index.ts';
+import {
+  maskBufferData,
+  validateAttentionMask,
+  type AttentionMask,
+  type AttentionShape,
+} from '../reference/attention.ts';
+
+export {
+  attentionWork,
+  buildAttentionMask,
+  segmentIdsFromLengths,
+  validateAttentionMask,
+  type AttentionMask,
+  type AttentionMode,
+  type AttentionShape,
+  type AttentionWork,
+} from '../reference/attention.ts';
+
+/** Rows per query tile and per key tile in shaders/attention*.wgsl. */
+export const ATTENTION_TILE = 16;
+/** Largest head dimension the kernels accept (16 lanes × 16 private accumulators per thread). */
+export const ATTENTION_MAX_HEAD_DIM = 256;
+
+export interface AttentionKernelShape extends AttentionShape {
+  /** Tokens in the flattened batch (packs × pack length). */
+  T: number;
+}
+
+/** Floats per c_attn row: (n_head + 2)·hd for multi-query, 3·n_head·hd otherwise. */
+export function qkvWidth(shape: AttentionShape): number {
+  return shape.multiQuery ? (shape.nHead + 2) * shape.headDim : 3 * shape.nHead * shape.headDim;
+}
+
+function check(ctx: GpuContext, shape: AttentionKernelShape): void {
+  const { T, nHead, headDim } = shape;
+  for (const [name, v] of Object.entries({ T, nHead, headDim })) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new Error(`attention: ${name} must be a positive integer, got ${v}`);
+  }
+  if (headDim > ATTENTION_MAX_HEAD_DIM) {
+    throw new Error(`attention: head_dim ${headDim} > ${ATTENTION_MAX_HEAD_DIM} is not supported`);
+  }
+  const maxWg = ctx.adapter.limits.maxComputeWorkgroupsPerDimension;
+  if (ceilDiv(T, ATTENTION_TILE) > maxWg || nHead > maxWg) {
+    throw new Error(`attention: T=${T} or n_head=${nHead} exceeds the dispatch limit (${maxWg} workgroups)`);
+  }
+}
+
+function params(ctx: GpuContext, shape: AttentionKernelShape, headGroups = 1): GPUBuffer {
+  const data = new ArrayBuffer(24);
+  new Uint32Array(data, 0, 4).set([shape.T, shape.nHead, shape.headDim, Number(shape.multiQuery)]);
+  new Float32Array(data, 16, 1)[0] = 1 / Math.sqrt(shape.headDim);
+  new Uint32Array(data, 20, 1)[0] = headGroups;
+  return ctx.uniform('attention.params', new Uint8Array(data));
+}
+
+export interface AttentionBackwardOptions {
+  /**
+   * Multi-query only: the dK/dV pass gives each key tile `headGroups` workgroups, each summing a
+   * contiguous group of query heads, then a reduce pass adds the groups in order (deterministic).
+   * 1 (default): one workgroup per key tile sums every head, no workspace. See suggestHeadGroups.
+   */
+  headGroups?: number;
+  /** Workspace of attentionPartialsBytes(shape, headGroups) bytes; required when headGroups > 1. */
+  partials?: GPUBuffer | Binding;
+}
+
+/** Bytes of the dK/dV partials workspace: [headGroups, T, 2·hd] f32 (0 when no workspace is needed). */
+export function attentionPartialsBytes(shape: AttentionKernelShape, headGroups: number): number {
+  return shape.multiQuery && headGroups > 1 ? headGroups * shape.T * 2 * shape.headDim * 4 : 0;
+}
+
+/**
+ * Head groups for the multi-query dK/dV pass so that it has about `targetWorkgroups` workgroups (the
+ * multi-head pass and the forward already have ⌈T/16⌉·n_head). 1 for multi-head attention.
+ */
+export function suggestHeadGroups(shape: AttentionKernelShape, targetWorkgroups = 1024): number {
+  if (!shape.multiQuery) return 1;
+  const keyTiles = ceilDiv(shape.T, ATTENTION_TILE);
+  return Math.max(1, Math.min(shape.nHead, Math.floor(targetWorkgroups / keyTiles)));
+}
+
+/** Validates the mask and uploads it as the kernels read it: vec4<i32> per token (segment, key_start, query_end, 0). */
+export function uploadAttentionMask(ctx: GpuContext, mask: AttentionMask): Promise<GPUBuffer> {
+  validateAttentionMask(mask);
+  return ctx.storageFrom('attention.mask', maskBufferData(mask));
+}
+
+/**
+ * Validates `mask` and writes it into an existing mask buffer (4·T i32), e.g. a new batch of the same
+ * shape: the prepared dispatches stay valid because they only bake in T, n_head, hd and the layout.
+ */
+export function writeAttentionMask(ctx: GpuContext, buffer: GPUBuffer, mask: AttentionMask): void {
+  validateAttentionMask(mask);
+  if (buffer.size < mask.T * 16)
+    throw new Error(`attention mask buffer holds ${buffer.size} bytes, needs ${mask.T * 16}`);
+  ctx.write(buffer, maskBufferData(mask));
+}
+
+/** Forward: out [T, n_head·hd] and lse [T, n_head] from qkv [T, qkvWidth] (see shaders/attention.wgsl). */
+export async function attentionForward(
+  ctx: GpuContext,
+  qkv: GPUBuffer | Binding,
+  mask: GPUBuffer | Binding,
+  out: GPUBuffer | Binding,
+  lse: GPUBuffer | Binding,
+  shape: AttentionKernelShape,
+): Promise<Dispatch> {
+  check(ctx, shape);
+  const pipeline = await ctx.pipeline('attention', { entryPoint: 'forward' });
+  const { T, nHead, headDim, multiQuery } = shape;
+  return {
+    label: `attention.forward T=${T} h=${nHead}x${headDim}${multiQuery ? ' mqa' : ''}`,
+    pipeline,
+    bindGroup: ctx.bindGroup(pipeline, [qkv, mask, out, lse, params(ctx, shape)]),
+    workgroups: [ceilDiv(T, ATTENTION_TILE), nHead, 1],
+  };
+}
+
+/**
+ * Backward: writes every element of dqkv [T, qkvWidth] (no clearing needed, no accumulation) from
+ * dOut [T, n_head·hd], with the forward's qkv, out and lse. Returns the dispatches to encode in order
+ * in one pass: dQ and dK/dV (independent), then with headGroups > 1 the reduce of the partials.
+ */
+export async function attentionBackward(
+  ctx: GpuContext,
+  qkv: GPUBuffer | Binding,
+  mask: GPUBuffer | Binding,
+  out: GPUBuffer | Binding,
+  dOut: GPUBuffer | Binding,
+  lse: GPUBuffer | Binding,
+  dqkv: GPUBuffer | Binding,
+  shape: AttentionKernelShape,
+  options: AttentionBackwardOptions = {},
+): Promise<Dispatch[]> {
+  check(ctx, shape);
+  const { T, nHead, headDim, multiQuery } = shape;
+  const groups = multiQuery ? (options.headGroups ?? 1) : 1;
+  if (!Number.isInteger(groups) || groups < 1 || groups > nHead) {
+    throw new Error(`attention: headGroups must be an integer in [1, n_head = ${nHead}], got ${groups}`);
+  }
+  // Where backward_dkv writes: dqkv itself, or the [groups, T, 2·hd] partials reduced afterwards.
+  let dkvTarget = dqkv;
+  if (groups > 1) {
+    const need = attentionPartialsBytes(shape, groups);
+    const p = options.partials;
+    const have = !p ? 0 : 'buffer' in p ? (p.size ?? p.buffer.size - (p.offset ?? 0)) : p.size;
+    if (!p || have < need) {
+      throw new Error(`attention: headGroups = ${groups} needs a partials workspace of ${need} bytes`);
+    }
+    dkvTarget = p;
+  }
+  const [dq, dkv] = await Promise.all([
+    ctx.pipeline('attention_backward', { entryPoint: 'backward_dq' }),
+    ctx.pipeline('attention_backward', { entryPoint: 'backward_dkv' }),
+  ]);
+  const uniform = params(ctx, shape, groups);
+  const tag = `T=${T} h=${nHead}x${headDim}${multiQuery ? ` mqa/${groups}` : ''}`;
+  const dispatches: Dispatch[] = [
+    {
+      label: `attention.backward_dq ${tag}`,
+      pipeline: dq,
+      bindGroup: ctx.bindGroup(dq, [qkv, mask, out, dOut, lse, dqkv, uniform]),
+      workgroups: [ceilDiv(T, ATTENTION_TILE), nHead, 1],
+    },
+    {
+      label: `attention.backward_dkv ${tag}`,
+      pipeline: dkv,
+      bindGroup: ctx.bindGroup(dkv, [qkv, mask, out, dOut, lse, dkvTarget, uniform]),
+      workgroups: [ceilDiv(T, ATTENTION_TILE), multiQuery ? groups : nHead, 1],
+    },
+  ];
+  if (groups > 1) {
+    const reduce = await ctx.pipeline('attention_reduce');
+    const count = ceilDiv(T * 2 * headDim, 256);
+    const x = Math.min(count, ctx.adapter.limits.maxComputeWorkgroupsPerDimension);
+    const reduceParams = ctx.uniform(
+      'attention.reduce.params',
+      new Uint32Array([T, nHead, headDim, groups, x]),
+    );
+    dispatches.push({
+      label: `attention.backward_reduce ${tag}`,
+      pipeline: reduce,
+      bindGroup: ctx.bindGroup(reduce, [dkvTarget, dqkv, reduceParams]),
+      workgroups: [x, ceilDiv(count, x), 1],
+    });
+  }
+  return dispatches;
+}

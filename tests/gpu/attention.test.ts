@@ -1,0 +1,415 @@
+import { describe, expect, it } from 'vitest';
+import {
+  attentionBackward,
+  attentionForward,
+  attentionPartialsBytes,
+  qkvWidth,
+  suggestHeadGroups,
+  uploadAttentionMask,
+  writeAttentionMask,
+  type AttentionKernelShape,
+} from '../../src/engine/kernels/attention.ts';
+import type { GpuContext } from '../../src/engine/gpu/index.ts';
+import {
+  attentionBackwardRef,
+  attentionForwardRef,
+  buildAttentionMask,
+  segmentIdsFromLengths,
+  type AttentionMask,
+  type AttentionMode,
+} from '../../src/engine/reference/attention.ts';
+import { Rng, randomArray } from '../../src/engine/random.ts';
+import { compare, useGpu } from '../helpers/gpu.ts';
+
+const gpu = useGpu();
+
+// f32 dot products of hd terms, exp/log with a few ulp of relative error (WGSL allows 3 + 2|x| ulp for
+// exp) and softmax sums over up to ~100 keys: errors stay around 1e-6 of the output scale; 2e-5 is
+// well above that yet far below what a wrong mask entry or a missing key tile does (≥ 1e-2).
+const FORWARD_TOLERANCE = 2e-5;
+// Backward adds the cancellation in dS = P·(dP − Δ) and sums over up to T·n_head terms (MQA dK/dV).
+const BACKWARD_TOLERANCE = 1e-4;
+
+interface Run {
+  out: Float32Array;
+  lse: Float32Array;
+  dqkv: Float32Array;
+}
+
+/** Forward and backward on the adapter; outputs start as NaN so unwritten elements show. */
+async function runAttention(
+  ctx: GpuContext,
+  qkv: Float32Array,
+  dOut: Float32Array,
+  mask: AttentionMask,
+  shape: AttentionKernelShape,
+  headGroups = 1,
+): Promise<Run> {
+  const D = shape.nHead * shape.headDim;
+  const nan = (n: number): Float32Array => new Float32Array(n).fill(NaN);
+  const partialsBytes = attentionPartialsBytes(shape, headGroups);
+  const buffers = await Promise.all([
+    ctx.storageFrom('qkv', qkv),
+    uploadAttentionMask(ctx, mask),
+    ctx.storageFrom('out', nan(shape.T * D)),
+    ctx.storageFrom('lse', nan(shape.T * shape.nHead)),
+    ctx.storageFrom('dOut', dOut),
+    ctx.storageFrom('dqkv', nan(qkv.length)),
+    ctx.storageFrom('partials', nan(Math.max(1, partialsBytes / 4))),
+  ]);
+  const [bq, bm, bo, bl, bd, bg, bp] = buffers;
+  const fwd = await attentionForward(ctx, bq, bm, bo, bl, shape);
+  const bwd = await attentionBackward(ctx, bq, bm, bo, bd, bl, bg, shape, { headGroups, partials: bp });
+  expect(bwd.length).toBe(headGroups > 1 ? 3 : 2);
+  await ctx.run([fwd, ...bwd]);
+  const run = { out: await ctx.readF32(bo), lse: await ctx.readF32(bl), dqkv: await ctx.readF32(bg) };
+  for (const b of buffers) b.destroy();
+  return run;
+}
+
+/** Every element written (buffers started as NaN) and close to the float64 reference. */
+function expectMatchesReference(
+  got: Run,
+  qkv: Float32Array,
+  dOut: Float32Array,
+  mask: AttentionMask,
+  shape: AttentionKernelShape,
+): void {
+  for (const [name, values] of Object.entries(got)) {
+    const bad = values.findIndex((v: number) => !Number.isFinite(v));
+    expect(bad, `${name}[${bad}] is not finite`).toBe(-1);
+  }
+  const ref = attentionForwardRef(qkv, mask, shape);
+  expect(compare(got.out, ref.out).maxRel).toBeLessThan(FORWARD_TOLERANCE);
+  expect(compare(got.lse, ref.lse).maxRel).toBeLessThan(FORWARD_TOLERANCE);
+  const dRef = attentionBackwardRef(qkv, dOut, mask, shape);
+  expect(compare(got.dqkv, dRef).maxRel).toBeLessThan(BACKWARD_TOLERANCE);
+}
+
+interface Case {
+  name: string;
+  nHead: number;
+  headDim: number;
+  multiQuery: boolean;
+  packLength: number;
+  packs: number[][];
+  mode: AttentionMode;
+  /** Range of the random q, k, v values (larger: sharper softmax). */
+  scale?: number;
+}
+
+const cases: Case[] = [
+  {
+    // Segments straddling the 16-token tiles, length-1 segments, a segment filling a whole pack.
+    name: 'MQA hd=8, packed, straddling and length-1 segments',
+    nHead: 4,
+    headDim: 8,
+    multiQuery: true,
+    packLength: 40,
+    packs: [[1, 17, 5, 1, 16], [40]],
+    mode: 'packed',
+  },
+  {
+    name: 'MHA hd=5, packed, three packs with padding',
+    nHead: 3,
+    headDim: 5,
+    multiQuery: false,
+    packLength: 23,
+    packs: [[7, 9], [1, 1, 1, 20], [23]],
+    mode: 'packed',
+  },
+  {
+    name: 'MQA hd=12, paper mode, padding at the end of a pack',
+    nHead: 2,
+    headDim: 12,
+    multiQuery: true,
+    packLength: 37,
+    packs: [[10, 15], [37]],
+    mode: 'paper',
+    scale: 2,
+  },
+  {
+    name: 'MHA hd=64, packed, padding at the end',
+    nHead: 2,
+    headDim: 64,
+    multiQuery: false,
+    packLength: 70,
+    packs: [[33, 1, 30]],
+    mode: 'packed',
+  },
+  {
+    name: 'MQA hd=128, packed, sharp softmax',
+    nHead: 3,
+    headDim: 128,
+    multiQuery: true,
+    packLength: 48,
+    packs: [[20, 28]],
+    mode: 'packed',
+    scale: 3,
+  },
+  {
+    name: 'MHA hd=130, paper mode',
+    nHead: 1,
+    headDim: 130,
+    multiQuery: false,
+    packLength: 19,
+    packs: [[5, 6], [19]],
+    mode: 'paper',
+  },
+  {
+    name: 'MQA hd=256 (the largest supported), paper mode',
+    nHead: 2,
+    headDim: 256,
+    multiQuery: true,
+    packLength: 21,
+    packs: [[5, 7]],
+    mode: 'paper',
+  },
+  {
+    name: 'MQA hd=20, a single token',
+    nHead: 2,
+    headDim: 20,
+    multiQuery: true,
+    packLength: 1,
+    packs: [[1]],
+    mode: 'packed',
+  },
+];
+
+describe('attention (f32, flash-style, packed masks) on the real adapter', () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const ctx = gpu();
+      const mask = buildAttentionMask(segmentIdsFromLengths(c.packs, c.packLength), c.packLength, c.mode);
+      const shape: AttentionKernelShape = {
+        T: mask.T,
+        nHead: c.nHead,
+        headDim: c.headDim,
+        multiQuery: c.multiQuery,
+      };
+      const rng = new Rng(mask.T * 7919 + c.headDim * 31 + c.nHead);
+      const qkv = randomArray(rng, mask.T * qkvWidth(shape), c.scale ?? 1);
+      const dOut = randomArray(rng, mask.T * c.nHead * c.headDim);
+      const got = await runAttention(ctx, qkv, dOut, mask, shape);
+      expectMatchesReference(got, qkv, dOut, mask, shape);
+      // Padding tokens: exactly zero output and gradient (not just small).
+      const width = qkvWidth(shape);
+      const D = c.nHead * c.headDim;
+      for (let t = 0; t < mask.T; t++) {
+        if (mask.segment[t] !== -1) continue;
+        expect(got.out.subarray(t * D, (t + 1) * D).every((v) => v === 0)).toBe(true);
+        expect(got.dqkv.subarray(t * width, (t + 1) * width).every((v) => v === 0)).toBe(true);
+        expect(got.lse.subarray(t * c.nHead, (t + 1) * c.nHead).every((v) => v === 0)).toBe(true);
+      }
+    });
+  }
+
+  it('random packings (both modes, both layouts, hd 1..40) match the reference', async () => {
+    const ctx = gpu();
+    const rng = new Rng(2024);
+    for (let trial = 0; trial < 16; trial++) {
+      const packLength = 1 + rng.int(50);
+      const packs = Array.from({ length: 1 + rng.int(3) }, () => {
+        const lengths: number[] = [];
+        let used = 0;
+        // Mostly short functions, sometimes one long one; leave padding at the end half the time.
+        while (used < packLength) {
+          const len = 1 + rng.int(rng.next() < 0.3 ? packLength : 6);
+          if (used + len > packLength || (lengths.length > 0 && rng.next() < 0.1)) break;
+          lengths.push(len);
+          used += len;
+        }
+        return lengths.length > 0 ? lengths : [packLength];
+      });
+      const mode: AttentionMode = rng.next() < 0.5 ? 'packed' : 'paper';
+      const mask = buildAttentionMask(segmentIdsFromLengths(packs, packLength), packLength, mode);
+      const shape: AttentionKernelShape = {
+        T: mask.T,
+        nHead: 1 + rng.int(3),
+        headDim: 1 + rng.int(40),
+        multiQuery: rng.next() < 0.5,
+      };
+      const qkv = randomArray(rng, mask.T * qkvWidth(shape), 2);
+      const dOut = randomArray(rng, mask.T * shape.nHead * shape.headDim);
+      const got = await runAttention(ctx, qkv, dOut, mask, shape);
+      try {
+        expectMatchesReference(got, qkv, dOut, mask, shape);
+      } catch (error) {
+        throw new Error(`trial ${trial}: ${JSON.stringify({ packLength, packs, mode, shape })}`, {
+          cause: error,
+        });
+      }
+    }
+  });
+
+  it('padding rows may hold anything (NaN): real rows and zero padding outputs are unaffected', async () => {
+    const ctx = gpu();
+    const L = 29;
+    const mask = buildAttentionMask(segmentIdsFromLengths([[3, 11, 1], [20]], L), L, 'paper');
+    for (const multiQuery of [true, false]) {
+      const shape: AttentionKernelShape = { T: 2 * L, nHead: 3, headDim: 10, multiQuery };
+      const width = qkvWidth(shape);
+      const rng = new Rng(multiQuery ? 21 : 22);
+      const qkv = randomArray(rng, shape.T * width);
+      const dOut = randomArray(rng, shape.T * 30);
+      for (let t = 0; t < shape.T; t++) {
+        if (mask.segment[t] !== -1) continue;
+        qkv.fill(NaN, t * width, (t + 1) * width);
+        dOut.fill(NaN, t * 30, (t + 1) * 30);
+      }
+      const got = await runAttention(ctx, qkv, dOut, mask, shape, multiQuery ? 3 : 1);
+      expectMatchesReference(got, qkv, dOut, mask, shape);
+    }
+  });
+
+  it('query tiles never read key tiles outside their range (and key tiles never read other queries)', async () => {
+    // One pack is a single function full of NaN, on whole tiles; the other pack must come out exactly
+    // as if alone. A pass that visited the NaN pack's tiles from the clean one would pick up 0·NaN = NaN:
+    // with the NaN pack first that checks the key ranges of query tiles (forward, dQ) and the lower end
+    // of the dK/dV query ranges; with it last, the upper end of the dK/dV query ranges.
+    const ctx = gpu();
+    const L = 32;
+    const alone = buildAttentionMask(segmentIdsFromLengths([[5, 27]], L), L, 'packed');
+    for (const nanFirst of [true, false]) {
+      const mask = buildAttentionMask(
+        segmentIdsFromLengths(nanFirst ? [[32], [5, 27]] : [[5, 27], [32]], L),
+        L,
+        'packed',
+      );
+      const nanPack = nanFirst ? 0 : 1;
+      const clean = 1 - nanPack;
+      for (const multiQuery of [true, false]) {
+        const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 6, multiQuery };
+        const width = qkvWidth(shape);
+        const D = 12;
+        const rng = new Rng(multiQuery ? 31 : 32);
+        const qkv = randomArray(rng, shape.T * width);
+        const dOut = randomArray(rng, shape.T * D);
+        qkv.fill(NaN, nanPack * L * width, (nanPack + 1) * L * width);
+        dOut.fill(NaN, nanPack * L * D, (nanPack + 1) * L * D);
+        const got = await runAttention(ctx, qkv, dOut, mask, shape);
+        const rows = (a: Float32Array, n: number): Float32Array =>
+          a.slice(clean * L * n, (clean + 1) * L * n);
+        const second: Run = { out: rows(got.out, D), lse: rows(got.lse, 2), dqkv: rows(got.dqkv, width) };
+        expectMatchesReference(second, rows(qkv, width), rows(dOut, D), alone, { ...shape, T: L });
+      }
+    }
+  });
+
+  it('works for any mask: sliding-window key_start and a loose query_end bound', async () => {
+    const ctx = gpu();
+    const T = 45;
+    const window = 7;
+    const segment = new Int32Array(T);
+    segment.fill(-1, 40);
+    const mask: AttentionMask = {
+      T,
+      segment,
+      keyStart: Int32Array.from({ length: T }, (_, t) => Math.max(0, t - window + 1)),
+      queryEnd: new Int32Array(T).fill(T), // an upper bound is enough
+    };
+    for (const multiQuery of [true, false]) {
+      const shape: AttentionKernelShape = { T, nHead: 2, headDim: 9, multiQuery };
+      const rng = new Rng(multiQuery ? 5 : 6);
+      const qkv = randomArray(rng, T * qkvWidth(shape), 2);
+      const dOut = randomArray(rng, T * 18);
+      expectMatchesReference(await runAttention(ctx, qkv, dOut, mask, shape), qkv, dOut, mask, shape);
+    }
+  });
+
+  it('backward is deterministic (multi-query dK/dV summed without atomics), with and without head groups', async () => {
+    const ctx = gpu();
+    const mask = buildAttentionMask(segmentIdsFromLengths([[30, 3, 14]], 50), 50, 'packed');
+    const shape: AttentionKernelShape = { T: 50, nHead: 6, headDim: 16, multiQuery: true };
+    const rng = new Rng(9);
+    const qkv = randomArray(rng, 50 * qkvWidth(shape));
+    const dOut = randomArray(rng, 50 * 96);
+    // 4 groups of 6 heads: uneven groups (1, 2, 1, 2 heads).
+    for (const groups of [1, 4]) {
+      const a = await runAttention(ctx, qkv, dOut, mask, shape, groups);
+      const b = await runAttention(ctx, qkv, dOut, mask, shape, groups);
+      expect(Array.from(b.dqkv)).toEqual(Array.from(a.dqkv));
+      expectMatchesReference(a, qkv, dOut, mask, shape);
+    }
+  });
+
+  it('multi-query head groups (dK/dV partials + ordered reduce) match the reference', async () => {
+    const ctx = gpu();
+    const L = 41;
+    const mask = buildAttentionMask(segmentIdsFromLengths([[17, 1, 9], [41]], L), L, 'packed');
+    const shape: AttentionKernelShape = { T: 2 * L, nHead: 5, headDim: 24, multiQuery: true };
+    const rng = new Rng(12);
+    const qkv = randomArray(rng, shape.T * qkvWidth(shape), 2);
+    const dOut = randomArray(rng, shape.T * 5 * 24);
+    for (const groups of [2, 3, 5]) {
+      expectMatchesReference(await runAttention(ctx, qkv, dOut, mask, shape, groups), qkv, dOut, mask, shape);
+    }
+    expect(suggestHeadGroups(shape, 1024)).toBe(5);
+    expect(suggestHeadGroups(shape, 12)).toBe(2); // 6 key tiles
+    expect(suggestHeadGroups({ ...shape, multiQuery: false })).toBe(1);
+    const small = await ctx.storage('small', 16);
+    const dummy = await ctx.storage('dummy', 16);
+    await expect(
+      attentionBackward(ctx, dummy, dummy, dummy, dummy, dummy, dummy, shape, {
+        headGroups: 2,
+        partials: small,
+      }),
+    ).rejects.toThrow(/partials workspace of 31488 bytes/);
+    await expect(
+      attentionBackward(ctx, dummy, dummy, dummy, dummy, dummy, dummy, shape, { headGroups: 6 }),
+    ).rejects.toThrow(/headGroups/);
+    small.destroy();
+    dummy.destroy();
+  });
+
+  it('prepared dispatches follow a new mask written into the same buffer', async () => {
+    const ctx = gpu();
+    const L = 33;
+    const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 7, multiQuery: false };
+    const first = buildAttentionMask(segmentIdsFromLengths([[33], [4, 20]], L), L, 'packed');
+    const second = buildAttentionMask(
+      segmentIdsFromLengths(
+        [
+          [2, 2, 2],
+          [30, 3],
+        ],
+        L,
+      ),
+      L,
+      'paper',
+    );
+    const rng = new Rng(11);
+    const qkv = randomArray(rng, shape.T * qkvWidth(shape));
+    const dOut = randomArray(rng, shape.T * 14);
+    const [bq, bo, bl, bd, bg] = await Promise.all([
+      ctx.storageFrom('qkv', qkv),
+      ctx.storage('out', shape.T * 14 * 4),
+      ctx.storage('lse', shape.T * 2 * 4),
+      ctx.storageFrom('dOut', dOut),
+      ctx.storage('dqkv', qkv.byteLength),
+    ]);
+    const bm = await uploadAttentionMask(ctx, first);
+    const step = [
+      await attentionForward(ctx, bq, bm, bo, bl, shape),
+      ...(await attentionBackward(ctx, bq, bm, bo, bd, bl, bg, shape)),
+    ];
+    for (const mask of [first, second]) {
+      writeAttentionMask(ctx, bm, mask);
+      await ctx.run(step);
+      const got = { out: await ctx.readF32(bo), lse: await ctx.readF32(bl), dqkv: await ctx.readF32(bg) };
+      expectMatchesReference(got, qkv, dOut, mask, shape);
+    }
+    for (const b of [bq, bo, bl, bd, bg, bm]) b.destroy();
+  });
+
+  it('rejects shapes the kernels cannot run', async () => {
+    const ctx = gpu();
+    const buf = await ctx.storage('x', 16);
+    const shape = { T: 4, nHead: 1, headDim: 257, multiQuery: true };
+    await expect(attentionForward(ctx, buf, buf, buf, buf, shape)).rejects.toThrow(/head_dim 257/);
+    await expect(attentionForward(ctx, buf, buf, buf, buf, { ...shape, headDim: 0 })).rejects.toThrow(
+      /headDim/,
+    );
+    buf.destroy();
+  });
+});
