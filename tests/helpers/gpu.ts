@@ -30,7 +30,9 @@ export function compare(actual: ArrayLike<number>, expected: ArrayLike<number>):
   let worstIndex = -1;
   for (let i = 0; i < expected.length; i++) {
     const diff = Math.abs(actual[i] - expected[i]);
-    if (!(diff <= maxAbs)) {
+    // A NaN anywhere fails the comparison outright (a later finite diff must not hide it).
+    if (Number.isNaN(diff)) return { maxAbs: NaN, maxRel: NaN, worstIndex: i };
+    if (diff > maxAbs) {
       maxAbs = diff;
       worstIndex = i;
     }
