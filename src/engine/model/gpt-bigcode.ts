@@ -1,0 +1,862 @@
+/**
+ * GPT-BigCode on the GPU: parameters uploaded from a name → array map (Hugging Face names), and a
+ * `TrainStep` that prepares every dispatch of a step once for a batch shape (bind groups cached) and
+ * encodes forward, loss and backward into one command encoder per step. Loss, logits and gradients are
+ * read back only when asked.
+ *
+ * Layers come from the kernel modules: embedding, layernorm, linear (f32/f16/q8_0/q4_0 weights), bias,
+ * LoRA (+ dropout), packed attention, gelu, add, the losses of kernels/loss.ts, and the optimizer of
+ * model/optimizer.ts. All activations of the forward are kept (one set per block) for the backward.
+ */
+import type { Dispatch, GpuContext } from '../gpu/index.ts';
+import { add, fill } from '../kernels/add.ts';
+import {
+  attentionBackward,
+  attentionPartialsBytes,
+  suggestHeadGroups,
+  type AttentionKernelShape,
+  attentionForward,
+  buildAttentionMask,
+  validateAttentionMask,
+} from '../kernels/attention.ts';
+import { biasBackward, biasForward } from '../kernels/bias.ts';
+import {
+  embeddingBackward,
+  embeddingForward,
+  validateIds,
+  type EmbeddingBackward,
+} from '../kernels/embedding.ts';
+import { geluBackwardInPlace, geluForward, geluKind } from '../kernels/gelu.ts';
+import { layerNormBackward, layerNormBackwardParams, layerNormForward } from '../kernels/layernorm.ts';
+import { linearBackwardInput, linearForward, uploadWeight, type LinearWeight } from '../kernels/linear.ts';
+import { prepareLora, type PreparedLora } from '../kernels/lora.ts';
+import { ClsHead, NtpHead } from '../kernels/loss.ts';
+import { matmul } from '../kernels/matmul.ts';
+import { encodeWeight, type WeightFormat } from '../quant.ts';
+import { maskBufferData } from '../reference/attention.ts';
+import type { PackedBatch } from '../reference/gptbigcode.ts';
+import { ntpTargets, type AttentionMode, type FocalOptions } from '../reference/loss.ts';
+import { GpuValidationError, LimitExceededError } from '../errors.ts';
+import {
+  ConfigError,
+  LORA_TARGETS,
+  baseParamSpecs,
+  blockPrefix,
+  checkParams,
+  linearShape,
+  loraParamSpecs,
+  resolveConfig,
+  trainableSpecs,
+  type GptBigCodeConfig,
+  type LoraConfig,
+  type LoraTarget,
+  type ParamSpec,
+  type ResolvedConfig,
+  type Trainable,
+} from './config.ts';
+
+export type Objective = 'cls' | 'ntp';
+
+export interface GpuModelOptions {
+  config: GptBigCodeConfig;
+  lora: LoraConfig | null;
+  mode: AttentionMode;
+  objective: Objective;
+  trainable: Trainable;
+  /** Storage format of the four block linears (frozen base weights); f32 for full finetuning. */
+  weightFormat?: WeightFormat;
+  /** Seed of the LoRA dropout masks. */
+  seed?: number;
+}
+
+interface Param {
+  spec: ParamSpec;
+  buffer: GPUBuffer;
+  grad: GPUBuffer | null;
+}
+
+/** The model's parameters on the GPU: base weights, LoRA adapters and the score head. */
+export class GptBigCodeGpu {
+  readonly c: ResolvedConfig;
+  readonly weightFormat: WeightFormat;
+  /** Names of the parameters that get gradients, in a fixed order (LoRA, score; or everything). */
+  readonly trainableNames: string[];
+  private readonly params = new Map<string, Param>();
+  private readonly linears = new Map<string, LinearWeight>();
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly options: GpuModelOptions,
+  ) {
+    this.c = resolveConfig(options.config);
+    this.weightFormat = options.weightFormat ?? 'f32';
+    const withScore = options.objective === 'cls';
+    this.trainableNames = trainableSpecs(options.config, options.lora, options.trainable, withScore).map(
+      (s) => s.name,
+    );
+  }
+
+  /**
+   * Uploads `values` (every base parameter, LoRA tensors when `lora`, score.weight for 'cls').
+   * `encoded` may supply block linears already in `weightFormat` (e.g. q8_0 bytes straight from a
+   * GGUF file, layout of quant.ts); those names may then be absent from `values`.
+   */
+  static async create(
+    ctx: GpuContext,
+    options: GpuModelOptions,
+    values: ReadonlyMap<string, ArrayLike<number>>,
+    encoded: ReadonlyMap<string, Uint8Array> = new Map(),
+  ): Promise<GptBigCodeGpu> {
+    const model = new GptBigCodeGpu(ctx, options);
+    try {
+      await model.upload(values, encoded);
+    } catch (error) {
+      model.destroy();
+      throw error;
+    }
+    return model;
+  }
+
+  private async upload(
+    values: ReadonlyMap<string, ArrayLike<number>>,
+    encoded: ReadonlyMap<string, Uint8Array>,
+  ): Promise<void> {
+    const { ctx, options } = this;
+    if (options.trainable === 'all' && this.weightFormat !== 'f32') {
+      throw new ConfigError(
+        `Full finetuning needs f32 weights (got ${this.weightFormat}).`,
+        'Train LoRA adapters on quantized weights, or load f32 weights for full finetuning.',
+      );
+    }
+    const withScore = options.objective === 'cls';
+    const specs = [
+      ...baseParamSpecs(options.config, withScore),
+      ...(options.lora ? loraParamSpecs(options.config, options.lora) : []),
+    ];
+    for (const name of encoded.keys()) {
+      const spec = specs.find((s) => s.name === name);
+      if (!spec || spec.kind !== 'linear-weight') {
+        throw new ConfigError(`Encoded weight ${name} is not a block linear weight of this model.`);
+      }
+    }
+    checkParams(
+      specs.filter((s) => !encoded.has(s.name)),
+      values,
+    );
+    const trainable = new Set(this.trainableNames);
+    for (const spec of specs) {
+      const isLinear = spec.kind === 'linear-weight';
+      const bytes = encoded.get(spec.name);
+      const data = values.get(spec.name);
+      let buffer: GPUBuffer;
+      if (isLinear && (bytes || this.weightFormat !== 'f32')) {
+        const [rows, cols] = spec.shape;
+        const w = await uploadWeight(
+          ctx,
+          spec.name,
+          this.weightFormat,
+          rows,
+          cols,
+          bytes ?? encodeWeight(this.weightFormat, rows, cols, data!),
+        );
+        buffer = w.buffer as GPUBuffer;
+        this.linears.set(spec.name, w);
+      } else {
+        buffer = await ctx.storageFrom(spec.name, Float32Array.from(data!));
+        if (isLinear)
+          this.linears.set(spec.name, { format: 'f32', rows: spec.shape[0], cols: spec.shape[1], buffer });
+      }
+      // Registered at once so destroy() frees it if a later upload fails.
+      this.params.set(spec.name, { spec, buffer, grad: null });
+      if (trainable.has(spec.name)) {
+        this.params.get(spec.name)!.grad = await ctx.storage(`grad:${spec.name}`, count(spec) * 4);
+      }
+    }
+  }
+
+  has(name: string): boolean {
+    return this.params.has(name);
+  }
+
+  buffer(name: string): GPUBuffer {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`model: no parameter ${name}`);
+    return p.buffer;
+  }
+
+  grad(name: string): GPUBuffer {
+    const g = this.params.get(name)?.grad;
+    if (!g) throw new Error(`model: ${name} is not trainable`);
+    return g;
+  }
+
+  shape(name: string): number[] {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`model: no parameter ${name}`);
+    return p.spec.shape;
+  }
+
+  linear(layer: number, target: LoraTarget): LinearWeight {
+    return this.linears.get(`${blockPrefix(layer)}.${target}.weight`)!;
+  }
+
+  /** A parameter's current values (f32 parameters only; quantized linears are not read back). */
+  async readParam(name: string): Promise<Float32Array> {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`model: no parameter ${name}`);
+    if (p.spec.kind === 'linear-weight' && this.weightFormat !== 'f32') {
+      throw new Error(`model: ${name} is stored as ${this.weightFormat}`);
+    }
+    return this.ctx.readF32(p.buffer, count(p.spec));
+  }
+
+  async readGrad(name: string): Promise<Float32Array> {
+    const p = this.params.get(name);
+    if (!p?.grad) throw new Error(`model: ${name} is not trainable`);
+    return this.ctx.readF32(p.grad, count(p.spec));
+  }
+
+  /** Overwrites a parameter (f32 parameters only). */
+  writeParam(name: string, data: ArrayLike<number>): void {
+    const p = this.params.get(name);
+    if (!p || (p.spec.kind === 'linear-weight' && this.weightFormat !== 'f32')) {
+      throw new Error(`model: cannot write ${name}`);
+    }
+    if (data.length !== count(p.spec)) throw new Error(`model: ${name} needs ${count(p.spec)} values`);
+    this.ctx.write(p.buffer, Float32Array.from(data));
+  }
+
+  /** Bytes of the parameter buffers (base weights in their format, LoRA, head). */
+  get paramBytes(): number {
+    let bytes = 0;
+    for (const p of this.params.values()) bytes += p.buffer.size;
+    return bytes;
+  }
+
+  /** Bytes of the gradient buffers. */
+  get gradBytes(): number {
+    let bytes = 0;
+    for (const p of this.params.values()) bytes += p.grad?.size ?? 0;
+    return bytes;
+  }
+
+  /** Trainable parameters with their gradient buffers, in `trainableNames` order. */
+  trainables(): { name: string; param: GPUBuffer; grad: GPUBuffer; size: number }[] {
+    return this.trainableNames.map((name) => {
+      const p = this.params.get(name)!;
+      return { name, param: p.buffer, grad: p.grad!, size: count(p.spec) };
+    });
+  }
+
+  destroy(): void {
+    for (const p of this.params.values()) {
+      p.buffer.destroy();
+      p.grad?.destroy();
+    }
+    this.params.clear();
+  }
+}
+
+const count = (spec: ParamSpec): number => spec.shape.reduce((a, b) => a * b, 1);
+
+/** Head groups of the multi-query dK/dV pass: 'auto' → suggestHeadGroups, clamped to [1, n_head]. */
+export function resolveHeadGroups(groups: number | 'auto', shape: AttentionKernelShape): number {
+  if (!shape.multiQuery) return 1;
+  if (groups === 'auto') return suggestHeadGroups(shape);
+  if (!Number.isInteger(groups) || groups < 1 || groups > shape.nHead) {
+    throw new ConfigError(`attentionHeadGroups must be an integer in [1, ${shape.nHead}] (got ${groups}).`);
+  }
+  return groups;
+}
+
+export interface StepShape {
+  packs: number;
+  packLength: number;
+  /**
+   * Gradient checkpointing: keep only each block's input; the backward re-runs a block's forward
+   * (into one shared set of activation buffers) right before its backward. Same results, less memory.
+   */
+  recompute?: boolean;
+  /**
+   * Multi-query attention backward: query-head groups per key tile for dK/dV (kernels/attention.ts),
+   * with a [groups, T, 2·head_dim] workspace. 'auto' (default) uses suggestHeadGroups.
+   */
+  attentionHeadGroups?: number | 'auto';
+  /** Most functions per step (cls). */
+  maxFunctions?: number;
+}
+
+interface BlockBuffers {
+  x: GPUBuffer; // block input [T, D]
+  ln1: GPUBuffer;
+  ln1Mean: GPUBuffer;
+  ln1Rstd: GPUBuffer;
+  qkv: GPUBuffer;
+  attn: GPUBuffer;
+  lse: GPUBuffer;
+  mid: GPUBuffer;
+  ln2: GPUBuffer;
+  ln2Mean: GPUBuffer;
+  ln2Rstd: GPUBuffer;
+  pre: GPUBuffer;
+  act: GPUBuffer;
+}
+
+/**
+ * One training step for a fixed batch shape: every dispatch prepared once; `setBatch` writes the
+ * step's tokens, masks and labels; `run` encodes forward, loss and backward (and the optimizer when
+ * given) into one command buffer.
+ */
+export class TrainStep {
+  readonly T: number;
+  readonly forwardDispatches: Dispatch[] = [];
+  readonly lossDispatches: Dispatch[] = [];
+  readonly backwardDispatches: Dispatch[] = [];
+  /** Final hidden states [T, D]. */
+  hidden!: GPUBuffer;
+  private cls: ClsHead | null = null;
+  private ntp: NtpHead | null = null;
+  private ids!: GPUBuffer;
+  private pos!: GPUBuffer;
+  private mask!: GPUBuffer;
+  private embBackward: EmbeddingBackward | null = null;
+  private loras: PreparedLora[] = [];
+  private readonly owned: GPUBuffer[] = [];
+  /** Training-mode dispatches (LoRA dropout) and what replaces them in evaluation. */
+  private readonly evalSubstitutes = new Map<Dispatch, Dispatch[]>();
+  private evalForward: Dispatch[] | null = null;
+  private stepCounter = 0;
+
+  private constructor(
+    readonly model: GptBigCodeGpu,
+    readonly shape: Required<StepShape>,
+  ) {
+    this.T = shape.packs * shape.packLength;
+  }
+
+  static async create(model: GptBigCodeGpu, shape: StepShape): Promise<TrainStep> {
+    const { packs, packLength } = shape;
+    if (!Number.isInteger(packs) || packs < 1 || !Number.isInteger(packLength) || packLength < 1) {
+      throw new ConfigError(`Batch shape must be whole packs (got ${packs} × ${packLength}).`);
+    }
+    if (packLength > model.c.n_positions) {
+      throw new ConfigError(
+        `Pack length ${packLength} exceeds the model's n_positions ${model.c.n_positions}.`,
+        'Choose a pack length no longer than the model context.',
+      );
+    }
+    // Buffers that kernels bind whole (linear weights are split by the linear kernels themselves).
+    const { c } = model;
+    const T = packs * packLength;
+    const limit = model.ctx.adapter.limits.maxStorageBufferBindingSize;
+    const whole: [string, number][] = [
+      ['The token embedding table (f32)', c.vocab_size * c.n_embd * 4],
+      [`The MLP activations of ${T} tokens`, T * c.n_inner * 4],
+      [`The qkv activations of ${T} tokens`, T * c.qkvDim * 4],
+    ];
+    if (model.options.objective === 'ntp')
+      whole.push([`The next-token logits of ${T} tokens`, T * c.vocab_size * 4]);
+    for (const [what, bytes] of whole) {
+      if (bytes > limit) throw new LimitExceededError(what, bytes, limit, 'maxStorageBufferBindingSize');
+    }
+    const step = new TrainStep(model, {
+      packs,
+      packLength,
+      maxFunctions: shape.maxFunctions ?? packs * 8,
+      recompute: shape.recompute ?? false,
+      attentionHeadGroups: shape.attentionHeadGroups ?? 'auto',
+    });
+    const { device } = model.ctx;
+    device.pushErrorScope('validation');
+    let failure: unknown;
+    try {
+      await step.prepare();
+    } catch (error) {
+      failure = error;
+    }
+    const validation = await device.popErrorScope();
+    if (failure || validation) {
+      step.destroy();
+      if (failure) throw failure;
+      throw new GpuValidationError('TrainStep.create', validation!.message);
+    }
+    return step;
+  }
+
+  private async buf(label: string, floats: number): Promise<GPUBuffer> {
+    const b = await this.model.ctx.storage(label, Math.max(1, floats) * 4);
+    this.owned.push(b);
+    return b;
+  }
+
+  /** Bytes of the storage buffers of this step: activations, scratch, batch inputs and the head. */
+  get activationBytes(): number {
+    const head = this.cls?.bytes ?? this.ntp?.bytes ?? 0;
+    return this.owned.reduce((a, b) => a + b.size, head);
+  }
+
+  private async prepare(): Promise<void> {
+    const { model } = this;
+    const { ctx, c, options } = model;
+    const T = this.T;
+    const D = c.n_embd;
+    const H = c.n_head;
+    const Q = c.qkvDim;
+    const I = c.n_inner;
+    const eps = c.layer_norm_epsilon;
+    const all = options.trainable === 'all';
+    const lora = options.lora;
+    const kind = geluKind(c.activation_function);
+    const attnShape = { T, nHead: H, headDim: c.headDim, multiQuery: c.multi_query };
+    const fwd = this.forwardDispatches;
+    const bwd: Dispatch[] = [];
+
+    this.ids = await this.buf('ids', T);
+    this.pos = await this.buf('pos', T);
+    this.mask = await this.buf('mask', 4 * T);
+
+    const blocks: BlockBuffers[] = [];
+    const recompute = this.shape.recompute;
+    let shared: Omit<BlockBuffers, 'x'> | null = null;
+    for (let l = 0; l < c.n_layer; l++) {
+      // With recompute, every block writes its activations into the same buffers (rebuilt in backward).
+      const tag = recompute ? 'block' : `h${l}`;
+      const activations: Omit<BlockBuffers, 'x'> = shared ?? {
+        ln1: await this.buf(`${tag}.ln1`, T * D),
+        ln1Mean: await this.buf(`${tag}.ln1.mean`, T),
+        ln1Rstd: await this.buf(`${tag}.ln1.rstd`, T),
+        qkv: await this.buf(`${tag}.qkv`, T * Q),
+        attn: await this.buf(`${tag}.attn`, T * D),
+        lse: await this.buf(`${tag}.lse`, T * H),
+        mid: await this.buf(`${tag}.mid`, T * D),
+        ln2: await this.buf(`${tag}.ln2`, T * D),
+        ln2Mean: await this.buf(`${tag}.ln2.mean`, T),
+        ln2Rstd: await this.buf(`${tag}.ln2.rstd`, T),
+        pre: await this.buf(`${tag}.pre`, T * I),
+        act: await this.buf(`${tag}.act`, T * I),
+      };
+      if (recompute) shared = activations;
+      blocks.push({ x: await this.buf(`h${l}.x`, T * D), ...activations });
+    }
+    const xOut = await this.buf('x.final', T * D);
+    const lnfMean = await this.buf('ln_f.mean', T);
+    const lnfRstd = await this.buf('ln_f.rstd', T);
+    this.hidden = await this.buf('hidden', T * D);
+
+    // Backward scratch, shared by the blocks.
+    const dX = await this.buf('dX', T * D);
+    const dHidden = await this.buf('dHidden', T * D);
+    const dAct = await this.buf('dAct', T * I);
+    const dQkv = await this.buf('dQkv', T * Q);
+    const dAttn = await this.buf('dAttn', T * D);
+    const dLn = await this.buf('dLn', T * D);
+    const r = lora?.r ?? 1;
+    const dh = await this.buf('lora.dh', T * r);
+    const headGroups = resolveHeadGroups(this.shape.attentionHeadGroups, attnShape);
+    const partialsBytes = attentionPartialsBytes(attnShape, headGroups);
+    const partials = partialsBytes > 0 ? await this.buf('attention.partials', partialsBytes / 4) : null;
+    const dropout = lora?.dropout ?? 0;
+    const dxDrop = dropout > 0 ? await this.buf('lora.dxDrop', T * Math.max(D, I)) : null;
+
+    const p = (name: string) => model.buffer(name);
+    const g = (name: string) => model.grad(name);
+    const tokens = { T, C: D, V: c.vocab_size, P: c.n_positions };
+    const loraScratch = new Map<string, { h: GPUBuffer; xDrop: GPUBuffer | undefined }>();
+
+    // Forward: embeddings.
+    const x0 = blocks.length > 0 ? blocks[0].x : xOut;
+    fwd.push(
+      await embeddingForward(
+        ctx,
+        {
+          ids: this.ids,
+          pos: this.pos,
+          wte: p('transformer.wte.weight'),
+          wpe: p('transformer.wpe.weight'),
+          x: x0,
+        },
+        tokens,
+      ),
+    );
+
+    /** y = x·Wᵀ + b (+ LoRA); backward dispatches returned separately (run in reverse block order). */
+    const linearLayer = async (
+      l: number,
+      target: LoraTarget,
+      x: GPUBuffer,
+      y: GPUBuffer,
+      dy: GPUBuffer,
+      dx: GPUBuffer,
+    ): Promise<{ forward: Dispatch[]; backward: Dispatch[] }> => {
+      const [out, inp] = linearShape(c, target);
+      const name = `${blockPrefix(l)}.${target}`;
+      const weight = model.linear(l, target);
+      const forward = [...(await linearForward(ctx, x, weight, y, T))];
+      forward.push(await biasForward(ctx, y, p(`${name}.bias`), { T, C: out }));
+      const backward = [...(await linearBackwardInput(ctx, dy, weight, dx, T))];
+      if (lora && lora.targets.includes(target)) {
+        const site = recompute ? `block.${target}` : name;
+        let scratch = loraScratch.get(site);
+        if (!scratch) {
+          scratch = {
+            h: await this.buf(`${site}.lora.h`, T * r),
+            xDrop: dropout > 0 ? await this.buf(`${site}.lora.xDrop`, T * inp) : undefined,
+          };
+          loraScratch.set(site, scratch);
+        }
+        const { h, xDrop } = scratch;
+        const prepared = await prepareLora(
+          ctx,
+          {
+            x,
+            a: p(`${name}.lora_A.weight`),
+            b: p(`${name}.lora_B.weight`),
+            y,
+            h,
+            xDrop,
+            dy,
+            dx,
+            gradA: g(`${name}.lora_A.weight`),
+            gradB: g(`${name}.lora_B.weight`),
+            dh,
+            dxDrop: dxDrop ?? undefined,
+          },
+          { T, inFeatures: inp, outFeatures: out, rank: lora.r, alpha: lora.alpha, dropout },
+          { seed: options.seed ?? 0, site: l * LORA_TARGETS.length + LORA_TARGETS.indexOf(target) },
+        );
+        this.loras.push(prepared);
+        forward.push(...prepared.forward);
+        if (dropout > 0) {
+          // Evaluation runs the branch without dropout: the same matmuls on x instead of drop(x).
+          const evalBranch = await prepareLora(
+            ctx,
+            { x, a: p(`${name}.lora_A.weight`), b: p(`${name}.lora_B.weight`), y, h },
+            { T, inFeatures: inp, outFeatures: out, rank: lora.r, alpha: lora.alpha, dropout: 0 },
+            { seed: options.seed ?? 0, site: 0 },
+          );
+          prepared.forward.forEach((d, i) => this.evalSubstitutes.set(d, i === 0 ? evalBranch.forward : []));
+        }
+        backward.push(...prepared.backward);
+      }
+      if (all) {
+        backward.push(
+          await matmul(ctx, dy, x, g(`${name}.weight`), {
+            M: out,
+            N: inp,
+            K: T,
+            transA: true,
+            transB: false,
+          }),
+          await biasBackward(ctx, dy, g(`${name}.bias`), { T, C: out }),
+        );
+      }
+      return { forward, backward };
+    };
+
+    const blockForward: Dispatch[][] = [];
+    const blockBackward: Dispatch[][] = [];
+    for (let l = 0; l < c.n_layer; l++) {
+      const b = blocks[l];
+      const bf: Dispatch[] = [];
+      const next = l + 1 < c.n_layer ? blocks[l + 1].x : xOut;
+      const pre = blockPrefix(l);
+      const lnShape = { T, C: D, eps };
+      // Attention half: mid = x + c_proj(attn(c_attn(ln_1(x)))).
+      bf.push(
+        await layerNormForward(
+          ctx,
+          {
+            x: b.x,
+            gamma: p(`${pre}.ln_1.weight`),
+            beta: p(`${pre}.ln_1.bias`),
+            y: b.ln1,
+            mean: b.ln1Mean,
+            rstd: b.ln1Rstd,
+          },
+          lnShape,
+        ),
+      );
+      const cAttn = await linearLayer(l, 'attn.c_attn', b.ln1, b.qkv, dQkv, dLn);
+      bf.push(...cAttn.forward);
+      bf.push(await attentionForward(ctx, b.qkv, this.mask, b.attn, b.lse, attnShape));
+      const attnProj = await linearLayer(l, 'attn.c_proj', b.attn, b.mid, dX, dAttn);
+      bf.push(...attnProj.forward);
+      bf.push(await add(ctx, b.mid, b.x, T * D));
+      // MLP half: next = mid + c_proj(gelu(c_fc(ln_2(mid)))).
+      bf.push(
+        await layerNormForward(
+          ctx,
+          {
+            x: b.mid,
+            gamma: p(`${pre}.ln_2.weight`),
+            beta: p(`${pre}.ln_2.bias`),
+            y: b.ln2,
+            mean: b.ln2Mean,
+            rstd: b.ln2Rstd,
+          },
+          lnShape,
+        ),
+      );
+      const cFc = await linearLayer(l, 'mlp.c_fc', b.ln2, b.pre, dAct, dLn);
+      bf.push(...cFc.forward);
+      bf.push(await geluForward(ctx, b.pre, b.act, T * I, kind));
+      const mlpProj = await linearLayer(l, 'mlp.c_proj', b.act, next, dX, dAct);
+      bf.push(...mlpProj.forward);
+      bf.push(await add(ctx, next, b.mid, T * D));
+      fwd.push(...bf);
+      blockForward.push(bf);
+
+      // Backward of the block, dX holding d(next) on entry and d(x) on exit.
+      const back: Dispatch[] = [];
+      back.push(...mlpProj.backward); // dAct = dX·W (+ LoRA)
+      back.push(await geluBackwardInPlace(ctx, b.pre, dAct, T * I, kind)); // dAct → d(pre)
+      back.push(...cFc.backward); // dLn = d(pre)·W_fc
+      back.push(
+        await layerNormBackward(
+          ctx,
+          { x: b.mid, gamma: p(`${pre}.ln_2.weight`), mean: b.ln2Mean, rstd: b.ln2Rstd, dy: dLn, dx: dX },
+          lnShape,
+          { accumulate: true },
+        ),
+      );
+      if (all) {
+        back.push(
+          await layerNormBackwardParams(
+            ctx,
+            {
+              x: b.mid,
+              mean: b.ln2Mean,
+              rstd: b.ln2Rstd,
+              dy: dLn,
+              dgamma: g(`${pre}.ln_2.weight`),
+              dbeta: g(`${pre}.ln_2.bias`),
+            },
+            lnShape,
+          ),
+        );
+      }
+      back.push(...attnProj.backward); // dAttn = dX·W_proj
+      back.push(
+        ...(await attentionBackward(ctx, b.qkv, this.mask, b.attn, dAttn, b.lse, dQkv, attnShape, {
+          headGroups,
+          partials: partials ?? undefined,
+        })),
+      );
+      back.push(...cAttn.backward); // dLn = dQkv·W_attn
+      back.push(
+        await layerNormBackward(
+          ctx,
+          { x: b.x, gamma: p(`${pre}.ln_1.weight`), mean: b.ln1Mean, rstd: b.ln1Rstd, dy: dLn, dx: dX },
+          lnShape,
+          { accumulate: true },
+        ),
+      );
+      if (all) {
+        back.push(
+          await layerNormBackwardParams(
+            ctx,
+            {
+              x: b.x,
+              mean: b.ln1Mean,
+              rstd: b.ln1Rstd,
+              dy: dLn,
+              dgamma: g(`${pre}.ln_1.weight`),
+              dbeta: g(`${pre}.ln_1.bias`),
+            },
+            lnShape,
+          ),
+        );
+      }
+      blockBackward.push(back);
+    }
+
+    // Final norm and head.
+    const lnfShape = { T, C: D, eps };
+    fwd.push(
+      await layerNormForward(
+        ctx,
+        {
+          x: xOut,
+          gamma: p('transformer.ln_f.weight'),
+          beta: p('transformer.ln_f.bias'),
+          y: this.hidden,
+          mean: lnfMean,
+          rstd: lnfRstd,
+        },
+        lnfShape,
+      ),
+    );
+    if (all) {
+      bwd.push(await fill(ctx, g('transformer.wte.weight'), c.vocab_size * D));
+      bwd.push(await fill(ctx, g('transformer.wpe.weight'), c.n_positions * D));
+    }
+    if (options.objective === 'cls') {
+      const trainScore = model.trainableNames.includes('score.weight');
+      this.cls = await ClsHead.create(
+        ctx,
+        { T, D, F: this.shape.maxFunctions },
+        {
+          hidden: this.hidden,
+          score: p('score.weight'),
+          dhidden: dHidden,
+          dscore: trainScore ? g('score.weight') : undefined,
+        },
+      );
+      fwd.push(...this.cls.forward);
+      this.lossDispatches.push(...this.cls.lossDispatches);
+      bwd.push(...this.cls.backward);
+    } else {
+      this.ntp = await NtpHead.create(
+        ctx,
+        { T, D, V: c.vocab_size },
+        {
+          hidden: this.hidden,
+          wte: p('transformer.wte.weight'),
+          dhidden: dHidden,
+          dwte: all ? g('transformer.wte.weight') : undefined,
+          accumulateWte: true,
+        },
+      );
+      fwd.push(...this.ntp.forward);
+      this.lossDispatches.push(...this.ntp.lossDispatches);
+      bwd.push(...this.ntp.backward);
+    }
+    bwd.push(
+      await layerNormBackward(
+        ctx,
+        { x: xOut, gamma: p('transformer.ln_f.weight'), mean: lnfMean, rstd: lnfRstd, dy: dHidden, dx: dX },
+        lnfShape,
+      ),
+    );
+    if (all) {
+      bwd.push(
+        await layerNormBackwardParams(
+          ctx,
+          {
+            x: xOut,
+            mean: lnfMean,
+            rstd: lnfRstd,
+            dy: dHidden,
+            dgamma: g('transformer.ln_f.weight'),
+            dbeta: g('transformer.ln_f.bias'),
+          },
+          lnfShape,
+        ),
+      );
+    }
+    for (let l = c.n_layer - 1; l >= 0; l--) {
+      if (recompute) bwd.push(...blockForward[l]);
+      bwd.push(...blockBackward[l]);
+    }
+    if (all) {
+      this.embBackward = await embeddingBackward(
+        ctx,
+        { dx: dX, dwte: g('transformer.wte.weight'), dwpe: g('transformer.wpe.weight') },
+        tokens,
+      );
+      bwd.push(...this.embBackward.dispatches);
+    }
+    this.backwardDispatches.push(...bwd);
+  }
+
+  /** Writes the step's batch: tokens, positions, the attention mask and the loss targets. */
+  setBatch(batch: PackedBatch): void {
+    const { packs, packLength } = this.shape;
+    const { c, ctx, options } = this.model;
+    if (batch.inputIds.length !== packs || batch.inputIds.some((row) => row.length !== packLength)) {
+      throw new ConfigError(`This step was prepared for ${packs} packs of ${packLength} tokens.`);
+    }
+    const ids = Int32Array.from(batch.inputIds.flat());
+    const pos = Int32Array.from(batch.positionIds.flat());
+    const seg = Int32Array.from(batch.segmentIds.flat());
+    if (pos.length !== this.T || seg.length !== this.T) {
+      throw new ConfigError('position_ids and segment_ids must have the shape of input_ids.');
+    }
+    validateIds(ids, c.vocab_size, 'token id');
+    validateIds(pos, c.n_positions, 'position id');
+    const mask = buildAttentionMask(seg, packLength, options.mode);
+    validateAttentionMask(mask);
+    ctx.write(this.ids, ids);
+    ctx.write(this.pos, pos);
+    ctx.write(this.mask, maskBufferData(mask));
+    this.embBackward?.setTokens(ids, pos);
+    if (this.cls) {
+      this.cls.setFunctions(
+        batch.functions.map((f) => {
+          if (f.pack < 0 || f.pack >= packs || f.last < 0 || f.last >= packLength) {
+            throw new ConfigError(`Function at pack ${f.pack}, token ${f.last} is outside the batch.`);
+          }
+          if (seg[f.pack * packLength + f.last] === -1) {
+            throw new ConfigError(`Function at pack ${f.pack} ends on token ${f.last}, which is padding.`);
+          }
+          return { row: f.pack * packLength + f.last, label: f.label, weight: f.weight };
+        }),
+      );
+    }
+    this.ntp?.setTargets(ntpTargets(ids, seg, packLength, options.mode));
+  }
+
+  /** Focal loss γ and α (cls); changes the next step without rebuilding anything. */
+  setFocal(focal: FocalOptions): void {
+    if (!this.cls) throw new Error('setFocal: the next-token objective has no focal loss');
+    this.cls.setFocal(focal);
+  }
+
+  /** The forward in evaluation mode (no LoRA dropout); the same as `forwardDispatches` without dropout. */
+  get evalForwardDispatches(): Dispatch[] {
+    this.evalForward ??= this.forwardDispatches.flatMap((d) => this.evalSubstitutes.get(d) ?? [d]);
+    return this.evalForward;
+  }
+
+  /** Forward and loss only, in evaluation mode (no dropout); read the loss or logits afterwards. */
+  async evaluate(): Promise<void> {
+    await this.model.ctx.run([...this.evalForwardDispatches, ...this.lossDispatches]);
+  }
+
+  /**
+   * One step: forward, loss, backward and then `after` (e.g. the optimizer's dispatches), encoded in
+   * one command buffer and submitted; resolves when the GPU has finished.
+   */
+  async run(after: readonly Dispatch[] = []): Promise<void> {
+    for (const l of this.loras) l.setStep(this.stepCounter);
+    this.stepCounter++;
+    await this.model.ctx.run([
+      ...this.forwardDispatches,
+      ...this.lossDispatches,
+      ...this.backwardDispatches,
+      ...after,
+    ]);
+  }
+
+  get lossBuffer(): GPUBuffer {
+    return (this.cls?.loss ?? this.ntp?.loss)!;
+  }
+
+  async readLoss(): Promise<number> {
+    return (await this.model.ctx.readF32(this.lossBuffer, 1))[0];
+  }
+
+  /** cls: logits [F, 2] of the batch's functions (valid after a forward). */
+  async readClsLogits(): Promise<Float32Array> {
+    if (!this.cls) throw new Error('readClsLogits: objective is ntp');
+    return this.model.ctx.readF32(this.cls.logits, this.cls.functionCount * 2);
+  }
+
+  /** ntp: the [T, V] logits buffer (holds dlogits after the loss has run). */
+  get ntpLogits(): GPUBuffer {
+    if (!this.ntp) throw new Error('ntpLogits: objective is cls');
+    return this.ntp.logits;
+  }
+
+  async readHidden(): Promise<Float32Array> {
+    return this.model.ctx.readF32(this.hidden, this.T * this.model.c.n_embd);
+  }
+
+  destroy(): void {
+    this.cls?.destroy();
+    this.ntp?.destroy();
+    this.embBackward?.destroy();
+    for (const b of this.owned) b.destroy();
+    this.owned.length = 0;
+  }
+}
