@@ -1,29 +1,7 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatBytes, VulnLabError } from '../engine/errors.ts';
+import { formatBytes } from '../engine/errors.ts';
+import { parseFlags, type Command } from './flags.ts';
 import { createNodeContext } from '../engine/gpu/node.ts';
-
-export interface Command {
-  name: string;
-  summary: string;
-  help(): string;
-  run(args: string[]): Promise<void>;
-}
-
-/** A wrong flag or argument: the message names it, the hint shows what is accepted. */
-export class UsageError extends VulnLabError {
-  constructor(message: string, hint: string) {
-    super('bad-input', message, hint);
-  }
-}
-
-/** node:util parseArgs with its errors turned into UsageError. */
-export function parseFlags<T extends ParseArgsConfig['options']>(args: string[], options: T, help: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message, help);
-  }
-}
+import { train } from './train.ts';
 
 const info: Command = {
   name: 'info',
@@ -53,4 +31,4 @@ const info: Command = {
   },
 };
 
-export const COMMANDS: Record<string, Command> = { info };
+export const COMMANDS: Record<string, Command> = { info, train };

@@ -3,7 +3,8 @@
  * Exit codes: 0 success, 1 failure while running, 2 usage error (bad flag, config or input file).
  */
 import { VulnLabError } from '../engine/errors.ts';
-import { COMMANDS, UsageError, type Command } from './commands.ts';
+import { COMMANDS } from './commands.ts';
+import { UsageError, type Command } from './flags.ts';
 
 function printHelp(): void {
   console.log('Usage: npm run vulnlab -- <command> [options]\n\nCommands:');

@@ -1,7 +1,9 @@
 import type {
+  EngineEvent,
   EngineRequest,
   EngineResponses,
   RequestMessage,
+  RequestType,
   ResponseMessage,
   SerializedError,
 } from './protocol.ts';
@@ -14,7 +16,7 @@ export class EngineError extends Error {
   }
 }
 
-/** Talks to the engine worker with typed request/response pairs. */
+/** Talks to the engine worker: typed request/response pairs plus a stream of events. */
 export class EngineClient {
   private readonly worker: Worker;
   private nextId = 1;
@@ -22,6 +24,7 @@ export class EngineClient {
     number,
     { resolve: (value: never) => void; reject: (error: Error) => void }
   >();
+  private readonly listeners = new Set<(event: EngineEvent) => void>();
 
   constructor() {
     this.worker = new Worker(new URL('./engine.worker.ts', import.meta.url), {
@@ -30,6 +33,10 @@ export class EngineClient {
     });
     this.worker.onmessage = (event: MessageEvent<ResponseMessage>) => {
       const message = event.data;
+      if ('event' in message) {
+        for (const listener of this.listeners) listener(message.event);
+        return;
+      }
       const waiter = this.pending.get(message.id);
       if (!waiter) return;
       this.pending.delete(message.id);
@@ -47,13 +54,17 @@ export class EngineClient {
     };
   }
 
-  request<T extends EngineRequest['type']>(
-    request: Extract<EngineRequest, { type: T }>,
-  ): Promise<EngineResponses[T]> {
+  request<T extends RequestType>(request: Extract<EngineRequest, { type: T }>): Promise<EngineResponses[T]> {
     const id = this.nextId++;
     return new Promise<EngineResponses[T]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: never) => void, reject });
-      this.worker.postMessage({ ...request, id } satisfies RequestMessage);
+      this.worker.postMessage({ ...request, id } as RequestMessage);
     });
+  }
+
+  /** Subscribes to progress and run events; returns the unsubscribe function. */
+  onEvent(listener: (event: EngineEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 }

@@ -1,0 +1,25 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { VulnLabError } from '../engine/errors.ts';
+
+export interface Command {
+  name: string;
+  summary: string;
+  help(): string;
+  run(args: string[]): Promise<void>;
+}
+
+/** A wrong flag or argument: the message names it, the hint shows what is accepted. */
+export class UsageError extends VulnLabError {
+  constructor(message: string, hint: string) {
+    super('bad-input', message, hint);
+  }
+}
+
+/** node:util parseArgs with its errors turned into UsageError. */
+export function parseFlags<T extends ParseArgsConfig['options']>(args: string[], options: T, help: string) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message, help);
+  }
+}

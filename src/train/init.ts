@@ -1,0 +1,32 @@
+/**
+ * Initial values of the trainable tensors a pretrained checkpoint does not have, as PEFT and
+ * transformers initialise them: LoRA A ~ kaiming-uniform(a = √5) = U(±1/√in), LoRA B = 0 (so the
+ * adapted model starts equal to the base model), and the score head ~ N(0, 0.02).
+ */
+import { loraParamSpecs, type GptBigCodeConfig, type LoraConfig } from '../engine/model/config.ts';
+import { Rng } from '../engine/random.ts';
+
+export function initialTrainables(
+  config: GptBigCodeConfig,
+  lora: LoraConfig | null,
+  withScore: boolean,
+  seed: number,
+): Map<string, Float32Array> {
+  const rng = new Rng(seed ^ 0x5eed1e55);
+  const values = new Map<string, Float32Array>();
+  for (const spec of lora ? loraParamSpecs(config, lora) : []) {
+    const [rows, cols] = spec.shape;
+    const data = new Float32Array(rows * cols);
+    if (spec.name.endsWith('lora_A.weight')) {
+      const bound = 1 / Math.sqrt(cols);
+      for (let i = 0; i < data.length; i++) data[i] = (rng.next() * 2 - 1) * bound;
+    }
+    values.set(spec.name, data);
+  }
+  if (withScore) {
+    const score = new Float32Array(2 * config.n_embd);
+    for (let i = 0; i < score.length; i++) score[i] = 0.02 * rng.normal();
+    values.set('score.weight', score);
+  }
+  return values;
+}

@@ -1,0 +1,100 @@
+/**
+ * From files to a run's inputs, shared by the worker and the CLI: the model's weights and tokenizer
+ * through src/io, the dataset through src/data (splits, normalization, tokenization with truncation).
+ */
+import type { GptBigCodeConfig } from '../engine/model/config.ts';
+import { decodeWeight } from '../engine/quant.ts';
+import { assignSplits, type SplitResult } from '../data/splits.ts';
+import { tokenizeRecords, type TokenizeStats } from '../data/tokenize.ts';
+import type { DataRecord, SplitName } from '../data/types.ts';
+import type { ModelFiles } from '../io/files.ts';
+import { loadModel, type LoadedModel } from '../io/load.ts';
+import type { ProgressCallback } from '../io/progress.ts';
+import type { CodeTokenizer } from '../io/tokenizer.ts';
+import type { RunConfig } from './config.ts';
+import { RunError, type RunData, type RunExample, type RunModel } from './run.ts';
+
+export interface PreparedModel {
+  model: RunModel;
+  tokenizer: CodeTokenizer;
+  loaded: LoadedModel;
+}
+
+/**
+ * Loads a checkpoint as f32 values for GptBigCodeGpu (which quantizes the block linears itself on
+ * upload). Peak CPU memory is the whole model in f32: fine for small models.
+ */
+export async function loadRunModel(
+  files: ModelFiles,
+  name: string,
+  onProgress?: ProgressCallback,
+): Promise<PreparedModel> {
+  const weights = new Map<string, Float32Array>();
+  const loaded = await loadModel(files, {
+    weightFormat: 'f32',
+    formatFor: () => 'f32',
+    onProgress,
+    sink: async (tensorName, shape, format, bytes) => {
+      const cols = shape[shape.length - 1] ?? 1;
+      const rows = shape.length > 1 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : 1;
+      weights.set(tensorName, decodeWeight(format, rows, cols, bytes));
+    },
+  });
+  if (!loaded.tokenizer) {
+    throw new RunError(
+      `${name} has no tokenizer.json.`,
+      'Pick a model folder or repository with tokenizer.json.',
+    );
+  }
+  const tokenizer = loaded.tokenizer;
+  const separatorId = tokenizer.eosId ?? loaded.config.eos_token_id;
+  if (separatorId === undefined || separatorId === null) {
+    throw new RunError(
+      `${name} names no end-of-sequence token.`,
+      'Packing needs an EOS token to separate functions.',
+    );
+  }
+  const config: GptBigCodeConfig = loaded.config;
+  return { model: { name, config, weights, separatorId, padId: tokenizer.padId }, tokenizer, loaded };
+}
+
+export interface PreparedData {
+  data: RunData;
+  splits: SplitResult;
+  tokenize: TokenizeStats;
+}
+
+/**
+ * Splits (the records' split field when present, else seeded stratified), normalizes and tokenizes.
+ * Functions longer than the pack are truncated or dropped by `config.truncation`.
+ */
+export function prepareRunData(
+  records: readonly DataRecord[],
+  tokenizer: Pick<CodeTokenizer, 'encode'>,
+  config: RunConfig,
+  packLength: number,
+  onProgress?: (done: number, total: number) => void,
+): PreparedData {
+  const splits = assignSplits(records, { strategy: 'auto', seed: config.seed });
+  const { examples, stats } = tokenizeRecords(records, tokenizer, {
+    maxTokens: packLength - 1,
+    truncation:
+      config.truncation === 'head' ? 'keep-head' : config.truncation === 'tail' ? 'keep-tail' : 'drop',
+    normalize: config.normalize,
+    onProgress,
+  });
+  const data: RunData = { train: [], validation: [], test: [] };
+  for (const example of examples) {
+    const record = records[example.exampleIndex];
+    const split: SplitName = splits.assignment[example.exampleIndex];
+    const item: RunExample = {
+      tokens: example.tokens,
+      label: example.label,
+      weight: example.weight,
+      cwe: record.cwe,
+      exampleIndex: example.exampleIndex,
+    };
+    data[split].push(item);
+  }
+  return { data, splits, tokenize: stats };
+}

@@ -1,0 +1,443 @@
+/**
+ * A training run: model + data + config, one code path for the browser worker and the Node CLI.
+ * Each optimizer step is one command buffer (forward, loss, backward, clip, AdamW); the loss and the
+ * gradient norm are the only values read back per step. Settings changed mid-run take effect at the
+ * next step and are recorded with that step.
+ */
+import { VulnLabError } from '../engine/errors.ts';
+import type { GpuContext } from '../engine/gpu/index.ts';
+import { baseParamSpecs, type GptBigCodeConfig, type LoraConfig } from '../engine/model/config.ts';
+import { GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
+import { ModelOptimizer } from '../engine/model/optimizer.ts';
+import type { PackedBatch } from '../engine/reference/gptbigcode.ts';
+import { makeBatches, type Batch, type BatchExample } from '../data/batching.ts';
+import { withField, type RunConfig } from './config.ts';
+import { chooseThreshold, evaluateScores, type EvalMetrics, type ScoredExample } from './evaluate.ts';
+import { initialTrainables } from './init.ts';
+import { learningRate } from './schedule.ts';
+
+export interface RunModel {
+  /** "demo", a Hub id or a folder: recorded in exports. */
+  name: string;
+  config: GptBigCodeConfig;
+  /** Base weights by Hugging Face name (f32 values). */
+  weights: ReadonlyMap<string, ArrayLike<number>>;
+  /** Token that separates packed functions (EOS). */
+  separatorId: number;
+  padId: number;
+}
+
+export interface RunExample {
+  tokens: Int32Array;
+  label: 0 | 1;
+  weight: number;
+  cwe?: string;
+  exampleIndex: number;
+}
+
+export interface RunData {
+  train: RunExample[];
+  validation: RunExample[];
+  test: RunExample[];
+}
+
+export type EvalSplit = 'validation' | 'test';
+
+export type RunEvent =
+  | {
+      type: 'started';
+      totalSteps: number;
+      stepsPerEpoch: number;
+      trainFunctions: number;
+      wastedShare: number;
+    }
+  | {
+      type: 'step';
+      step: number;
+      epoch: number;
+      loss: number;
+      lr: number;
+      gradNorm: number;
+      tokensPerSecond: number;
+      examplesPerSecond: number;
+      gpuBytes: number;
+      elapsedMs: number;
+    }
+  | { type: 'eval'; step: number; epoch: number; split: EvalSplit; metrics: EvalMetrics; threshold: number }
+  | { type: 'change'; step: number; path: string; value: unknown }
+  | { type: 'warning'; step: number; message: string }
+  | { type: 'state'; step: number; state: RunState; reason?: string };
+
+export type RunState = 'running' | 'paused' | 'stopped' | 'finished';
+
+export interface RunResult {
+  steps: number;
+  bestStep: number;
+  threshold: number;
+  validation: EvalMetrics;
+  test: EvalMetrics;
+  scores: { split: EvalSplit; examples: ScoredExample[] }[];
+  /** Trainable tensors of the best evaluation (by validation ROC AUC). */
+  trainables: Map<string, Float32Array>;
+  throughput: { tokensPerSecond: number; examplesPerSecond: number; trainMs: number };
+  history: { step: number; path: string; value: unknown }[];
+}
+
+/** After this many consecutive non-finite steps the run pauses instead of going on. */
+const MAX_NON_FINITE_STEPS = 3;
+
+export class RunError extends VulnLabError {
+  constructor(message: string, hint: string) {
+    super('bad-input', message, hint);
+  }
+}
+
+export class TrainingRun {
+  private state: RunState = 'running';
+  private wake: (() => void) | undefined;
+  private pending: { path: string; value: unknown }[] = [];
+  private readonly history: RunResult['history'] = [];
+  private step = 0;
+
+  private constructor(
+    private config: RunConfig,
+    private readonly model: GptBigCodeGpu,
+    private readonly trainStep: TrainStep,
+    private readonly optimizer: ModelOptimizer,
+    private readonly source: RunModel,
+    private readonly data: RunData,
+    private readonly emit: (event: RunEvent) => void,
+  ) {}
+
+  static async create(
+    ctx: GpuContext,
+    config: RunConfig,
+    source: RunModel,
+    data: RunData,
+    emit: (event: RunEvent) => void = () => {},
+  ): Promise<TrainingRun> {
+    if (config.objective !== 'cls') {
+      throw new RunError(
+        'The next-token objective is not wired into runs yet.',
+        'Use objective "cls" (the classification head), the paper’s main setting.',
+      );
+    }
+    for (const split of ['train', 'validation'] as const) {
+      const labels = new Set(data[split].map((e) => e.label));
+      if (labels.size < 2) {
+        throw new RunError(
+          `The ${split} split has ${data[split].length === 0 ? 'no functions' : 'one class only'}: ROC AUC is undefined.`,
+          'Use a dataset with vulnerable and non-vulnerable functions in every split, or change the split.',
+        );
+      }
+    }
+    const packLength = Math.min(config.batching.packLength, source.config.n_positions);
+    const lora: LoraConfig | null =
+      config.trainable === 'lora'
+        ? {
+            r: config.lora.r,
+            alpha: config.lora.alpha,
+            dropout: config.lora.dropout,
+            targets: config.lora.targets,
+          }
+        : null;
+    const values = new Map<string, ArrayLike<number>>(source.weights);
+    for (const [name, init] of initialTrainables(source.config, lora, true, config.seed)) {
+      if (!values.has(name)) values.set(name, init);
+    }
+    const model = await GptBigCodeGpu.create(
+      ctx,
+      {
+        config: source.config,
+        lora,
+        mode: config.batching.mode === 'paper' ? 'paper' : 'packed',
+        objective: 'cls',
+        trainable: config.trainable,
+        weightFormat: config.trainable === 'all' ? 'f32' : config.weightFormat,
+        seed: config.seed,
+      },
+      values,
+    );
+    try {
+      const packs = config.batching.packsPerStep;
+      const trainStep = await TrainStep.create(model, {
+        packs,
+        packLength,
+        recompute: config.recompute,
+        maxFunctions: packs * Math.min(config.batching.maxFunctionsPerPack, Math.floor(packLength / 2)),
+      });
+      trainStep.setFocal(focalOf(config));
+      const optimizer = await ModelOptimizer.create(model, {
+        lr: config.optimizer.lr,
+        betas: [config.optimizer.beta1, config.optimizer.beta2],
+        eps: config.optimizer.eps,
+        weight_decay: config.optimizer.weightDecay,
+        max_grad_norm: config.optimizer.maxGradNorm,
+      });
+      return new TrainingRun(config, model, trainStep, optimizer, source, data, emit);
+    } catch (error) {
+      model.destroy();
+      throw error;
+    }
+  }
+
+  /** Shape of a trainable tensor (for exports). */
+  shapeOf(name: string): number[] {
+    return this.model.shape(name);
+  }
+
+  get packLength(): number {
+    return this.trainStep.shape.packLength;
+  }
+
+  /** Pauses before the next step. */
+  pause(): void {
+    if (this.state === 'running') this.setState('paused');
+  }
+
+  resume(): void {
+    if (this.state !== 'paused') return;
+    this.setState('running');
+    this.wake?.();
+  }
+
+  /** Ends the run after the current step; the final evaluation still happens. */
+  stop(): void {
+    if (this.state === 'finished' || this.state === 'stopped') return;
+    this.setState('stopped');
+    this.wake?.();
+  }
+
+  /** Changes a live setting (validated now, applied from the next optimizer step). */
+  update(path: string, value: unknown): void {
+    withField(this.config, path, value);
+    this.pending.push({ path, value });
+  }
+
+  private setState(state: RunState, reason?: string): void {
+    this.state = state;
+    this.emit({ type: 'state', step: this.step, state, reason });
+  }
+
+  private applyPending(): void {
+    for (const { path, value } of this.pending) {
+      this.config = withField(this.config, path, value);
+      if (path.startsWith('loss.')) this.trainStep.setFocal(focalOf(this.config));
+      if (path === 'optimizer.maxGradNorm') this.optimizer.setMaxGradNorm(this.config.optimizer.maxGradNorm);
+      this.history.push({ step: this.step + 1, path, value });
+      this.emit({ type: 'change', step: this.step + 1, path, value });
+    }
+    this.pending = [];
+  }
+
+  private batchesFor(examples: readonly RunExample[], epoch: number, shuffle: boolean): Batch[] {
+    const { batching, seed } = this.config;
+    const batchExamples: BatchExample[] = examples.map((e, i) => ({
+      tokens: e.tokens,
+      label: e.label,
+      weight: e.weight,
+      exampleIndex: i,
+    }));
+    const mode = batching.mode === 'padded' && !shuffle ? 'packed' : batching.mode;
+    return makeBatches(batchExamples, {
+      mode,
+      packLength: this.packLength,
+      separatorId: this.source.separatorId,
+      padId: this.source.padId,
+      seed,
+      epoch,
+      shuffle,
+      maxFunctionsPerPack: batching.maxFunctionsPerPack,
+      rowsPerBatch: this.trainStep.shape.packs,
+      padTo: 'pack-length',
+    }).batches;
+  }
+
+  /** The data layer's batch as the engine's packed batch, padded with empty rows to the step shape. */
+  private toPacked(batch: Batch, examples: readonly RunExample[]): PackedBatch {
+    const { packs, packLength } = this.trainStep.shape;
+    const rows = (source: Int32Array, fill: number) =>
+      Array.from({ length: packs }, (_, r) =>
+        r < batch.rows
+          ? Array.from(source.subarray(r * packLength, (r + 1) * packLength))
+          : new Array(packLength).fill(fill),
+      );
+    const positiveWeight = this.config.loss.positiveWeight;
+    return {
+      inputIds: rows(batch.inputIds, this.source.padId),
+      segmentIds: rows(batch.segmentIds, -1),
+      positionIds: rows(batch.positionIds, 0),
+      functions: batch.functions.map((f) => ({
+        pack: f.pack,
+        last: f.last - f.pack * packLength,
+        label: f.label,
+        weight: examples[f.exampleIndex].weight * (f.label === 1 ? positiveWeight : 1),
+      })),
+    };
+  }
+
+  /** Probability of "vulnerable" for every function of a split (forward only). */
+  async score(examples: readonly RunExample[]): Promise<ScoredExample[]> {
+    const scored: ScoredExample[] = [];
+    for (const batch of this.batchesFor(examples, 0, false)) {
+      this.trainStep.setBatch(this.toPacked(batch, examples));
+      await this.trainStep.evaluate();
+      const logits = await this.trainStep.readClsLogits();
+      batch.functions.forEach((f, i) => {
+        const example = examples[f.exampleIndex];
+        // p(vulnerable) = softmax(logits)[1] = sigmoid(l1 − l0).
+        const score = 1 / (1 + Math.exp(logits[2 * i] - logits[2 * i + 1]));
+        scored.push({ score, label: example.label, cwe: example.cwe, exampleIndex: example.exampleIndex });
+      });
+    }
+    return scored;
+  }
+
+  private async readTrainables(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const name of this.model.trainableNames) out.set(name, await this.model.readParam(name));
+    return out;
+  }
+
+  private async waitWhilePaused(): Promise<void> {
+    while (this.state === 'paused') await new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  async run(): Promise<RunResult> {
+    const { epochs } = this.config;
+    const firstEpoch = this.batchesFor(this.data.train, 0, true);
+    const stepsPerEpoch = firstEpoch.length;
+    const totalSteps = stepsPerEpoch * epochs;
+    const slots = firstEpoch.length * this.trainStep.T;
+    const real = firstEpoch.reduce((sum, b) => sum + b.realTokens, 0);
+    this.emit({
+      type: 'started',
+      totalSteps,
+      stepsPerEpoch,
+      trainFunctions: this.data.train.length,
+      wastedShare: slots ? 1 - real / slots : 0,
+    });
+    this.setState('running');
+    const gpuBytes = this.trainStep.activationBytes + modelBytes(this.model, this.source.config);
+    let best: { step: number; auc: number; trainables: Map<string, Float32Array> } | undefined;
+    let nonFinite = 0;
+    let trainMs = 0;
+    let trainTokens = 0;
+    let trainFunctions = 0;
+    const evaluateValidation = async (epoch: number) => {
+      const scored = await this.score(this.data.validation);
+      const threshold = chooseThreshold(scored);
+      const metrics = evaluateScores(scored, threshold);
+      this.emit({ type: 'eval', step: this.step, epoch, split: 'validation', metrics, threshold });
+      const auc = metrics.rocAuc ?? -Infinity;
+      if (!best || auc > best.auc) best = { step: this.step, auc, trainables: await this.readTrainables() };
+    };
+
+    epochs: for (let epoch = 0; epoch < epochs; epoch++) {
+      const batches = epoch === 0 ? firstEpoch : this.batchesFor(this.data.train, epoch, true);
+      for (const batch of batches) {
+        await this.waitWhilePaused();
+        if (this.state === 'stopped') break epochs;
+        this.applyPending();
+        const lr = learningRate(this.config.schedule, this.config.optimizer.lr, this.step, totalSteps);
+        const start = performance.now();
+        this.trainStep.setBatch(this.toPacked(batch, this.data.train));
+        this.optimizer.nextStep(lr);
+        await this.trainStep.run(this.optimizer.dispatches);
+        const loss = await this.trainStep.readLoss();
+        const { norm, nonFinite: skipped } = await this.optimizer.readGradNorm();
+        const ms = performance.now() - start;
+        this.step++;
+        trainMs += ms;
+        trainTokens += batch.realTokens;
+        trainFunctions += batch.functions.length;
+        if (skipped || !Number.isFinite(loss)) {
+          nonFinite++;
+          this.emit({
+            type: 'warning',
+            step: this.step,
+            message: `Step ${this.step} had a non-finite loss or gradient; its update was skipped.`,
+          });
+          if (nonFinite >= MAX_NON_FINITE_STEPS) {
+            this.setState(
+              'paused',
+              `${nonFinite} steps in a row were non-finite. Lower the learning rate (or raise gradient clipping) and resume.`,
+            );
+          }
+        } else nonFinite = 0;
+        this.emit({
+          type: 'step',
+          step: this.step,
+          epoch,
+          loss,
+          lr,
+          gradNorm: norm,
+          tokensPerSecond: (batch.realTokens / ms) * 1000,
+          examplesPerSecond: (batch.functions.length / ms) * 1000,
+          gpuBytes,
+          elapsedMs: trainMs,
+        });
+        const every = this.config.evalEvery;
+        if (every > 0 && this.step % every === 0) await evaluateValidation(epoch);
+      }
+      if (this.config.evalEvery === 0) await evaluateValidation(epoch);
+    }
+    if (!best || (this.config.evalEvery > 0 && this.step % this.config.evalEvery !== 0)) {
+      await evaluateValidation(epochs - 1);
+    }
+    const chosen = best!;
+    for (const [name, values] of chosen.trainables) this.model.writeParam(name, values);
+    const validation = await this.score(this.data.validation);
+    const threshold = chooseThreshold(validation);
+    const test = await this.score(this.data.test);
+    const result: RunResult = {
+      steps: this.step,
+      bestStep: chosen.step,
+      threshold,
+      validation: evaluateScores(validation, threshold, { intervals: true, seed: this.config.seed }),
+      test: evaluateScores(test, threshold, { intervals: true, seed: this.config.seed }),
+      scores: [
+        { split: 'validation', examples: validation },
+        { split: 'test', examples: test },
+      ],
+      trainables: chosen.trainables,
+      throughput: {
+        tokensPerSecond: trainMs ? (trainTokens / trainMs) * 1000 : 0,
+        examplesPerSecond: trainMs ? (trainFunctions / trainMs) * 1000 : 0,
+        trainMs,
+      },
+      history: this.history,
+    };
+    this.emit({
+      type: 'eval',
+      step: this.step,
+      epoch: epochs - 1,
+      split: 'test',
+      metrics: result.test,
+      threshold,
+    });
+    if (this.state !== 'stopped') this.setState('finished');
+    return result;
+  }
+
+  destroy(): void {
+    this.optimizer.destroy();
+    this.trainStep.destroy();
+    this.model.destroy();
+  }
+}
+
+function focalOf(config: RunConfig) {
+  return config.loss.kind === 'ce'
+    ? { gamma: 0, alpha: config.loss.alpha }
+    : { gamma: config.loss.gamma, alpha: config.loss.alpha };
+}
+
+/** GPU bytes of the model's parameters, gradients and AdamW moments. */
+function modelBytes(model: GptBigCodeGpu, config: GptBigCodeConfig): number {
+  const names = new Set([...baseParamSpecs(config, true).map((s) => s.name), ...model.trainableNames]);
+  let bytes = 0;
+  for (const name of names) if (model.has(name)) bytes += model.buffer(name).size;
+  for (const t of model.trainables()) bytes += 3 * t.size * 4;
+  return bytes;
+}
