@@ -84,17 +84,19 @@ export interface ExportedFile {
   bytes: Uint8Array;
 }
 
+type NoFields = Record<never, never>;
+
 /** Request type → [request fields, response]. */
 export interface EngineApi {
-  probe: [{}, AdapterSummary];
-  selftest: [{}, SelftestResult];
+  probe: [NoFields, AdapterSummary];
+  selftest: [NoFields, SelftestResult];
   loadModel: [{ source: ModelSource }, ModelInfo];
   importData: [{ source: DataSource; fields?: Partial<FieldMapping> }, DatasetInfo];
   startRun: [{ config: RunConfig }, RunSummary];
   controlRun: [{ action: 'pause' | 'resume' | 'stop' }, void];
   updateRun: [{ path: string; value: unknown }, void];
   scan: [{ code: string }, ScanResult];
-  exportAdapter: [{}, ExportedFile[]];
+  exportAdapter: [NoFields, ExportedFile[]];
 }
 
 export type RequestType = keyof EngineApi;
