@@ -6,7 +6,7 @@
  */
 import { VulnLabError } from '../engine/errors.ts';
 import type { GpuContext } from '../engine/gpu/index.ts';
-import { baseParamSpecs, type GptBigCodeConfig, type LoraConfig } from '../engine/model/config.ts';
+import type { GptBigCodeConfig, LoraConfig } from '../engine/model/config.ts';
 import { GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
 import { ModelOptimizer } from '../engine/model/optimizer.ts';
 import type { PackedBatch } from '../engine/reference/gptbigcode.ts';
@@ -318,7 +318,11 @@ export class TrainingRun {
       wastedShare: slots ? 1 - real / slots : 0,
     });
     this.setState('running');
-    const gpuBytes = this.trainStep.activationBytes + modelBytes(this.model, this.source.config);
+    const gpuBytes =
+      this.trainStep.activationBytes +
+      this.model.paramBytes +
+      this.model.gradBytes +
+      this.optimizer.momentBytes;
     let best: { step: number; auc: number; trainables: Map<string, Float32Array> } | undefined;
     let nonFinite = 0;
     let trainMs = 0;
@@ -431,13 +435,4 @@ function focalOf(config: RunConfig) {
   return config.loss.kind === 'ce'
     ? { gamma: 0, alpha: config.loss.alpha }
     : { gamma: config.loss.gamma, alpha: config.loss.alpha };
-}
-
-/** GPU bytes of the model's parameters, gradients and AdamW moments. */
-function modelBytes(model: GptBigCodeGpu, config: GptBigCodeConfig): number {
-  const names = new Set([...baseParamSpecs(config, true).map((s) => s.name), ...model.trainableNames]);
-  let bytes = 0;
-  for (const name of names) if (model.has(name)) bytes += model.buffer(name).size;
-  for (const t of model.trainables()) bytes += 3 * t.size * 4;
-  return bytes;
 }
