@@ -2,8 +2,12 @@
  * PEFT-format adapter export: `adapter_config.json` + `adapter_model.safetensors` with the key names
  * Python's peft writes for GPTBigCodeForSequenceClassification, so `PeftModel.from_pretrained` loads it.
  */
-import { writeSafetensors, type SafetensorsWriteEntry } from '../io/safetensors.ts';
+import { toF32 } from '../io/convert.ts';
+import { readSafetensorsHeader, writeSafetensors, type SafetensorsWriteEntry } from '../io/safetensors.ts';
+import { MemoryByteSource } from '../io/source.ts';
+import { readTensorBytes } from '../io/tensors.ts';
 import type { RunConfig } from './config.ts';
+import { RunError } from './run.ts';
 
 export interface ExportedFile {
   name: string;
@@ -47,4 +51,58 @@ export function exportPeftAdapter(
     },
     { name: 'adapter_model.safetensors', bytes: writeSafetensors(entries, { format: 'pt' }) },
   ];
+}
+
+export interface ImportedAdapter {
+  config: { r: number; alpha: number; dropout: number; targets: string[]; baseModel: string };
+  /** Engine names (the PEFT prefix removed) → values. */
+  tensors: Map<string, Float32Array>;
+}
+
+/**
+ * Reads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors), as exported here or
+ * by Python's peft for GPT-BigCode, for evaluation and scanning.
+ */
+export async function importPeftAdapter(
+  configJson: string,
+  safetensors: Uint8Array,
+): Promise<ImportedAdapter> {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(configJson) as Record<string, unknown>;
+  } catch (error) {
+    throw new RunError(
+      `adapter_config.json is not JSON: ${(error as Error).message}`,
+      'Pick a PEFT adapter folder.',
+    );
+  }
+  if (raw.peft_type !== 'LORA') {
+    throw new RunError(
+      `The adapter's peft_type is ${JSON.stringify(raw.peft_type)}, not "LORA".`,
+      'Only LoRA adapters can be imported.',
+    );
+  }
+  const header = await readSafetensorsHeader(new MemoryByteSource(safetensors, 'adapter_model.safetensors'));
+  const tensors = new Map<string, Float32Array>();
+  for (const entry of header.tensors) {
+    if (!entry.name.startsWith(PEFT_PREFIX)) {
+      throw new RunError(
+        `Unexpected tensor ${entry.name} in the adapter.`,
+        `PEFT adapter keys start with "${PEFT_PREFIX}".`,
+      );
+    }
+    const [rows, cols] = entry.shape.length === 2 ? entry.shape : [1, entry.shape[0] ?? 1];
+    const bytes = await readTensorBytes(entry);
+    tensors.set(entry.name.slice(PEFT_PREFIX.length), toF32(entry.dtype, bytes, rows, cols));
+  }
+  return {
+    config: {
+      r: Number(raw.r),
+      alpha: Number(raw.lora_alpha),
+      dropout: Number(raw.lora_dropout ?? 0),
+      targets: (raw.target_modules as string[]) ?? [],
+      baseModel: String(raw.base_model_name_or_path ?? ''),
+    },
+    tensors,
+  };
 }
