@@ -58,8 +58,7 @@ describe('vulnlab CLI', () => {
       'public/demo/java-vulns.jsonl',
       '--out',
       '/tmp/x',
-      '--lr',
-      '-3',
+      '--lr=-3',
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/optimizer\.lr: got -3, expected a number in \(0, 1\]/);
