@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matmul } from '../../src/engine/kernels/matmul.ts';
+import { matmul, matmulVec4 } from '../../src/engine/kernels/matmul.ts';
 import { matmulRef } from '../../src/engine/reference/matmul.ts';
 import { Rng, randomArray } from '../../src/engine/random.ts';
 import { compare, useGpu } from '../helpers/gpu.ts';
@@ -17,6 +17,12 @@ const shapes: [number, number, number][] = [
   [65, 63, 17],
   [3, 130, 7],
   [129, 5, 200],
+  // The vec4 entry point (contiguous dimensions multiples of 4) at edges: M, N past a 32-tile and not
+  // multiples of it, K not a multiple of 4 where only M and N are contiguous (Aᵀ·B), 4-wide minimums.
+  [36, 68, 44],
+  [12, 20, 37],
+  [4, 4, 4],
+  [100, 8, 132],
 ];
 
 describe('matmul (f32, tiled) on the real adapter', () => {
@@ -52,6 +58,45 @@ describe('matmul (f32, tiled) on the real adapter', () => {
         for (const buffer of [bufA, bufB, bufC]) buffer.destroy();
       });
     }
+  }
+
+  it('picks the vec4 entry point exactly when the contiguous dimensions are multiples of 4', () => {
+    expect(matmulVec4({ M: 3, N: 5, K: 8 })).toBe(true); // A [M,K], B [N,K]: K
+    expect(matmulVec4({ M: 3, N: 5, K: 8, transB: false })).toBe(false); // B [K,N]: N
+    expect(matmulVec4({ M: 4, N: 8, K: 7, transA: true, transB: false })).toBe(true);
+    expect(matmulVec4({ M: 4, N: 8, K: 7, transA: true, transB: true })).toBe(false);
+  });
+
+  for (const transB of [true, false]) {
+    it(`operands bound at offsets (vec4 and scalar entry points) transB=${transB}`, async () => {
+      const ctx = gpu();
+      const align = ctx.device.limits.minStorageBufferOffsetAlignment;
+      for (const [M, N, K] of [
+        [9, 12, 16],
+        [9, 13, 15],
+      ]) {
+        const rng = new Rng(M + N + K);
+        const a = randomArray(rng, M * K);
+        const b = randomArray(rng, K * N);
+        // Each operand after `align` bytes of NaN in a bigger buffer.
+        const padded = async (label: string, data: Float32Array) => {
+          const buffer = await ctx.storage(label, align + data.length * 4 + 64);
+          ctx.write(buffer, new Float32Array(buffer.size / 4).fill(NaN));
+          ctx.write(buffer, data, align);
+          return { buffer, offset: align, size: data.length * 4 };
+        };
+        const [bindA, bindB, bindC] = await Promise.all([
+          padded('A', a),
+          padded('B', b),
+          padded('C', new Float32Array(M * N).fill(NaN)),
+        ]);
+        await ctx.run([await matmul(ctx, bindA, bindB, bindC, { M, N, K, transB })]);
+        const got = await ctx.readF32(bindC.buffer, M * N, align / 4);
+        const { maxRel } = compare(got, matmulRef(a, b, undefined, M, N, K, { transB }));
+        expect(maxRel).toBeLessThan(TOLERANCE);
+        for (const bind of [bindA, bindB, bindC]) bind.buffer.destroy();
+      }
+    });
   }
 
   it('beta = 0 ignores NaN already in C', async () => {

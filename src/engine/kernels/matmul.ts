@@ -13,7 +13,18 @@ export interface MatmulShape {
   beta?: number;
 }
 
+/** Outputs per workgroup side: 8×8 threads of 8×8 outputs each (shaders/matmul.wgsl). */
 const TILE = 64;
+
+/**
+ * The vec4 entry point needs the contiguous dimension of each operand to be a multiple of 4; binding
+ * offsets are multiples of minStorageBufferOffsetAlignment (a power of two ≥ 32), so rows stay 16-byte
+ * aligned. Anything else runs the scalar entry point (same algorithm).
+ */
+export function matmulVec4(shape: Pick<MatmulShape, 'M' | 'N' | 'K' | 'transA' | 'transB'>): boolean {
+  const { M, N, K, transA = false, transB = true } = shape;
+  return (transA ? M : K) % 4 === 0 && (transB ? K : N) % 4 === 0;
+}
 
 /** Prepares C = alpha·op(A)·op(B) + beta·C (see shaders/matmul.wgsl for layouts). */
 export async function matmul(
@@ -24,7 +35,9 @@ export async function matmul(
   shape: MatmulShape,
 ): Promise<Dispatch> {
   const { M, N, K, transA = false, transB = true, alpha = 1, beta = 0 } = shape;
+  const vec4 = matmulVec4(shape);
   const pipeline = await ctx.pipeline('matmul', {
+    entryPoint: vec4 ? 'main' : 'main_scalar',
     constants: { TRANS_A: Number(transA), TRANS_B: Number(transB) },
   });
   const params = new ArrayBuffer(20);
@@ -32,7 +45,7 @@ export async function matmul(
   new Float32Array(params, 12, 2).set([alpha, beta]);
   const uniform = ctx.uniform('matmul.params', new Uint8Array(params));
   return {
-    label: `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`,
+    label: `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${vec4 ? '' : ' scalar'}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [a, b, c, uniform]),
     workgroups: [ceilDiv(N, TILE), ceilDiv(M, TILE), 1],
