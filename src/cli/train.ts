@@ -5,7 +5,8 @@ import { createNodeContext } from '../engine/gpu/node.ts';
 import { importDataset } from '../data/import.ts';
 import type { DataRecord } from '../data/types.ts';
 import { NodeDirModelFiles } from '../io/node-files.ts';
-import { FIELDS, resolveConfig, type RunConfig } from '../train/config.ts';
+import { configForModel, FIELDS, type RunConfig } from '../train/config.ts';
+import { findPreset } from '../io/presets.ts';
 import { exportPeftAdapter } from '../train/export.ts';
 import { loadRunModel, prepareRunData } from '../train/prepare.ts';
 import { TrainingRun, type RunEvent, type RunResult } from '../train/run.ts';
@@ -13,8 +14,6 @@ import type { EvalMetrics } from '../train/evaluate.ts';
 import { parseFlags, UsageError, type Command } from './flags.ts';
 
 const DEMO_MODEL_DIR = fileURLToPath(new URL('../../public/models/demo/', import.meta.url));
-/** The demo model is tiny: shorter packs than the paper's 2048 and full finetuning are its defaults. */
-const DEMO_DEFAULTS = { batching: { packLength: 256 }, weightFormat: 'f32' } as const;
 
 /** Flags for the main hyperparameters, each mapped onto a run-config field. */
 const FLAG_FIELDS: Record<string, { path: string; type: 'number' | 'string' }> = {
@@ -69,7 +68,7 @@ async function readRecords(file: string, role: string): Promise<DataRecord[]> {
   return result.records;
 }
 
-function buildConfig(values: Record<string, unknown>, fileConfig: unknown, demo: boolean): RunConfig {
+function buildConfig(values: Record<string, unknown>, fileConfig: unknown, model: string): RunConfig {
   const partial = structuredClone((fileConfig ?? {}) as Record<string, unknown>);
   const set = (path: string, value: unknown) => {
     const keys = path.split('.');
@@ -77,11 +76,6 @@ function buildConfig(values: Record<string, unknown>, fileConfig: unknown, demo:
     for (const key of keys.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
     node[keys[keys.length - 1]] = value;
   };
-  if (demo) {
-    const d = partial as { batching?: { packLength?: number }; weightFormat?: string };
-    if (d.batching?.packLength === undefined) set('batching.packLength', DEMO_DEFAULTS.batching.packLength);
-    if (d.weightFormat === undefined) set('weightFormat', DEMO_DEFAULTS.weightFormat);
-  }
   for (const [flag, { path, type }] of Object.entries(FLAG_FIELDS)) {
     const raw = values[flag];
     if (raw === undefined) continue;
@@ -91,7 +85,7 @@ function buildConfig(values: Record<string, unknown>, fileConfig: unknown, demo:
     }
     set(path, value);
   }
-  return resolveConfig(partial);
+  return configForModel(findPreset(model)?.runDefaults, partial);
 }
 
 /** A one-line progress bar on a TTY, plain lines otherwise (CI logs). */
@@ -230,7 +224,7 @@ export const train: Command = {
         );
       }
     }
-    const config = buildConfig(values, fileConfig, demo);
+    const config = buildConfig(values, fileConfig, String(values.model));
     const log: string[] = [];
     const started = performance.now();
 

@@ -21,6 +21,11 @@ export interface ModelPreset {
   /** The demo's file names (a static server cannot list). */
   staticFiles?: string[];
   note?: string;
+  /**
+   * Run-config fields this model needs instead of the paper's defaults (which are tuned for
+   * WizardCoder-15B): e.g. a tiny model wants a higher learning rate. Validated by the trainer.
+   */
+  runDefaults?: Record<string, unknown>;
 }
 
 const common = { layer_norm_epsilon: 1e-5, multi_query: true, bos_token_id: 0, eos_token_id: 0 } as const;
@@ -28,7 +33,7 @@ const common = { layer_norm_epsilon: 1e-5, multi_query: true, bos_token_id: 0, e
 export const PRESETS: readonly ModelPreset[] = [
   {
     id: 'demo',
-    label: 'VulnLab demo (tiny, random weights)',
+    label: 'VulnLab demo (tiny, pretrained on generated Java)',
     gated: false,
     config: {
       ...common,
@@ -37,13 +42,19 @@ export const PRESETS: readonly ModelPreset[] = [
       n_layer: 2,
       n_head: 4,
       n_inner: 256,
-      n_positions: 512,
+      n_positions: 1024,
       activation_function: 'gelu_pytorch_tanh',
       pad_token_id: 2047,
     },
     staticPath: 'models/demo/',
     staticFiles: ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'],
     note: 'Made by scripts/make-demo-model.ts; for trying the lab and for tests, not for real results.',
+    runDefaults: {
+      weightFormat: 'f32',
+      optimizer: { lr: 2e-3 },
+      batching: { packLength: 1024 },
+      epochs: 4,
+    },
   },
   {
     id: 'bigcode/tiny_starcoder_py',

@@ -351,6 +351,31 @@ export function resolveConfig(partial: unknown = {}): RunConfig {
   return config as unknown as RunConfig;
 }
 
+/** Deep merge of plain objects (arrays and values replace), for layering partial configs. */
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object'
+        ? merge(current as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out;
+}
+
+/**
+ * A run config for a model: the paper's defaults, then the model preset's own defaults (a tiny
+ * model needs a higher learning rate than WizardCoder-15B), then what the user set.
+ */
+export function configForModel(
+  modelDefaults: Record<string, unknown> | undefined,
+  partial: unknown = {},
+): RunConfig {
+  if (!partial || typeof partial !== 'object' || Array.isArray(partial)) return resolveConfig(partial);
+  return resolveConfig(merge(modelDefaults ?? {}, partial as Record<string, unknown>));
+}
+
 export function getField(config: RunConfig, path: string): unknown {
   return getPath(config, path);
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, defaultConfig, FIELDS, resolveConfig, withField } from '../../src/train/config.ts';
+import {
+  ConfigError,
+  configForModel,
+  defaultConfig,
+  FIELDS,
+  resolveConfig,
+  withField,
+} from '../../src/train/config.ts';
 import { learningRate } from '../../src/train/schedule.ts';
 
 describe('run config', () => {
@@ -61,6 +68,16 @@ describe('run config', () => {
 
   it('reports every wrong field at once', () => {
     expect(() => resolveConfig({ epochs: 0, seed: -1 })).toThrow(/epochs: .*; seed: /);
+  });
+
+  it('layers a model preset’s defaults under what the user sets', () => {
+    const preset = { optimizer: { lr: 2e-3 }, batching: { packLength: 1024 } };
+    const config = configForModel(preset, { batching: { mode: 'padded' }, epochs: 2 });
+    expect(config.optimizer.lr).toBe(2e-3);
+    expect(config.optimizer.weightDecay).toBe(0.05);
+    expect(config.batching).toMatchObject({ packLength: 1024, mode: 'padded' });
+    expect(configForModel(preset, { optimizer: { lr: 5e-4 } }).optimizer.lr).toBe(5e-4);
+    expect(() => configForModel({ optimizer: { lr: 'fast' } })).toThrow(/optimizer\.lr/);
   });
 
   it('changes one field with validation', () => {
