@@ -19,37 +19,41 @@ async function vulnlab(args: string[], timeout = 60_000) {
 }
 
 describe('vulnlab CLI', () => {
-  it('trains the demo model on the demo dataset and writes metrics, scores and a PEFT adapter', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'vulnlab-run-'));
-    const started = performance.now();
-    const result = await vulnlab(
-      ['train', '--model', 'demo', '--data', 'public/demo/java-vulns.jsonl', '--out', out, '--seed', '7'],
-      40 * 60_000,
-    );
-    const seconds = (performance.now() - started) / 1000;
-    expect(result.code, result.stderr).toBe(0);
-    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
-    for (const split of ['valid', 'test']) {
-      for (const key of ['roc_auc', 'pr_auc', 'f1', 'precision', 'recall', 'threshold', 'n']) {
-        expect(typeof metrics[split][key], `${split}.${key}`).toBe('number');
+  it(
+    'trains the demo model on the demo dataset and writes metrics, scores and a PEFT adapter',
+    async () => {
+      const out = mkdtempSync(join(tmpdir(), 'vulnlab-run-'));
+      const started = performance.now();
+      const result = await vulnlab(
+        ['train', '--model', 'demo', '--data', 'public/demo/java-vulns.jsonl', '--out', out, '--seed', '7'],
+        40 * 60_000,
+      );
+      const seconds = (performance.now() - started) / 1000;
+      expect(result.code, result.stderr).toBe(0);
+      const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+      for (const split of ['valid', 'test']) {
+        for (const key of ['roc_auc', 'pr_auc', 'f1', 'precision', 'recall', 'threshold', 'n']) {
+          expect(typeof metrics[split][key], `${split}.${key}`).toBe('number');
+        }
       }
-    }
-    expect(metrics.test.threshold).toBe(metrics.valid.threshold);
-    expect(metrics.throughput.tokens_per_s).toBeGreaterThan(0);
-    console.log(`demo run: test ROC AUC ${metrics.test.roc_auc.toFixed(3)} in ${seconds.toFixed(0)} s`);
-    expect(metrics.test.roc_auc).toBeGreaterThanOrEqual(0.9);
-    const adapterConfig = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8'));
-    expect(adapterConfig).toMatchObject({
-      peft_type: 'LORA',
-      task_type: 'SEQ_CLS',
-      modules_to_save: ['score'],
-    });
-    expect(existsSync(join(out, 'adapter', 'adapter_model.safetensors'))).toBe(true);
-    const scores = readFileSync(join(out, 'scores.csv'), 'utf8').trim().split('\n');
-    expect(scores[0]).toBe('split,example_index,label,score,cwe');
-    expect(scores.length - 1).toBe(metrics.valid.n + metrics.test.n);
-    expect(existsSync(join(out, 'config.json'))).toBe(true);
-  });
+      expect(metrics.test.threshold).toBe(metrics.valid.threshold);
+      expect(metrics.throughput.tokens_per_s).toBeGreaterThan(0);
+      console.log(`demo run: test ROC AUC ${metrics.test.roc_auc.toFixed(3)} in ${seconds.toFixed(0)} s`);
+      expect(metrics.test.roc_auc).toBeGreaterThanOrEqual(0.9);
+      const adapterConfig = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8'));
+      expect(adapterConfig).toMatchObject({
+        peft_type: 'LORA',
+        task_type: 'SEQ_CLS',
+        modules_to_save: ['score'],
+      });
+      expect(existsSync(join(out, 'adapter', 'adapter_model.safetensors'))).toBe(true);
+      const scores = readFileSync(join(out, 'scores.csv'), 'utf8').trim().split('\n');
+      expect(scores[0]).toBe('split,example_index,label,score,cwe');
+      expect(scores.length - 1).toBe(metrics.valid.n + metrics.test.n);
+      expect(existsSync(join(out, 'config.json'))).toBe(true);
+    },
+    40 * 60_000,
+  );
 
   it('names a bad flag value and its field, with exit code 2', async () => {
     const result = await vulnlab([
