@@ -8,7 +8,8 @@
  *   public/models/demo/tokenizer.json         byte-level BPE trained here on a generated Java corpus:
  *                                             <|endoftext|> = 0, the 256 byte symbols, merges, [PAD] last
  *   public/models/demo/tokenizer_config.json  eos/bos <|endoftext|>, pad [PAD], no clean-up on decode
- *   public/models/demo/model.safetensors      seeded random F32 weights (HF init: N(0, 0.02), LayerNorm ≈ 1)
+ *   public/models/demo/model.safetensors      F32 weights: HF init (N(0, 0.02), LayerNorm ≈ 1), then next-token
+ *                                             pretraining on a generated Java corpus with the lab's engine
  *   tests/fixtures/io/demo/demo-q8_0.gguf     the same weights as llama.cpp `starcoder` GGUF: block
  *                                             linears Q8_0, embeddings F16, norms and biases F32
  * `python3 scripts/make-io-fixtures.py` then writes the pytorch_model.bin copy from model.safetensors.
@@ -22,8 +23,10 @@ import { Rng } from '../src/engine/random.ts';
 import { hfToGgufName, writeGguf, type GgufWriteTensor } from '../src/io/gguf.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { rowsCols } from '../src/io/tensors.ts';
+import { loadTokenizer } from '../src/io/tokenizer.ts';
 import { tokenizerJson, trainBpe } from './demo-model/bpe.ts';
 import { javaCorpus } from './demo-model/java-corpus.ts';
+import { pretrain } from './demo-model/pretrain.ts';
 
 export const SEED = 20240607;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,8 +36,10 @@ const FIXTURES = join(ROOT, 'tests/fixtures/io/demo');
 const EOT = '<|endoftext|>';
 const PAD = '[PAD]';
 const TARGET_VOCAB = 2048;
+/** Next-token pretraining on a corpus generated with another seed than the tokenizer's. */
+const PRETRAIN = { documents: 6000, steps: 400, packLength: 1024, packsPerStep: 2, lr: 2e-3 };
 
-function main(): void {
+async function main(): Promise<void> {
   // 1. Tokenizer.
   const corpus = javaCorpus(SEED, 1500);
   const bpe = trainBpe(corpus, TARGET_VOCAB - 1, [EOT]);
@@ -51,7 +56,7 @@ function main(): void {
     n_layer: 2,
     n_head: 4,
     n_inner: 256,
-    n_positions: 512,
+    n_positions: 1024,
     multi_query: true,
     activation_function: 'gelu_pytorch_tanh',
     layer_norm_epsilon: 1e-5,
@@ -73,6 +78,17 @@ function main(): void {
     }
     return { spec, values: v };
   });
+
+  // 3b. Pretraining with the lab's engine, so the demo model's states depend on the code it reads.
+  const tokenizer = loadTokenizer(JSON.stringify(tok), undefined, { padTokenId: padId, eosTokenId: 0 });
+  const documents = javaCorpus(SEED + 1, PRETRAIN.documents).map((text) => tokenizer.encode(text));
+  const pretrained = await pretrain(
+    resolved,
+    new Map(tensors.map(({ spec, values }) => [spec.name, values])),
+    documents,
+    { ...PRETRAIN, seed: SEED, eosId: 0, padId },
+  );
+  for (const t of tensors) t.values = Float32Array.from(pretrained.get(t.spec.name)!);
 
   mkdirSync(OUT, { recursive: true });
   mkdirSync(FIXTURES, { recursive: true });
@@ -144,4 +160,4 @@ function main(): void {
   );
 }
 
-main();
+await main();

@@ -61,7 +61,7 @@ afterAll(() => hub.stop());
 const shapeOf = (name: string): number[] => {
   const n = reference.get(name)!.length;
   if (name.endsWith('wte.weight')) return [2048, 64];
-  if (name.endsWith('wpe.weight')) return [512, 64];
+  if (name.endsWith('wpe.weight')) return [n / 64, 64];
   if (name.endsWith('c_attn.weight')) return [96, 64];
   if (name.endsWith('attn.c_proj.weight')) return [64, 64];
   if (name.endsWith('c_fc.weight')) return [256, 64];
@@ -97,10 +97,16 @@ describe('loadModel', () => {
           const [rows, cols] = rowsCols(got.shape);
           const values = decodeWeight(got.format, rows, cols, got.bytes);
           let maxErr = 0;
-          for (let i = 0; i < ref.length; i++) maxErr = Math.max(maxErr, Math.abs(values[i] - ref[i]));
+          let refMax = 0;
+          for (let i = 0; i < ref.length; i++) {
+            maxErr = Math.max(maxErr, Math.abs(values[i] - ref[i]));
+            refMax = Math.max(refMax, Math.abs(ref[i]));
+          }
           // The GGUF holds Q8_0 linears and F16 embeddings: its f32 output is exact only up to those.
           const sourceTol = format === 'gguf' && (linear || emb) ? (linear ? 1e-3 : 1e-4) : 0;
-          expect(maxErr, name).toBeLessThanOrEqual(TOL[got.format] + sourceTol + 1e-7);
+          // Quantization error scales with the tensor's magnitude; the figures hold up to |w| = 0.1.
+          const scale = Math.max(1, refMax / 0.1);
+          expect(maxErr, name).toBeLessThanOrEqual((TOL[got.format] + sourceTol) * scale + 1e-7);
         }
         loads.set(`${format}/${wf}`, r.got);
       });
