@@ -2,6 +2,8 @@ import { useEffect, type KeyboardEvent } from 'react';
 import { PANELS, useLab, type PanelId } from './store.ts';
 import { StatusLine } from './StatusLine.tsx';
 import { PanelBody } from './panels/PanelBody.tsx';
+import { ClassroomDemo } from './Demo.tsx';
+import { configFromHash } from './share.ts';
 
 const TITLES: Record<PanelId, string> = {
   model: 'Model',
@@ -11,12 +13,56 @@ const TITLES: Record<PanelId, string> = {
   scan: 'Scan',
 };
 
+function Notices() {
+  const notices = useLab((s) => s.notices);
+  const dismiss = useLab((s) => s.dismiss);
+  return (
+    <div className="notices" aria-live="polite">
+      {notices.map((n) => (
+        <div key={n.id} className={`notice ${n.kind}`} role={n.kind === 'error' ? 'alert' : 'status'}>
+          <span>{n.text}</span>
+          <button type="button" aria-label="Dismiss" onClick={() => dismiss(n.id)}>
+            ×
+          </button>
+        </div>
+      ))}
+    </div>
+  );
+}
+
 export function App() {
   const { panel, setPanel, largeType, setLargeType, theme, setTheme, probeGpu } = useLab();
 
   useEffect(() => {
     void probeGpu();
   }, [probeGpu]);
+
+  // A shared run link (#config=…) pre-fills the Train panel.
+  useEffect(() => {
+    const apply = () => {
+      try {
+        const config = configFromHash(window.location.hash);
+        if (!config) return;
+        const { setDraft, notify } = useLab.getState();
+        setDraft(config);
+        setPanel('train');
+        notify(
+          'info',
+          'Settings loaded from the shared link: check them in the Train panel, then press Start.',
+        );
+      } catch (error) {
+        useLab
+          .getState()
+          .notify(
+            'error',
+            `The shared link’s settings could not be used: ${error instanceof Error ? error.message : error}`,
+          );
+      }
+    };
+    apply();
+    window.addEventListener('hashchange', apply);
+    return () => window.removeEventListener('hashchange', apply);
+  }, [setPanel]);
 
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
@@ -55,6 +101,8 @@ export function App() {
         </div>
       </header>
       <StatusLine />
+      <Notices />
+      <ClassroomDemo />
       <nav className="tabs" role="tablist" aria-label="Lab panels">
         {PANELS.map((id) => (
           <button

@@ -1,0 +1,337 @@
+import { useMemo } from 'react';
+import { CurveChart, SERIES_COLORS, type CurveSeries } from '../charts/CurveChart.tsx';
+import { SeriesChart } from '../charts/SeriesChart.tsx';
+import { BarsChart } from '../charts/BarsChart.tsx';
+import { ErrorBox } from '../errors.tsx';
+import { formatDuration, formatMetric, formatPercent } from '../format.ts';
+import { useLab, type EvalPoint, type FinishedRun, type LiveRun } from '../store.ts';
+import { ConfigForm } from './ConfigForm.tsx';
+import { AblationView } from './AblationView.tsx';
+import { withField } from '../../train/config.ts';
+
+const MAX_CHART_POINTS = 400;
+
+function thin<T>(values: T[], max = MAX_CHART_POINTS): T[] {
+  if (values.length <= max) return values;
+  const stride = (values.length - 1) / (max - 1);
+  return Array.from({ length: max }, (_, i) => values[Math.round(i * stride)]);
+}
+
+/** Seconds left from the wall-clock rate of the last steps (evaluations included). */
+function eta(live: LiveRun): number | undefined {
+  const steps = live.steps;
+  if (!live.totalSteps || steps.length < 2) return undefined;
+  const recent = steps.slice(-30);
+  const first = recent[0];
+  const last = recent[recent.length - 1];
+  const perStep = (last.at - first.at) / 1000 / Math.max(1, last.step - first.step);
+  return Math.max(0, live.totalSteps - last.step) * perStep;
+}
+
+function stateText(live: LiveRun): string {
+  const step = live.steps[live.steps.length - 1]?.step ?? 0;
+  const of = live.totalSteps ? ` of ${live.totalSteps}` : '';
+  switch (live.phase) {
+    case 'preparing':
+      return 'Preparing: putting the model on the GPU and packing the training data…';
+    case 'running':
+      return step === 0 ? 'Running: first step…' : `Running — step ${step}${of}`;
+    case 'paused':
+      return `Paused at step ${step}${of}.`;
+    case 'stopped':
+      return `Stopped at step ${step}${live.finishedId ? '.' : '; running the final evaluation…'}`;
+    case 'finished':
+      return `Finished: ${step} steps.`;
+    case 'failed':
+      return 'The run failed.';
+  }
+}
+
+/** Curves of the first and the latest evaluations (the latest solid), AUC in the legend. */
+function curveSeries(evals: EvalPoint[], kind: 'roc' | 'pr'): CurveSeries[] {
+  if (!evals.length) return [];
+  const picks = evals.length <= 4 ? evals : [evals[0], ...evals.slice(-3)];
+  return picks.map((e, i) => {
+    const latest = i === picks.length - 1;
+    const area = kind === 'roc' ? `AUC ${formatMetric(e.rocAuc)}` : `AP ${formatMetric(e.prAuc)}`;
+    return {
+      name: `${latest ? 'latest · ' : ''}step ${e.step} · ${area}`,
+      points: kind === 'roc' ? e.roc : e.pr,
+      color: latest ? SERIES_COLORS[0] : SERIES_COLORS[(i % 6) + 2],
+      dashed: !latest,
+    };
+  });
+}
+
+function RunControls({ live }: { live?: LiveRun }) {
+  const model = useLab((s) => s.model);
+  const data = useLab((s) => s.data);
+  const startRun = useLab((s) => s.startRun);
+  const controlRun = useLab((s) => s.controlRun);
+  const setPanel = useLab((s) => s.setPanel);
+  const active = !!live && ['preparing', 'running', 'paused'].includes(live.phase);
+  const ready = model.status === 'ready' && data.status === 'ready';
+  const remaining = live && live.phase === 'running' ? eta(live) : undefined;
+  const step = live?.steps[live.steps.length - 1];
+  const lastEval = live?.evals[live.evals.length - 1];
+  return (
+    <div className="run-controls">
+      <div className="buttons" role="group" aria-label="Run controls">
+        <button type="button" className="primary" disabled={active || !ready} onClick={() => void startRun()}>
+          Start
+        </button>
+        <button type="button" disabled={live?.phase !== 'running'} onClick={() => void controlRun('pause')}>
+          Pause
+        </button>
+        <button type="button" disabled={live?.phase !== 'paused'} onClick={() => void controlRun('resume')}>
+          Resume
+        </button>
+        <button type="button" disabled={!active} onClick={() => void controlRun('stop')}>
+          Stop
+        </button>
+      </div>
+      {!ready && !active && (
+        <p className="muted">
+          To start, load a{' '}
+          <button type="button" className="link" onClick={() => setPanel('model')}>
+            model
+          </button>{' '}
+          and a{' '}
+          <button type="button" className="link" onClick={() => setPanel('data')}>
+            dataset
+          </button>{' '}
+          — or run the classroom demo above.
+        </p>
+      )}
+      {live && (
+        <div className="run-status" role="status" aria-live="polite">
+          <span data-testid="run-state" data-state={live.phase}>
+            <strong>{live.name}</strong> — {stateText(live)}
+          </span>
+          {live.totalSteps && step && (
+            <progress max={live.totalSteps} value={step.step} aria-label="run progress" />
+          )}
+          {remaining !== undefined && <span>about {formatDuration(remaining)} left</span>}
+          {step && <span>loss {step.loss.toFixed(4)}</span>}
+          {lastEval && <span data-testid="last-auc">validation ROC AUC {formatMetric(lastEval.rocAuc)}</span>}
+          {live.wastedShare !== undefined && (
+            <span title="share of token slots that hold padding">
+              padding {formatPercent(live.wastedShare)}
+            </span>
+          )}
+        </div>
+      )}
+      {live?.phase === 'paused' && live.reason && (
+        <p className="warning" role="alert">
+          Paused by the lab: {live.reason}
+        </p>
+      )}
+      {live?.warnings.length ? (
+        <details className="warnings">
+          <summary>
+            {live.warnings.length} warning{live.warnings.length === 1 ? '' : 's'} during this run
+          </summary>
+          <ul>
+            {live.warnings.slice(-20).map((w, i) => (
+              <li key={i}>
+                step {w.step}: {w.message}
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
+      {live?.phase === 'failed' && live.error && <RunError live={live} />}
+    </div>
+  );
+}
+
+function RunError({ live }: { live: LiveRun }) {
+  const error = live.error!;
+  const setDraft = useLab((s) => s.setDraft);
+  const startRun = useLab((s) => s.startRun);
+  const setPanel = useLab((s) => s.setPanel);
+  const smaller = () => {
+    let c = live.config;
+    c = withField(c, 'batching.packLength', Math.max(64, Math.floor(c.batching.packLength / 2)));
+    c = withField(c, 'batching.packsPerStep', Math.max(1, Math.floor(c.batching.packsPerStep / 2)));
+    if (c.trainable === 'lora') {
+      c = withField(c, 'lora.r', Math.max(1, Math.floor(c.lora.r / 2)));
+      if (c.weightFormat !== 'q4_0') c = withField(c, 'weightFormat', 'q4_0');
+    }
+    c = withField(c, 'recompute', true);
+    setDraft(c);
+  };
+  return (
+    <ErrorBox error={error} testId="run-error">
+      {error.code === 'out-of-memory' && (
+        <button type="button" onClick={smaller}>
+          Use smaller settings (half the pack length and rank, q4_0, recompute)
+        </button>
+      )}
+      {error.code === 'device-lost' && (
+        <button type="button" onClick={() => void startRun(live.config, `${live.name} (again)`)}>
+          Start the run again with the same settings
+        </button>
+      )}
+      {error.code === 'limit-exceeded' && (
+        <button type="button" onClick={() => setPanel('model')}>
+          Choose a smaller model or quantization
+        </button>
+      )}
+    </ErrorBox>
+  );
+}
+
+function ScoreHistogram({ run }: { run: FinishedRun }) {
+  const data = run.histogram.bins.map((b) => ({
+    score: `${b.from.toFixed(1)}–${b.to.toFixed(1)}`,
+    vulnerable: b.vulnerable,
+    safe: b.safe,
+  }));
+  const thresholdBin = `${Math.min(0.9, Math.floor(run.threshold * 10) / 10).toFixed(1)}–${Math.min(1, Math.floor(run.threshold * 10) / 10 + 0.1).toFixed(1)}`;
+  return (
+    <BarsChart
+      testId="score-histogram"
+      ariaLabel={`Scores per class on ${run.histogram.split}`}
+      data={data}
+      xKey="score"
+      xLabel={`p(vulnerable) on ${run.histogram.split}`}
+      yLabel="functions"
+      bars={[
+        { key: 'safe', name: 'not vulnerable', color: SERIES_COLORS[0] },
+        { key: 'vulnerable', name: 'vulnerable', color: SERIES_COLORS[1] },
+      ]}
+      reference={{ x: thresholdBin, label: `threshold ${run.threshold.toFixed(2)}` }}
+    />
+  );
+}
+
+function RunCharts({ live }: { live: LiveRun }) {
+  const runs = useLab((s) => s.runs);
+  const finished = live.finishedId ? runs.find((r) => r.id === live.finishedId) : undefined;
+  const steps = useMemo(
+    () =>
+      thin(live.steps).map((p) => ({
+        step: p.step,
+        loss: Number.isFinite(p.loss) ? p.loss : undefined,
+        lr: p.lr,
+        tokens: p.tokensPerSecond,
+        gradNorm: Number.isFinite(p.gradNorm) ? p.gradNorm : undefined,
+      })),
+    [live.steps],
+  );
+  const auc = useMemo(
+    () => live.evals.map((e) => ({ step: e.step, auc: e.rocAuc ?? undefined, ap: e.prAuc ?? undefined })),
+    [live.evals],
+  );
+  const roc = useMemo(() => curveSeries(live.evals, 'roc'), [live.evals]);
+  const pr = useMemo(() => curveSeries(live.evals, 'pr'), [live.evals]);
+  return (
+    <div className="charts-grid">
+      <div>
+        <h4>ROC on validation</h4>
+        {roc.length ? (
+          <CurveChart kind="roc" series={roc} testId="roc-chart" height={300} />
+        ) : (
+          <p className="muted chart-empty" data-testid="roc-chart-empty">
+            The ROC curve appears at the first evaluation (
+            {live.config.evalEvery ? `every ${live.config.evalEvery} steps` : 'at the end of each epoch'}).
+          </p>
+        )}
+      </div>
+      <div>
+        <h4>Precision–recall on validation</h4>
+        {pr.length ? (
+          <CurveChart kind="pr" series={pr} testId="pr-chart" height={300} />
+        ) : (
+          <p className="muted chart-empty">The PR curve appears at the first evaluation.</p>
+        )}
+      </div>
+      <div>
+        <h4>Training loss</h4>
+        <SeriesChart
+          testId="loss-chart"
+          data={steps}
+          lines={[{ key: 'loss', name: 'train loss', color: SERIES_COLORS[0] }]}
+          markers={live.markers}
+          yLabel="loss"
+        />
+      </div>
+      <div>
+        <h4>Validation AUC over steps</h4>
+        <SeriesChart
+          testId="auc-chart"
+          data={auc}
+          lines={[
+            { key: 'auc', name: 'ROC AUC', color: SERIES_COLORS[0] },
+            { key: 'ap', name: 'PR AUC (AP)', color: SERIES_COLORS[2] },
+          ]}
+          markers={live.markers}
+          yLabel="area"
+        />
+      </div>
+      <div>
+        <h4>Learning rate</h4>
+        <SeriesChart
+          testId="lr-chart"
+          data={steps}
+          lines={[{ key: 'lr', name: 'learning rate', color: SERIES_COLORS[3] }]}
+          markers={live.markers}
+          yLabel="lr"
+        />
+      </div>
+      <div>
+        <h4>Throughput</h4>
+        <SeriesChart
+          testId="tokens-chart"
+          data={steps}
+          lines={[{ key: 'tokens', name: 'tokens/s', color: SERIES_COLORS[4] }]}
+          markers={live.markers}
+          yLabel="tokens/s"
+        />
+      </div>
+      <div>
+        <h4>Scores per class</h4>
+        {finished ? (
+          <ScoreHistogram run={finished} />
+        ) : (
+          <p className="muted chart-empty">
+            Shown when the run ends: how the scores of vulnerable and safe functions separate.
+          </p>
+        )}
+      </div>
+      {finished && (
+        <div className="final-metrics">
+          <h4>Result</h4>
+          <p data-testid="final-metrics">
+            Best validation ROC AUC at step {finished.bestStep}: {formatMetric(finished.validation.rocAuc)}.
+            Test ROC AUC {formatMetric(finished.test.rocAuc)}, PR AUC {formatMetric(finished.test.prAuc)}, F1
+            at the validation threshold {formatMetric(finished.test.atThreshold.f1)}.
+          </p>
+          <button type="button" onClick={() => useLab.getState().setPanel('results')}>
+            Compare and export in Results
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
+
+export function TrainPanel() {
+  const live = useLab((s) => s.live);
+  const ablation = useLab((s) => s.ablation);
+  return (
+    <div className="train-panel">
+      <RunControls live={live} />
+      {ablation && <AblationView />}
+      {live ? (
+        <RunCharts live={live} />
+      ) : (
+        <p className="muted">
+          No run yet. Charts of loss, learning rate, tokens/s, ROC and PR curves appear here.
+        </p>
+      )}
+      <ConfigForm />
+    </div>
+  );
+}
