@@ -9,8 +9,7 @@
  * L − 1 tokens are truncated (keep-head), as in training.
  *
  * The step cost is modelled as proportional to token slots (the linear layers dominate at these
- * lengths); measured tokens/s through the engine's training step belongs here once that step is
- * wired into bench/train-step.bench.ts (oursTrainStep).
+ * lengths); the engine's measured training-step throughput is in bench/train-step.bench.ts.
  */
 import { makeBatches, type BatchMode, type BatchOptions } from '../src/data/batching.ts';
 import { sampleFunctionLengths } from '../src/data/lengths.ts';

@@ -4,6 +4,9 @@
  * (bench/peers/tfjs-gptbigcode.ts, checked against the PyTorch fixtures in tests/peers/) on the same adapter.
  */
 import type { GpuContext } from '../src/engine/gpu/index.ts';
+import type { GptBigCodeConfig, LoraTarget } from '../src/engine/model/config.ts';
+import { GptBigCodeGpu, TrainStep } from '../src/engine/model/gpt-bigcode.ts';
+import { ModelOptimizer } from '../src/engine/model/optimizer.ts';
 import { Rng } from '../src/engine/random.ts';
 import { timeMedian, type Bench, type BenchRow } from './harness.ts';
 import { TfjsTrainStep, type PeerSpec } from './peers/tfjs-gptbigcode.ts';
@@ -23,32 +26,63 @@ export interface TrainStepRunner {
   dispose(): void;
 }
 
-export class NotWiredError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'NotWiredError';
-  }
-}
-
 /**
- * ─── LEAD: wire our WGSL training step here ───────────────────────────────────────────────────────────
- * Build the engine's LoRA training step for `setup.spec` (same config, weights, LoRA targets/r/alpha,
- * batch — one pack, packed mode, segment/position ids, functions with labels/weights — focal loss and
- * AdamW settings as the tfjs peer gets) and return a runner whose `step()` runs one full step (forward,
- * loss, backward, clip, AdamW) and resolves with the loss read back, so both sides pay the same sync.
- * Until then it throws NotWiredError and the bench reports 'n/a' for our row.
+ * Our WGSL training step on the same workload: forward, focal loss, backward, clip and AdamW in one
+ * submit; `step()` resolves with the loss read back, so both sides pay the same sync.
  */
-export async function oursTrainStep(_ctx: GpuContext, _setup: TrainStepSetup): Promise<TrainStepRunner> {
-  throw new NotWiredError(
-    'our WGSL training step is not yet wired into the bench (bench/train-step.bench.ts: oursTrainStep)',
+export async function oursTrainStep(ctx: GpuContext, setup: TrainStepSetup): Promise<TrainStepRunner> {
+  const { spec } = setup;
+  const values = new Map(Object.entries(spec.params).map(([name, t]) => [name, t.data]));
+  const lora = spec.lora && {
+    ...spec.lora,
+    dropout: spec.lora.dropout ?? 0,
+    targets: spec.lora.targets as LoraTarget[],
+  };
+  const model = await GptBigCodeGpu.create(
+    ctx,
+    {
+      config: spec.config as GptBigCodeConfig,
+      lora,
+      mode: spec.mode,
+      objective: spec.objective,
+      trainable: spec.trainable ?? 'lora',
+    },
+    values,
   );
+  const step = await TrainStep.create(model, {
+    packs: spec.batch.input_ids.length,
+    packLength: spec.batch.input_ids[0].length,
+    maxFunctions: spec.batch.functions.length,
+  });
+  const [beta1, beta2] = spec.optimizer.betas;
+  const optimizer = await ModelOptimizer.create(model, {
+    lr: spec.optimizer.lr,
+    betas: [beta1, beta2],
+    eps: spec.optimizer.eps,
+    weight_decay: spec.optimizer.weight_decay,
+    max_grad_norm: spec.optimizer.max_grad_norm,
+  });
+  step.setBatch({
+    inputIds: spec.batch.input_ids,
+    segmentIds: spec.batch.segment_ids,
+    positionIds: spec.batch.position_ids,
+    functions: spec.batch.functions,
+  });
+  if (spec.focal) step.setFocal(spec.focal);
+  return {
+    async step() {
+      optimizer.nextStep();
+      await step.run(optimizer.dispatches);
+      return step.readLoss();
+    },
+    dispose() {
+      optimizer.destroy();
+      step.destroy();
+      model.destroy();
+    },
+  };
 }
 
-/**
- * The demo-model-like workload: n_embd 128, 4 layers, 4 heads, multi-query, vocab 4000, LoRA r 8 on all
- * four targets, focal cls head, one pack of 512 tokens holding 5 functions (packed mode). `quick`: a pack of
- * 128 tokens and 2 layers. Weights are random (seeded), HF-style init (N(0, 0.02), LayerNorm 1/0).
- */
 export function demoTrainStepSetup(quick: boolean, seed = 1): TrainStepSetup {
   const packLen = quick ? 128 : 512;
   // code tokens per function; each is followed by one EOS, and the pack is exactly full
@@ -180,18 +214,12 @@ export const bench: Bench = {
     const warmup = 1;
     const rows: BenchRow[] = [];
 
-    let ours: { ms: number; firstLoss: number } | undefined;
-    let oursStatus = 'ok';
+    const runner = await oursTrainStep(ctx, setup);
+    let ours: { ms: number; firstLoss: number };
     try {
-      const runner = await oursTrainStep(ctx, setup);
-      try {
-        ours = await timeSteps(runner, reps, warmup);
-      } finally {
-        runner.dispose();
-      }
-    } catch (error) {
-      if (!(error instanceof NotWiredError)) throw error;
-      oursStatus = error.message;
+      ours = await timeSteps(runner, reps, warmup);
+    } finally {
+      runner.dispose();
     }
 
     const peer = await TfjsTrainStep.create(setup.spec);
@@ -202,14 +230,14 @@ export const bench: Bench = {
       peer.dispose();
     }
 
-    const ratio = ours ? tfjs.ms / ours.ms : undefined;
+    const ratio = tfjs.ms / ours.ms;
     rows.push({
       implementation: 'ours (WGSL)',
       workload: setup.label,
-      'tokens/s': ours ? (setup.tokens / ours.ms) * 1000 : 'n/a',
-      'ms/step': ours ? ours.ms : 'n/a',
-      'loss step 1': ours ? ours.firstLoss.toFixed(6) : 'n/a',
-      'ours/tfjs': ratio ?? 'n/a',
+      'tokens/s': (setup.tokens / ours.ms) * 1000,
+      'ms/step': ours.ms,
+      'loss step 1': ours.firstLoss.toFixed(6),
+      'ours/tfjs': ratio,
     });
     rows.push({
       implementation: 'tfjs-backend-webgpu',
@@ -224,15 +252,14 @@ export const bench: Bench = {
       rows,
       summary: {
         target: 'ours/tfjs >= 3 (issue 3: training step ≥ 3× tfjs)',
-        ours: oursStatus,
-        'ours/tfjs': ratio ?? null,
+        'ours/tfjs': ratio,
         tokensPerStep: setup.tokens,
         reps,
         model: config,
         lora,
         objective: 'cls focal (gamma 2, alpha 0.25), packed mode, 5 functions in one pack',
         // same weights and batch on both sides: the first losses should agree to float32 rounding
-        firstLoss: { ours: ours?.firstLoss ?? null, tfjs: tfjs.firstLoss },
+        firstLoss: { ours: ours.firstLoss, tfjs: tfjs.firstLoss },
       },
     };
   },
