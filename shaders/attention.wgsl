@@ -1,4 +1,4 @@
-// GPT-BigCode self-attention forward on packed sequences, flash-attention style (f32).
+// GPT-BigCode self-attention forward on packed sequences (f32), one invocation per (query, head).
 //
 // qkv  [T, width]: the c_attn output. multi_query = 1: width = (n_head + 2)·hd, columns
 //      [Q (heads contiguous) | K | V] (one K/V head shared by all query heads); multi_query = 0:
@@ -9,15 +9,17 @@
 // lse  [T, n_head]: logsumexp of the query's scaled scores (what backward needs to recompute
 //      probabilities); 0 for padding queries.
 //
-// One workgroup per (tile of B = 16 queries, head). A tile visits only the key tiles in
-// [min key_start of its non-padding queries, its last non-padding query], so the cost follows
-// Σ len² of the segments, not the pack length². Q, K and V pass through workgroup memory in chunks of
-// DC = 64 columns of the head dimension (any hd ≤ B·MAXC); the softmax is online (running max and sum
-// per query row, rescaling the accumulator), masked entries never enter it.
-// Thread (r, c) = (tid / 16, tid % 16): score phase computes S[r][c] (query q0 + r, key k0 + c); output
-// phase owns out[q0 + r][d] for d ≡ c (mod 16).
-// V rows of padding tokens and rows past the range (the last key tile may overhang it) are staged as
-// zeros, so what those rows hold (even NaN) never reaches another function's output.
+// Workgroup (TQ = 8 queries) × (HPW heads): invocation (x, y) is query q0 + x of head wg.y·HPW + y.
+// Each invocation holds its q row and its output row in private memory (as vec4s) and walks the keys
+// one by one with an online softmax (running max and sum, the accumulator rescaled when the max
+// grows). There is no workgroup memory and no barrier: K and V rows are read straight from the storage
+// buffer (on a CPU driver the caches do the staging).
+// The key loop runs over the tile's range [min key_start of its non-padding queries, its last
+// non-padding query], which depends only on the workgroup: every invocation reads the same K/V row at
+// the same time, and the cost follows Σ len² of the segments, not the pack length². Padding rows are
+// skipped by the whole workgroup, so whatever they hold (even NaN) never reaches the output; other
+// masked keys of the range (real tokens of a neighbouring segment) enter with p = 0.
+// Multi-head: HPW = 1 (each workgroup reads its own head's K/V).
 
 struct Params {
   T: u32,
@@ -33,162 +35,106 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-const B: u32 = 16u;
-const DC: u32 = 64u; // head-dimension columns staged per chunk
-const MAXC: u32 = 16u; // hd ≤ B·MAXC = 256
+override HPW: u32 = 1u; // query heads per workgroup (1 for multi-head)
+const TQ: u32 = 8u; // queries per workgroup
+const MAXD4: u32 = 64u; // largest head dimension / 4 (rows are held as vec4s)
 const NEG: f32 = -3.0e38; // finite "minus infinity": WGSL does not guarantee infinities
-
-var<workgroup> qs: array<array<f32, DC + 1>, B>; // [query][d] chunk (+1: avoid bank conflicts)
-var<workgroup> ks: array<array<f32, DC + 1>, B>; // [key][d] chunk of K, then of V
-var<workgroup> sc: array<array<f32, 17>, B>; // masked scaled scores [query][key]
-var<workgroup> pr: array<array<f32, 17>, B>; // unnormalised probabilities [query][key]
-var<workgroup> range_lo: i32;
-var<workgroup> range_hi: i32;
-
-/** A non-padding token. Rows of padding tokens are staged as zeros, so whatever they hold (even NaN)
- * cannot leak into real rows through a 0·x product. */
-fn is_token(t: u32) -> bool {
-  return t < params.T && mask[t].x != -1;
-}
 
 fn row_width() -> u32 {
   if (params.multi_query != 0u) { return (params.n_head + 2u) * params.hd; }
   return 3u * params.n_head * params.hd;
 }
 
-fn q_index(t: u32, h: u32, d: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + h * params.hd + d; }
-  return t * row_width() + 3u * h * params.hd + d;
+fn q_index(t: u32, h: u32) -> u32 {
+  if (params.multi_query != 0u) { return t * row_width() + h * params.hd; }
+  return t * row_width() + 3u * h * params.hd;
 }
 
-fn k_index(t: u32, h: u32, d: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + params.n_head * params.hd + d; }
-  return t * row_width() + (3u * h + 1u) * params.hd + d;
+fn k_index(t: u32, h: u32) -> u32 {
+  if (params.multi_query != 0u) { return t * row_width() + params.n_head * params.hd; }
+  return t * row_width() + (3u * h + 1u) * params.hd;
 }
 
-fn v_index(t: u32, h: u32, d: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + (params.n_head + 1u) * params.hd + d; }
-  return t * row_width() + (3u * h + 2u) * params.hd + d;
+fn v_index(t: u32, h: u32) -> u32 {
+  if (params.multi_query != 0u) { return t * row_width() + (params.n_head + 1u) * params.hd; }
+  return t * row_width() + (3u * h + 2u) * params.hd;
 }
 
-@compute @workgroup_size(256)
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+/** Floats d..d+3 of the row at `base`, zeros past the head dimension (never another row's values). */
+fn row4(base: u32, d: u32) -> vec4<f32> {
+  return vec4<f32>(
+    select(0.0, qkv[base + d], d < params.hd),
+    select(0.0, qkv[base + d + 1u], d + 1u < params.hd),
+    select(0.0, qkv[base + d + 2u], d + 2u < params.hd),
+    select(0.0, qkv[base + d + 3u], d + 3u < params.hd),
+  );
+}
+
+@compute @workgroup_size(TQ, HPW)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let T = params.T;
-  let hd = params.hd;
-  let h = wg.y;
-  let q0 = wg.x * B;
-  let r = tid / B;
-  let c = tid % B;
-  let t = q0 + r;
+  let q0 = wg.x * TQ;
+  let t = q0 + lid.x;
+  // Multi-head: the head comes from the workgroup alone, so that K/V indices stay workgroup-uniform.
+  let kv_head = wg.y * HPW;
+  let h = kv_head + lid.y;
+
+  // Keys this tile visits: [min key_start, last non-padding query] (workgroup-uniform).
+  var lo = i32(T);
+  var hi = -1;
+  for (var i = 0u; i < TQ; i++) {
+    let tt = q0 + i;
+    if (tt < T) {
+      let m = mask[tt];
+      if (m.x != -1) {
+        lo = min(lo, m.y);
+        hi = i32(tt);
+      }
+    }
+  }
 
   var q_valid = false;
   var q_start = 0;
-  if (t < T) {
+  if (t < T && h < params.n_head) {
     let m = mask[t];
     q_valid = m.x != -1;
     q_start = m.y;
   }
-
-  // Keys this tile visits: [min key_start, last non-padding query].
-  if (tid == 0u) {
-    var lo = i32(T);
-    var hi = -1;
-    for (var i = 0u; i < B; i++) {
-      let tt = q0 + i;
-      if (tt < T) {
-        let m = mask[tt];
-        if (m.x != -1) {
-          lo = min(lo, m.y);
-          hi = i32(tt);
-        }
-      }
-    }
-    range_lo = lo;
-    range_hi = hi;
+  let HD4 = (params.hd + 3u) / 4u; // vec4s per row
+  var q: array<vec4<f32>, MAXD4>;
+  var acc: array<vec4<f32>, MAXD4>;
+  if (q_valid) {
+    let qi = q_index(t, h);
+    for (var c = 0u; c < HD4; c++) { q[c] = row4(qi, 4u * c); }
   }
-  let lo = workgroupUniformLoad(&range_lo);
-  let hi = workgroupUniformLoad(&range_hi);
 
   var m_run = NEG;
   var l_run = 0.0;
-  var acc: array<f32, MAXC>;
-
-  for (var k0 = lo; k0 <= hi; k0 += i32(B)) {
-    // S[r][c] = q · k over DC-wide chunks of the head dimension (thread tid stages elements tid + 256·m).
-    var s = 0.0;
-    for (var d0 = 0u; d0 < hd; d0 += DC) {
-      for (var m = 0u; m < B * DC / 256u; m++) {
-        let row = (tid + 256u * m) / DC;
-        let col = (tid + 256u * m) % DC;
-        let d = d0 + col;
-        var qv = 0.0;
-        var kv = 0.0;
-        if (d < hd) {
-          if (q0 + row < T) { qv = qkv[q_index(q0 + row, h, d)]; }
-          if (u32(k0) + row < T) { kv = qkv[k_index(u32(k0) + row, h, d)]; }
-        }
-        qs[row][col] = qv;
-        ks[row][col] = kv;
-      }
-      workgroupBarrier();
-      let n = min(DC, hd - d0);
-      for (var e = 0u; e < n; e++) { s = fma(qs[r][e], ks[c][e], s); }
-      workgroupBarrier();
+  for (var k = lo; k <= hi; k++) {
+    // Padding rows are skipped by the whole workgroup; other masked keys get p = 0 (their rows are
+    // real tokens of the tile's range, finite, so 0·v stays 0).
+    if (mask[k].x == -1) { continue; }
+    let ki = k_index(u32(k), kv_head);
+    let vi = v_index(u32(k), kv_head);
+    var s4 = vec4<f32>(0.0);
+    for (var c = 0u; c < HD4; c++) { s4 = fma(q[c], row4(ki, 4u * c), s4); }
+    let s = ((s4.x + s4.y) + (s4.z + s4.w)) * params.scale;
+    let valid = q_valid && k >= q_start && k <= i32(t);
+    if (valid && s > m_run) {
+      let correction = exp(m_run - s);
+      l_run *= correction;
+      for (var c = 0u; c < HD4; c++) { acc[c] *= correction; }
+      m_run = s;
     }
-
-    let k = k0 + i32(c);
-    var valid = q_valid && k >= q_start && k <= i32(t);
-    if (valid) { valid = mask[k].x != -1; }
-    let sv = select(NEG, s * params.scale, valid);
-    sc[r][c] = sv;
-    workgroupBarrier();
-
-    // Online softmax: every thread of row r computes the same running max and sum.
-    var tile_max = NEG;
-    for (var e = 0u; e < B; e++) { tile_max = max(tile_max, sc[r][e]); }
-    let m_new = max(m_run, tile_max);
-    let correction = exp(m_run - m_new);
-    pr[r][c] = select(0.0, exp(sv - m_new), valid);
-    workgroupBarrier();
-    var tile_sum = 0.0;
-    for (var e = 0u; e < B; e++) { tile_sum += pr[r][e]; }
-    l_run = l_run * correction + tile_sum;
-    m_run = m_new;
-
-    // acc[r][d] = acc·correction + Σ_e p[r][e] · v[k0 + e][d], V staged chunk by chunk.
-    for (var d0 = 0u; d0 < hd; d0 += DC) {
-      for (var m = 0u; m < B * DC / 256u; m++) {
-        let row = (tid + 256u * m) / DC;
-        let col = (tid + 256u * m) % DC;
-        var vv = 0.0;
-        // Rows past hi (the last tile overhangs the range) or of padding are zeros: P is 0 there, and
-        // 0·v must stay 0 whatever those rows hold.
-        if (d0 + col < hd && k0 + i32(row) <= hi && is_token(u32(k0) + row)) {
-          vv = qkv[v_index(u32(k0) + row, h, d0 + col)];
-        }
-        ks[row][col] = vv;
-      }
-      workgroupBarrier();
-      for (var m = 0u; m < DC / B; m++) {
-        let col = c + B * m;
-        if (d0 + col < hd) {
-          let ci = (d0 + col) / B;
-          var a = acc[ci] * correction;
-          for (var e = 0u; e < B; e++) { a = fma(pr[r][e], ks[e][col], a); }
-          acc[ci] = a;
-        }
-      }
-      workgroupBarrier();
-    }
+    let p = select(0.0, exp(s - m_run), valid);
+    l_run += p;
+    for (var c = 0u; c < HD4; c++) { acc[c] = fma(vec4<f32>(p), row4(vi, 4u * c), acc[c]); }
   }
 
-  if (t < T) {
-    let D = params.n_head * hd;
+  if (t < T && h < params.n_head) {
+    let o = (t * params.n_head + h) * params.hd;
     let inv = select(0.0, 1.0 / l_run, q_valid);
-    for (var d0 = 0u; d0 < hd; d0 += B) {
-      let d = d0 + c;
-      if (d < hd) { out[t * D + h * hd + d] = acc[d0 / B] * inv; }
-    }
-    if (c == 0u) { lse[t * params.n_head + h] = select(0.0, m_run + log(l_run), q_valid); }
+    for (var d = 0u; d < params.hd; d++) { out[o + d] = acc[d / 4u][d % 4u] * inv; }
+    lse[t * params.n_head + h] = select(0.0, m_run + log(l_run), q_valid);
   }
 }

@@ -1,21 +1,21 @@
 // Backward of shaders/attention.wgsl (same layouts and mask), flash-attention style: probabilities are
 // recomputed from the saved logsumexp, P[i][j] = exp(scale·q_i·k_j − lse_i) on unmasked entries.
-//   Δ_i   = dO_i · O_i                    (recomputed per query tile in both passes, no workspace)
+//   Δ_i   = dO_i · O_i
 //   dS_ij = P_ij · (dO_i · v_j − Δ_i)
-//   dQ_i  = scale · Σ_j dS_ij k_j          entry point backward_dq  (one workgroup per query tile, head)
-//   dK_j  = scale · Σ_i dS_ij q_i          entry point backward_dkv (one workgroup per key tile and
-//   dV_j  = Σ_i P_ij dO_i                   K/V head; multi-query sums all query heads in the workgroup)
+//   dQ_i  = scale · Σ_j dS_ij k_j          entry point backward_dq  (one invocation per query, head)
+//   dK_j  = scale · Σ_i dS_ij q_i          entry point backward_dkv (one invocation per key and K/V
+//   dV_j  = Σ_i P_ij dO_i                   head; multi-query sums the query heads of its group)
 // Every element of dqkv is written exactly once (dq: Q columns; dkv: K and V columns), so dqkv needs no
 // clearing and there are no atomics: the sums are deterministic. The two passes are independent.
 // Multi-query with head_groups G > 1: workgroup (key tile, g) sums only heads [g·H/G, (g+1)·H/G) and
 // writes its partial (dK | dV) rows to the buffer bound as d_qkv, laid out [G, T, 2·hd]; then
 // shaders/attention_reduce.wgsl adds the G partials in order into dqkv (more workgroups, still
 // deterministic).
-// Thread (a, b) = (tid / 16, tid % 16); tiles of B = 16 rows; the head dimension is staged through
-// workgroup memory in chunks of DC = 32 columns (any hd ≤ B·MAXC).
-// As in the forward, rows of padding tokens and rows past a tile's range are staged as zeros where they
-// would be multiplied by a zero P or dS, and masked entries go through select(): non-finite values in
-// padding rows or in other functions' rows cannot leak in.
+// As in the forward: workgroups of TQ = 8 rows (× HPW heads in backward_dq), each invocation keeps its
+// own rows in private memory (as vec4s) and loops over the tile's range of the other side (keys for
+// dQ, queries for dK/dV), which is workgroup-uniform, reading those rows straight from the storage
+// buffers. No workgroup memory, no barriers. Padding rows are skipped by the whole workgroup (even NaN
+// there never leaks in); other masked pairs of the range enter with P = dS = 0.
 
 struct Params {
   T: u32,
@@ -34,218 +34,164 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> d_qkv: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-const B: u32 = 16u;
-const DC: u32 = 32u; // head-dimension columns staged per chunk
-const MAXC: u32 = 16u; // hd ≤ B·MAXC = 256
-
-var<workgroup> t_q: array<array<f32, DC + 1>, B>; // [query][d] chunk of Q (+1: avoid bank conflicts)
-var<workgroup> t_k: array<array<f32, DC + 1>, B>; // [key][d] chunk of K
-var<workgroup> t_do: array<array<f32, DC + 1>, B>; // [query][d] chunk of dO
-var<workgroup> t_v: array<array<f32, DC + 1>, B>; // [key][d] chunk of V
-var<workgroup> t_p: array<array<f32, 17>, B>; // P (dkv: [key][query])
-var<workgroup> t_ds: array<array<f32, 17>, B>; // dS (dq: [query][key]; dkv: [key][query]); Δ partials
-var<workgroup> range_lo: i32;
-var<workgroup> range_hi: i32;
-
-/** A non-padding token. Rows of padding tokens are staged as zeros, so whatever they hold (even NaN)
- * cannot leak into real rows through a 0·x product. */
-fn is_token(t: u32) -> bool {
-  return t < params.T && mask[t].x != -1;
-}
+override HPW: u32 = 1u; // backward_dq: query heads per workgroup (1 for multi-head)
+const TQ: u32 = 8u; // rows per workgroup
+const MAXD4: u32 = 64u; // largest head dimension / 4 (rows are held as vec4s)
 
 fn row_width() -> u32 {
   if (params.multi_query != 0u) { return (params.n_head + 2u) * params.hd; }
   return 3u * params.n_head * params.hd;
 }
 
-fn q_index(t: u32, h: u32, d: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + h * params.hd + d; }
-  return t * row_width() + 3u * h * params.hd + d;
+fn q_index(t: u32, h: u32) -> u32 {
+  if (params.multi_query != 0u) { return t * row_width() + h * params.hd; }
+  return t * row_width() + 3u * h * params.hd;
 }
 
-fn k_index(t: u32, h: u32, d: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + params.n_head * params.hd + d; }
-  return t * row_width() + (3u * h + 1u) * params.hd + d;
+fn k_index(t: u32, h: u32) -> u32 {
+  if (params.multi_query != 0u) { return t * row_width() + params.n_head * params.hd; }
+  return t * row_width() + (3u * h + 1u) * params.hd;
 }
 
-fn v_index(t: u32, h: u32, d: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + (params.n_head + 1u) * params.hd + d; }
-  return t * row_width() + (3u * h + 2u) * params.hd + d;
+fn v_index(t: u32, h: u32) -> u32 {
+  if (params.multi_query != 0u) { return t * row_width() + (params.n_head + 1u) * params.hd; }
+  return t * row_width() + (3u * h + 2u) * params.hd;
 }
 
-fn o_index(t: u32, h: u32, d: u32) -> u32 {
-  return t * params.n_head * params.hd + h * params.hd + d;
+fn o_index(t: u32, h: u32) -> u32 {
+  return (t * params.n_head + h) * params.hd;
 }
 
-/** Stages columns [d0, d0 + DC) of Q, dO (rows q0..) and K, V (rows k0..) for head h (zero-padded). */
-fn stage_chunk(tid: u32, q0: u32, k0: u32, h: u32, d0: u32) {
-  for (var m = 0u; m < B * DC / 256u; m++) {
-    let row = (tid + 256u * m) / DC;
-    let col = (tid + 256u * m) % DC;
-    let d = d0 + col;
-    var qv = 0.0;
-    var dov = 0.0;
-    var kv = 0.0;
-    var vv = 0.0;
-    if (d < params.hd) {
-      if (q0 + row < params.T) {
-        qv = qkv[q_index(q0 + row, h, d)];
-        dov = d_out[o_index(q0 + row, h, d)];
-      }
-      if (k0 + row < params.T) {
-        kv = qkv[k_index(k0 + row, h, d)];
-        vv = qkv[v_index(k0 + row, h, d)];
+/** Floats d..d+3 of the qkv row at `base`, zeros past the head dimension (never another row's). */
+fn qkv4(base: u32, d: u32) -> vec4<f32> {
+  return vec4<f32>(
+    select(0.0, qkv[base + d], d < params.hd),
+    select(0.0, qkv[base + d + 1u], d + 1u < params.hd),
+    select(0.0, qkv[base + d + 2u], d + 2u < params.hd),
+    select(0.0, qkv[base + d + 3u], d + 3u < params.hd),
+  );
+}
+
+/** The same for a row of out. */
+fn out4(base: u32, d: u32) -> vec4<f32> {
+  return vec4<f32>(
+    select(0.0, out[base + d], d < params.hd),
+    select(0.0, out[base + d + 1u], d + 1u < params.hd),
+    select(0.0, out[base + d + 2u], d + 2u < params.hd),
+    select(0.0, out[base + d + 3u], d + 3u < params.hd),
+  );
+}
+
+/** The same for a row of d_out. */
+fn d_out4(base: u32, d: u32) -> vec4<f32> {
+  return vec4<f32>(
+    select(0.0, d_out[base + d], d < params.hd),
+    select(0.0, d_out[base + d + 1u], d + 1u < params.hd),
+    select(0.0, d_out[base + d + 2u], d + 2u < params.hd),
+    select(0.0, d_out[base + d + 3u], d + 3u < params.hd),
+  );
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+@compute @workgroup_size(TQ, HPW)
+fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let T = params.T;
+  let q0 = wg.x * TQ;
+  let t = q0 + lid.x;
+  let kv_head = wg.y * HPW; // = h for multi-head (HPW = 1): K/V indices stay workgroup-uniform
+  let h = kv_head + lid.y;
+
+  // Keys this tile visits: [min key_start, last non-padding query] (workgroup-uniform).
+  var lo = i32(T);
+  var hi = -1;
+  for (var i = 0u; i < TQ; i++) {
+    let tt = q0 + i;
+    if (tt < T) {
+      let m = mask[tt];
+      if (m.x != -1) {
+        lo = min(lo, m.y);
+        hi = i32(tt);
       }
     }
-    t_q[row][col] = qv;
-    t_do[row][col] = dov;
-    t_k[row][col] = kv;
-    t_v[row][col] = vv;
   }
-}
-
-/** Δ = dO · O of query row t, head h, summed over the 16 threads of row `a` through t_ds (uniform call). */
-fn delta_of_row(t: u32, h: u32, a: u32, b: u32) -> f32 {
-  var part = 0.0;
-  if (t < params.T) {
-    for (var d = b; d < params.hd; d += B) { part = fma(d_out[o_index(t, h, d)], out[o_index(t, h, d)], part); }
-  }
-  t_ds[a][b] = part;
-  workgroupBarrier();
-  var delta = 0.0;
-  for (var e = 0u; e < B; e++) { delta += t_ds[a][e]; }
-  workgroupBarrier();
-  return delta;
-}
-
-@compute @workgroup_size(256)
-fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let T = params.T;
-  let hd = params.hd;
-  let h = wg.y;
-  let q0 = wg.x * B;
-  let r = tid / B; // query row
-  let c = tid % B; // key column (scores) / dimension lane (dQ)
-  let t = q0 + r;
 
   var q_valid = false;
   var q_start = 0;
-  var l = 0.0;
-  if (t < T) {
+  if (t < T && h < params.n_head) {
     let m = mask[t];
     q_valid = m.x != -1;
     q_start = m.y;
+  }
+  let HD4 = (params.hd + 3u) / 4u; // vec4s per row
+  var q: array<vec4<f32>, MAXD4>;
+  var g: array<vec4<f32>, MAXD4>; // dO row
+  var dq: array<vec4<f32>, MAXD4>;
+  var l = 0.0;
+  var delta4 = vec4<f32>(0.0);
+  if (q_valid) {
+    let qi = q_index(t, h);
+    let oi = o_index(t, h);
+    for (var c = 0u; c < HD4; c++) {
+      q[c] = qkv4(qi, 4u * c);
+      g[c] = d_out4(oi, 4u * c);
+      delta4 = fma(g[c], out4(oi, 4u * c), delta4);
+    }
     l = lse[t * params.n_head + h];
   }
-  let delta = delta_of_row(t, h, r, c);
+  let delta = sum4(delta4);
 
-  if (tid == 0u) {
-    var lo = i32(T);
-    var hi = -1;
-    for (var i = 0u; i < B; i++) {
-      let tt = q0 + i;
-      if (tt < T) {
-        let m = mask[tt];
-        if (m.x != -1) {
-          lo = min(lo, m.y);
-          hi = i32(tt);
-        }
-      }
+  for (var k = lo; k <= hi; k++) {
+    // Padding rows are skipped by the whole workgroup; other masked keys get dS = 0 (their rows are
+    // real tokens of the tile's range, finite, so 0·k stays 0).
+    if (mask[k].x == -1) { continue; }
+    let ki = k_index(u32(k), kv_head);
+    let vi = v_index(u32(k), kv_head);
+    var s4 = vec4<f32>(0.0);
+    var dp4 = vec4<f32>(0.0);
+    for (var c = 0u; c < HD4; c++) {
+      s4 = fma(q[c], qkv4(ki, 4u * c), s4);
+      dp4 = fma(g[c], qkv4(vi, 4u * c), dp4);
     }
-    range_lo = lo;
-    range_hi = hi;
-  }
-  let lo = workgroupUniformLoad(&range_lo);
-  let hi = workgroupUniformLoad(&range_hi);
-
-  var acc: array<f32, MAXC>;
-  for (var k0 = lo; k0 <= hi; k0 += i32(B)) {
-    var s = 0.0;
-    var dp = 0.0;
-    for (var d0 = 0u; d0 < hd; d0 += DC) {
-      stage_chunk(tid, q0, u32(k0), h, d0);
-      workgroupBarrier();
-      let n = min(DC, hd - d0);
-      for (var e = 0u; e < n; e++) {
-        s = fma(t_q[r][e], t_k[c][e], s);
-        dp = fma(t_do[r][e], t_v[c][e], dp);
-      }
-      workgroupBarrier();
-    }
-    let k = k0 + i32(c);
-    var valid = q_valid && k >= q_start && k <= i32(t);
-    if (valid) { valid = mask[k].x != -1; }
-    let p = select(0.0, exp(s * params.scale - l), valid);
-    t_ds[r][c] = select(0.0, p * (dp - delta), valid);
-
-    // dQ[r][d] += Σ_e dS[r][e] · k[k0 + e][d]
-    for (var d0 = 0u; d0 < hd; d0 += DC) {
-      for (var m = 0u; m < B * DC / 256u; m++) {
-        let row = (tid + 256u * m) / DC;
-        let col = (tid + 256u * m) % DC;
-        var kv = 0.0;
-        // Rows past hi (the last tile overhangs the range) and padding rows stay zero (dS is 0 there).
-        if (d0 + col < hd && k0 + i32(row) <= hi && is_token(u32(k0) + row)) {
-          kv = qkv[k_index(u32(k0) + row, h, d0 + col)];
-        }
-        t_k[row][col] = kv;
-      }
-      workgroupBarrier();
-      for (var m = 0u; m < DC / B; m++) {
-        let col = c + B * m;
-        if (d0 + col < hd) {
-          let ci = (d0 + col) / B;
-          var a = acc[ci];
-          for (var e = 0u; e < B; e++) { a = fma(t_ds[r][e], t_k[e][col], a); }
-          acc[ci] = a;
-        }
-      }
-      workgroupBarrier();
-    }
+    let valid = q_valid && k >= q_start && k <= i32(t);
+    let ds = select(0.0, exp(sum4(s4) * params.scale - l) * (sum4(dp4) - delta), valid);
+    for (var c = 0u; c < HD4; c++) { dq[c] = fma(vec4<f32>(ds), qkv4(ki, 4u * c), dq[c]); }
   }
 
-  if (t < T) {
-    for (var d0 = 0u; d0 < hd; d0 += B) {
-      let d = d0 + c;
-      if (d < hd) { d_qkv[q_index(t, h, d)] = acc[d0 / B] * params.scale; }
-    }
+  if (t < T && h < params.n_head) {
+    let qi = q_index(t, h);
+    for (var d = 0u; d < params.hd; d++) { d_qkv[qi + d] = dq[d / 4u][d % 4u] * params.scale; }
   }
 }
 
-@compute @workgroup_size(256)
-fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+@compute @workgroup_size(TQ)
+fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let T = params.T;
-  let hd = params.hd;
-  let k0 = wg.x * B;
-  let j = tid / B; // key row
-  let i = tid % B; // query column (scores) / dimension lane (dK, dV)
-  let k = k0 + j;
+  let k0 = wg.x * TQ;
+  let k = k0 + lid;
+
+  // Queries that may see this tile: [first non-padding key, max query_end − 1] (workgroup-uniform).
+  var lo = i32(T);
+  var hi = -1;
+  for (var e = 0u; e < TQ; e++) {
+    let kk = k0 + e;
+    if (kk < T) {
+      let m = mask[kk];
+      if (m.x != -1) {
+        lo = min(lo, i32(kk));
+        hi = max(hi, m.z - 1);
+      }
+    }
+  }
+  hi = min(hi, i32(T) - 1);
 
   var k_valid = false;
   if (k < T) { k_valid = mask[k].x != -1; }
 
-  // Queries that may see this tile: [first non-padding key, max query_end − 1].
-  if (tid == 0u) {
-    var lo = i32(T);
-    var hi = -1;
-    for (var e = 0u; e < B; e++) {
-      let kk = k0 + e;
-      if (kk < T) {
-        let m = mask[kk];
-        if (m.x != -1) {
-          lo = min(lo, i32(kk));
-          hi = max(hi, m.z - 1);
-        }
-      }
-    }
-    range_lo = lo;
-    range_hi = min(hi, i32(T) - 1);
-  }
-  let lo = workgroupUniformLoad(&range_lo);
-  let hi = workgroupUniformLoad(&range_hi);
-
-  // Multi-query: one K/V head, the workgroup sums over the query heads of its group wg.y (all heads
-  // when head_groups = 1). Otherwise head wg.y only.
+  // Multi-query: one K/V head, the invocation sums over the query heads of group wg.y (all heads when
+  // head_groups = 1). Otherwise head wg.y only.
   var h_begin = wg.y;
   var h_end = wg.y + 1u;
   if (params.multi_query != 0u) {
@@ -253,101 +199,64 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     h_end = (wg.y + 1u) * params.n_head / params.head_groups;
   }
 
-  var dk: array<f32, MAXC>;
-  var dv: array<f32, MAXC>;
+  let HD4 = (params.hd + 3u) / 4u; // vec4s per row
+  var kr: array<vec4<f32>, MAXD4>; // this key's K row
+  var vr: array<vec4<f32>, MAXD4>; // and V row
+  var dk: array<vec4<f32>, MAXD4>;
+  var dv: array<vec4<f32>, MAXD4>;
   for (var h = h_begin; h < h_end; h++) {
-    for (var q0i = lo; q0i <= hi; q0i += i32(B)) {
-      let q0 = u32(q0i);
-      let tq = q0 + i; // this thread's query in the score phase
-      var q_valid = false;
-      var q_start = 0;
-      var l = 0.0;
-      if (tq < T) {
-        let m = mask[tq];
-        q_valid = m.x != -1;
-        q_start = m.y;
-        l = lse[tq * params.n_head + h];
+    if (k_valid && (h == h_begin || params.multi_query == 0u)) {
+      let ki = k_index(k, h);
+      let vi = v_index(k, h);
+      for (var c = 0u; c < HD4; c++) {
+        kr[c] = qkv4(ki, 4u * c);
+        vr[c] = qkv4(vi, 4u * c);
       }
-      // Δ of query row q0 + j, then handed to column i through t_p.
-      let delta_j = delta_of_row(q0 + j, h, j, i);
-      if (i == 0u) { t_p[j][0] = delta_j; }
-      workgroupBarrier();
-      let delta = t_p[i][0];
-      workgroupBarrier();
-
-      var s = 0.0;
-      var dp = 0.0;
-      for (var d0 = 0u; d0 < hd; d0 += DC) {
-        stage_chunk(tid, q0, k0, h, d0);
-        workgroupBarrier();
-        let n = min(DC, hd - d0);
-        for (var e = 0u; e < n; e++) {
-          s = fma(t_k[j][e], t_q[i][e], s);
-          dp = fma(t_v[j][e], t_do[i][e], dp);
-        }
-        workgroupBarrier();
+    }
+    for (var i = lo; i <= hi; i++) {
+      // Padding queries are skipped by the whole workgroup; other masked pairs get P = dS = 0 (the
+      // query rows are real tokens of the tile's range, finite, so 0·q and 0·dO stay 0).
+      let m = mask[i];
+      if (m.x == -1) { continue; }
+      let tq = u32(i);
+      let qi = q_index(tq, h);
+      let oi = o_index(tq, h);
+      var s4 = vec4<f32>(0.0);
+      var dp4 = vec4<f32>(0.0);
+      var delta4 = vec4<f32>(0.0);
+      for (var c = 0u; c < HD4; c++) {
+        let g = d_out4(oi, 4u * c);
+        s4 = fma(kr[c], qkv4(qi, 4u * c), s4);
+        dp4 = fma(vr[c], g, dp4);
+        delta4 = fma(g, out4(oi, 4u * c), delta4);
       }
-      let valid = q_valid && k_valid && i32(k) >= q_start && k <= tq;
-      let p = select(0.0, exp(s * params.scale - l), valid);
-      t_p[j][i] = p;
-      t_ds[j][i] = select(0.0, p * (dp - delta), valid);
-
-      // dV[j][d] += Σ_e P[j][e] · dO[q0 + e][d];  dK[j][d] += Σ_e dS[j][e] · q[q0 + e][d]
-      for (var d0 = 0u; d0 < hd; d0 += DC) {
-        for (var m = 0u; m < B * DC / 256u; m++) {
-          let row = (tid + 256u * m) / DC;
-          let col = (tid + 256u * m) % DC;
-          var qv = 0.0;
-          var dov = 0.0;
-          // Rows past hi and padding rows stay zero (P and dS are 0 there).
-          if (d0 + col < hd && q0i + i32(row) <= hi && is_token(q0 + row)) {
-            qv = qkv[q_index(q0 + row, h, d0 + col)];
-            dov = d_out[o_index(q0 + row, h, d0 + col)];
-          }
-          t_q[row][col] = qv;
-          t_do[row][col] = dov;
-        }
-        workgroupBarrier();
-        for (var m = 0u; m < DC / B; m++) {
-          let col = i + B * m;
-          if (d0 + col < hd) {
-            let ci = (d0 + col) / B;
-            var a_k = dk[ci];
-            var a_v = dv[ci];
-            for (var e = 0u; e < B; e++) {
-              a_k = fma(t_ds[j][e], t_q[e][col], a_k);
-              a_v = fma(t_p[j][e], t_do[e][col], a_v);
-            }
-            dk[ci] = a_k;
-            dv[ci] = a_v;
-          }
-        }
-        workgroupBarrier();
+      let valid = k_valid && i32(k) >= m.y && i32(k) <= i;
+      let p = select(0.0, exp(sum4(s4) * params.scale - lse[tq * params.n_head + h]), valid);
+      let ds = p * (sum4(dp4) - sum4(delta4));
+      for (var c = 0u; c < HD4; c++) {
+        dk[c] = fma(vec4<f32>(ds), qkv4(qi, 4u * c), dk[c]);
+        dv[c] = fma(vec4<f32>(p), d_out4(oi, 4u * c), dv[c]);
       }
     }
     if (params.multi_query == 0u && k < T) {
-      for (var d0 = 0u; d0 < hd; d0 += B) {
-        let d = d0 + i;
-        if (d < hd) {
-          d_qkv[k_index(k, h, d)] = dk[d0 / B] * params.scale;
-          d_qkv[v_index(k, h, d)] = dv[d0 / B];
-        }
+      let ki = k_index(k, h);
+      let vi = v_index(k, h);
+      for (var d = 0u; d < params.hd; d++) {
+        d_qkv[ki + d] = dk[d / 4u][d % 4u] * params.scale;
+        d_qkv[vi + d] = dv[d / 4u][d % 4u];
       }
     }
   }
   if (params.multi_query != 0u && k < T) {
-    for (var d0 = 0u; d0 < hd; d0 += B) {
-      let d = d0 + i;
-      if (d < hd) {
-        if (params.head_groups == 1u) {
-          d_qkv[k_index(k, 0u, d)] = dk[d0 / B] * params.scale;
-          d_qkv[v_index(k, 0u, d)] = dv[d0 / B];
-        } else {
-          let row = (wg.y * T + k) * 2u * hd;
-          d_qkv[row + d] = dk[d0 / B] * params.scale;
-          d_qkv[row + hd + d] = dv[d0 / B];
-        }
-      }
+    var ki = k_index(k, 0u);
+    var vi = v_index(k, 0u);
+    if (params.head_groups != 1u) {
+      ki = (wg.y * T + k) * 2u * params.hd;
+      vi = ki + params.hd;
+    }
+    for (var d = 0u; d < params.hd; d++) {
+      d_qkv[ki + d] = dk[d / 4u][d % 4u] * params.scale;
+      d_qkv[vi + d] = dv[d / 4u][d % 4u];
     }
   }
 }

@@ -3,12 +3,13 @@
 //   backward:        dX = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dY·gamma, x̂ = (X − mean)·rstd
 //                    (added to dX when ACCUMULATE_DX: the residual stream's gradient)
 //   backward_params: dgamma[c] (+)= Σ_t dY·x̂, dbeta[c] (+)= Σ_t dY
-// forward/backward: one workgroup of 256 per row, threads stride over the columns, fixed-order tree
-// reductions in workgroup memory. The forward shifts the row by its first element before summing
-// (x − x₀ is exact for |x| within 2× of x₀), so a large common offset does not cost precision in the
-// mean, and takes the variance in a second pass over x − mean (no E[x²] − E[x]² cancellation).
-// backward_params: 32 columns × 8 row lanes per workgroup, each lane sums its rows in order and the
-// lanes are combined in a fixed tree — deterministic, no float atomics.
+// forward/backward: one invocation per row, looping over its C columns; backward_params: one
+// invocation per column, looping over the T rows. No workgroup memory, no barriers, no atomics: every
+// sum has a fixed order (deterministic). Sums run in blocks of BLOCK terms whose partial sums are then
+// added up, so the rounding error grows like BLOCK + n/BLOCK rather than n.
+// The forward shifts the row by its first element before summing (x − x₀ is exact for |x| within 2×
+// of x₀), so a large common offset does not cost precision in the mean, and takes the variance in a
+// second pass over x − mean (no E[x²] − E[x]² cancellation).
 
 struct Params {
   T: u32,
@@ -37,75 +38,67 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
 
-const WG: u32 = 256u;
-const COLS: u32 = 32u;
-const LANES: u32 = 8u;
+const WG: u32 = 64u;
+const BLOCK: u32 = 64u; // terms per partial sum
 
-var<workgroup> red: array<vec2<f32>, WG>;
-var<workgroup> partial: array<array<vec2<f32>, COLS>, LANES>;
-
-// Sum of v over the workgroup, same value returned to every thread.
-fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride) { red[lid] += red[lid + stride]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier(); // red is reused by the next reduction
-  return total;
-}
-
-fn row_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return wg.x + nwg.x * (wg.y + nwg.y * wg.z);
+fn invocation_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
 }
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wg, nwg);
+  let row = invocation_index(wg, nwg, lid);
   if (row >= params.T) { return; }
   let C = params.C;
   let base = row * C;
   let x0 = X[base];
   var s = 0.0;
-  for (var c = lid; c < C; c += WG) { s += X[base + c] - x0; }
-  let meanShift = workgroup_sum(lid, vec2<f32>(s, 0.0)).x / f32(C);
-  var q = 0.0;
-  for (var c = lid; c < C; c += WG) {
-    let d = (X[base + c] - x0) - meanShift;
-    q += d * d;
+  for (var c0 = 0u; c0 < C; c0 += BLOCK) {
+    var b = 0.0;
+    for (var c = c0; c < min(c0 + BLOCK, C); c++) { b += X[base + c] - x0; }
+    s += b;
   }
-  let variance = workgroup_sum(lid, vec2<f32>(q, 0.0)).x / f32(C);
-  let rstd = 1.0 / sqrt(variance + params.eps);
-  for (var c = lid; c < C; c += WG) {
+  let meanShift = s / f32(C);
+  var q = 0.0;
+  for (var c0 = 0u; c0 < C; c0 += BLOCK) {
+    var b = 0.0;
+    for (var c = c0; c < min(c0 + BLOCK, C); c++) {
+      let d = (X[base + c] - x0) - meanShift;
+      b = fma(d, d, b);
+    }
+    q += b;
+  }
+  let rstd = 1.0 / sqrt(q / f32(C) + params.eps);
+  for (var c = 0u; c < C; c++) {
     let xhat = ((X[base + c] - x0) - meanShift) * rstd;
     Y[base + c] = xhat * gamma[c] + beta[c];
   }
-  if (lid == 0u) {
-    meanOut[row] = x0 + meanShift;
-    rstdOut[row] = rstd;
-  }
+  meanOut[row] = x0 + meanShift;
+  rstdOut[row] = rstd;
 }
 
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wg, nwg);
+  let row = invocation_index(wg, nwg, lid);
   if (row >= params.T) { return; }
   let C = params.C;
   let base = row * C;
   let mean = meanIn[row];
   let rstd = rstdIn[row];
-  var s = vec2<f32>(0.0, 0.0);
-  for (var c = lid; c < C; c += WG) {
-    let g = dY[base + c] * gamma[c];
-    let xhat = (X[base + c] - mean) * rstd;
-    s += vec2<f32>(g, g * xhat);
+  var s = vec2<f32>(0.0, 0.0); // (Σ g, Σ g·x̂)
+  for (var c0 = 0u; c0 < C; c0 += BLOCK) {
+    var b = vec2<f32>(0.0, 0.0);
+    for (var c = c0; c < min(c0 + BLOCK, C); c++) {
+      let g = dY[base + c] * gamma[c];
+      let xhat = (X[base + c] - mean) * rstd;
+      b += vec2<f32>(g, g * xhat);
+    }
+    s += b;
   }
-  let sums = workgroup_sum(lid, s) / f32(C);
-  for (var c = lid; c < C; c += WG) {
+  let sums = s / f32(C);
+  for (var c = 0u; c < C; c++) {
     let g = dY[base + c] * gamma[c];
     let xhat = (X[base + c] - mean) * rstd;
     var dx = rstd * (g - sums.x - xhat * sums.y);
@@ -114,29 +107,23 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   }
 }
 
-@compute @workgroup_size(COLS, LANES)
+@compute @workgroup_size(WG)
 fn backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_id) lid: vec3<u32>) {
-  let col = row_index(wg, nwg) * COLS + lid.x;
+                   @builtin(local_invocation_index) lid: u32) {
+  let col = invocation_index(wg, nwg, lid);
   let C = params.C;
+  if (col >= C) { return; }
   var s = vec2<f32>(0.0, 0.0); // (dgamma, dbeta)
-  if (col < C) {
-    for (var t = lid.y; t < params.T; t += LANES) {
+  for (var t0 = 0u; t0 < params.T; t0 += BLOCK) {
+    var b = vec2<f32>(0.0, 0.0);
+    for (var t = t0; t < min(t0 + BLOCK, params.T); t++) {
       let dy = dYP[t * C + col];
       let xhat = (X[t * C + col] - meanP[t]) * rstdP[t];
-      s += vec2<f32>(dy * xhat, dy);
+      b += vec2<f32>(dy * xhat, dy);
     }
+    s += b;
   }
-  partial[lid.y][lid.x] = s;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride /= 2u) {
-    if (lid.y < stride) { partial[lid.y][lid.x] += partial[lid.y + stride][lid.x]; }
-    workgroupBarrier();
-  }
-  if (lid.y == 0u && col < C) {
-    var total = partial[0][lid.x];
-    if (params.accumulate != 0u) { total += vec2<f32>(dgamma[col], dbeta[col]); }
-    dgamma[col] = total.x;
-    dbeta[col] = total.y;
-  }
+  if (params.accumulate != 0u) { s += vec2<f32>(dgamma[col], dbeta[col]); }
+  dgamma[col] = s.x;
+  dbeta[col] = s.y;
 }

@@ -17,10 +17,15 @@ export {
   type AttentionWork,
 } from '../reference/attention.ts';
 
-/** Rows per query tile and per key tile in shaders/attention*.wgsl. */
-export const ATTENTION_TILE = 16;
-/** Largest head dimension the kernels accept (16 lanes × 16 private accumulators per thread). */
+/** Rows per query tile and per key tile (TQ in shaders/attention*.wgsl): the rows of one workgroup. */
+export const ATTENTION_TILE = 8;
+/** Largest head dimension the kernels accept (MAXD4 vec4s: the rows an invocation keeps privately). */
 export const ATTENTION_MAX_HEAD_DIM = 256;
+/**
+ * Multi-query: query heads per workgroup of the forward and dQ passes (HPW; they share the K/V rows).
+ * Fixed, so that every shape uses the same two pipelines (compiling one costs seconds on CPU drivers).
+ */
+const HEADS_PER_WORKGROUP = 4;
 
 export interface AttentionKernelShape extends AttentionShape {
   /** Tokens in the flattened batch (packs × pack length). */
@@ -45,6 +50,11 @@ function check(ctx: GpuContext, shape: AttentionKernelShape): void {
   if (ceilDiv(T, ATTENTION_TILE) > maxWg || nHead > maxWg) {
     throw new Error(`attention: T=${T} or n_head=${nHead} exceeds the dispatch limit (${maxWg} workgroups)`);
   }
+}
+
+/** Pipeline constants: the query heads per workgroup (1 for multi-head). */
+function constants(shape: AttentionShape): { HPW: number } {
+  return { HPW: shape.multiQuery ? HEADS_PER_WORKGROUP : 1 };
 }
 
 function params(ctx: GpuContext, shape: AttentionKernelShape, headGroups = 1): GPUBuffer {
@@ -72,12 +82,13 @@ export function attentionPartialsBytes(shape: AttentionKernelShape, headGroups: 
 }
 
 /**
- * Head groups for the multi-query dK/dV pass so that it has about `targetWorkgroups` workgroups (the
- * multi-head pass and the forward already have ⌈T/16⌉·n_head). 1 for multi-head attention.
+ * Head groups for the multi-query dK/dV pass so that it has about `targetWorkgroups` units of work,
+ * counting key tiles of 16 rows (each group repeats the tile's K/V rows and adds a reduce pass, so
+ * few groups are best on CPU drivers; more help a GPU fill its cores). 1 for multi-head attention.
  */
 export function suggestHeadGroups(shape: AttentionKernelShape, targetWorkgroups = 1024): number {
   if (!shape.multiQuery) return 1;
-  const keyTiles = ceilDiv(shape.T, ATTENTION_TILE);
+  const keyTiles = ceilDiv(shape.T, 16);
   return Math.max(1, Math.min(shape.nHead, Math.floor(targetWorkgroups / keyTiles)));
 }
 
@@ -108,13 +119,14 @@ export async function attentionForward(
   shape: AttentionKernelShape,
 ): Promise<Dispatch> {
   check(ctx, shape);
-  const pipeline = await ctx.pipeline('attention', { entryPoint: 'forward' });
+  const c = constants(shape);
+  const pipeline = await ctx.pipeline('attention', { entryPoint: 'forward', constants: c });
   const { T, nHead, headDim, multiQuery } = shape;
   return {
     label: `attention.forward T=${T} h=${nHead}x${headDim}${multiQuery ? ' mqa' : ''}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [qkv, mask, out, lse, params(ctx, shape)]),
-    workgroups: [ceilDiv(T, ATTENTION_TILE), nHead, 1],
+    workgroups: [ceilDiv(T, ATTENTION_TILE), ceilDiv(nHead, c.HPW), 1],
   };
 }
 
@@ -151,8 +163,9 @@ export async function attentionBackward(
     }
     dkvTarget = p;
   }
+  const c = constants(shape);
   const [dq, dkv] = await Promise.all([
-    ctx.pipeline('attention_backward', { entryPoint: 'backward_dq' }),
+    ctx.pipeline('attention_backward', { entryPoint: 'backward_dq', constants: c }),
     ctx.pipeline('attention_backward', { entryPoint: 'backward_dkv' }),
   ]);
   const uniform = params(ctx, shape, groups);
@@ -162,7 +175,7 @@ export async function attentionBackward(
       label: `attention.backward_dq ${tag}`,
       pipeline: dq,
       bindGroup: ctx.bindGroup(dq, [qkv, mask, out, dOut, lse, dqkv, uniform]),
-      workgroups: [ceilDiv(T, ATTENTION_TILE), nHead, 1],
+      workgroups: [ceilDiv(T, ATTENTION_TILE), ceilDiv(nHead, c.HPW), 1],
     },
     {
       label: `attention.backward_dkv ${tag}`,

@@ -1,6 +1,9 @@
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
+/** Invocations per workgroup in shaders/layernorm.wgsl (one per row, or per column for dgamma/dbeta). */
+const WG = 64;
+
 export interface LayerNormShape {
   /** Rows (tokens). */
   T: number;
@@ -35,7 +38,7 @@ export async function layerNormForward(
     label: `layernorm ${shape.T}x${shape.C}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [params(ctx, shape, false), x, gamma, beta, y, mean, rstd]),
-    workgroups: foldWorkgroups(shape.T),
+    workgroups: foldWorkgroups(Math.ceil(shape.T / WG)),
   };
 }
 
@@ -55,7 +58,7 @@ export async function layerNormBackward(
     label: `layernorm backward ${shape.T}x${shape.C}${accumulate ? ' +=' : ''}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [params(ctx, shape, accumulate), x, gamma, mean, rstd, dy, dx]),
-    workgroups: foldWorkgroups(shape.T),
+    workgroups: foldWorkgroups(Math.ceil(shape.T / WG)),
   };
 }
 
@@ -75,6 +78,6 @@ export async function layerNormBackwardParams(
     label: `layernorm dgamma/dbeta ${shape.T}x${shape.C}${accumulate ? ' +=' : ''}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [params(ctx, shape, accumulate), x, mean, rstd, dy, dgamma, dbeta]),
-    workgroups: foldWorkgroups(Math.ceil(shape.C / 32)),
+    workgroups: foldWorkgroups(Math.ceil(shape.C / WG)),
   };
 }
