@@ -134,7 +134,6 @@ export const FIELDS: FieldSpec[] = [
     description: 'LoRA α: the update is scaled by α/r (paper: 16 at r = 8, scaling 2)',
     default: 16,
     check: number(0, 4096, { exclusiveMin: true }),
-    live: true,
   },
   {
     path: 'lora.dropout',
