@@ -186,6 +186,7 @@ export const FIELDS: FieldSpec[] = [
     description: 'global gradient-norm clipping (paper: 1.0; 0 = off)',
     default: 1,
     check: number(0, 1e6),
+    live: true,
   },
   {
     path: 'schedule.kind',

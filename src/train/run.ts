@@ -11,7 +11,7 @@ import { GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
 import { ModelOptimizer } from '../engine/model/optimizer.ts';
 import type { PackedBatch } from '../engine/reference/gptbigcode.ts';
 import { makeBatches, type Batch, type BatchExample } from '../data/batching.ts';
-import { withField, type RunConfig } from './config.ts';
+import { FIELDS, withField, type RunConfig } from './config.ts';
 import { chooseThreshold, evaluateScores, type EvalMetrics, type ScoredExample } from './evaluate.ts';
 import { initialTrainables } from './init.ts';
 import { learningRate } from './schedule.ts';
@@ -210,6 +210,10 @@ export class TrainingRun {
 
   /** Changes a live setting (validated now, applied from the next optimizer step). */
   update(path: string, value: unknown): void {
+    if (!FIELDS.find((f) => f.path === path)?.live) {
+      const live = FIELDS.filter((f) => f.live).map((f) => f.path);
+      throw new RunError(`${path} cannot change during a run.`, `Settings that can: ${live.join(', ')}.`);
+    }
     withField(this.config, path, value);
     this.pending.push({ path, value });
   }
