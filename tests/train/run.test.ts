@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { importDataset } from '../../src/data/import.ts';
+import { NodeDirModelFiles } from '../../src/io/node-files.ts';
+import { configForModel } from '../../src/train/config.ts';
+import { loadRunModel, prepareRunData } from '../../src/train/prepare.ts';
+import { TrainingRun, type RunEvent } from '../../src/train/run.ts';
+import { useGpu } from '../helpers/gpu.ts';
+
+const gpu = useGpu();
+
+describe('a training run on the real adapter', () => {
+  it('applies live changes from the next step, records them, pauses and resumes', async () => {
+    const prepared = await loadRunModel(new NodeDirModelFiles('public/models/demo'), 'demo');
+    const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
+    // A small slice of every split keeps the run short.
+    const picked = ['train', 'validation', 'test'].flatMap((split) =>
+      lines
+        .filter((l) => (JSON.parse(l) as { split: string }).split === split)
+        .slice(0, split === 'train' ? 16 : 8),
+    );
+    const { records } = await importDataset({ name: 'slice.jsonl', data: picked.join('\n') });
+    const config = configForModel(undefined, {
+      weightFormat: 'f32',
+      batching: { packLength: 256, packsPerStep: 2 },
+      epochs: 1,
+      evalEvery: 2,
+      truncation: 'head',
+    });
+    const { data } = prepareRunData(records, prepared.tokenizer, config, 256);
+    const events: RunEvent[] = [];
+    const run = await TrainingRun.create(gpu(), config, prepared.model, data, (event) => {
+      events.push(event);
+      if (event.type === 'step' && event.step === 1) {
+        run.update('optimizer.lr', 5e-4);
+        expect(() => run.update('batching.packLength', 128)).toThrow(/cannot change during a run/);
+        run.pause();
+        setTimeout(() => run.resume(), 50);
+      }
+    });
+    try {
+      const result = await run.run();
+      const steps = events.filter((e) => e.type === 'step');
+      expect(steps.length).toBe(result.steps);
+      expect(result.steps).toBeGreaterThanOrEqual(3);
+      expect(steps.every((s) => Number.isFinite(s.loss) && s.tokensPerSecond > 0)).toBe(true);
+      // The change took effect at step 2 and is in the history; lr follows the new peak from then on.
+      expect(result.history).toEqual([{ step: 2, path: 'optimizer.lr', value: 5e-4 }]);
+      expect(events.find((e) => e.type === 'change')).toMatchObject({ step: 2, path: 'optimizer.lr' });
+      expect(steps[1].lr).toBeLessThanOrEqual(5e-4);
+      const states = events.filter((e) => e.type === 'state').map((e) => e.state);
+      expect(states).toEqual(['running', 'paused', 'running', 'finished']);
+      expect(
+        events.filter((e) => e.type === 'eval' && e.split === 'validation').length,
+      ).toBeGreaterThanOrEqual(1);
+      expect(result.test.n).toBe(data.test.length);
+      expect(result.validation.intervals?.rocAuc.low).toBeLessThanOrEqual(result.validation.rocAuc ?? 1);
+      expect(result.trainables.has('score.weight')).toBe(true);
+    } finally {
+      run.destroy();
+    }
+  }, 600_000);
+
+  it('refuses data where ROC AUC is undefined, saying why', async () => {
+    const prepared = await loadRunModel(new NodeDirModelFiles('public/models/demo'), 'demo');
+    const one = { tokens: Int32Array.from([5, 6, 7]), label: 1 as const, weight: 1, exampleIndex: 0 };
+    const config = configForModel(undefined, { weightFormat: 'f32', batching: { packLength: 64 } });
+    await expect(
+      TrainingRun.create(gpu(), config, prepared.model, {
+        train: [one, one],
+        validation: [one],
+        test: [one],
+      }),
+    ).rejects.toThrow(/one class only/);
+  });
+});
