@@ -13,8 +13,9 @@ async function vulnlab(args: string[], timeout = 60_000) {
     const { stdout, stderr } = await run('node', [...CLI, ...args], { timeout, maxBuffer: 64 << 20 });
     return { code: 0, stdout, stderr };
   } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    const e = error as { code?: number; signal?: string; stdout?: string; stderr?: string };
+    const stderr = `${e.stderr ?? ''}${e.signal ? `\n(killed by ${e.signal})` : ''}\n${(e.stdout ?? '').slice(-2000)}`;
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr };
   }
 }
 
