@@ -29,11 +29,9 @@ export interface RunConfig {
   };
   schedule: { kind: 'cosine' | 'constant' | 'linear'; warmupRatio: number };
   batching: { mode: Batching; packLength: number; maxFunctionsPerPack: number; packsPerStep: number };
-  gradAccumulation: number;
   recompute: boolean;
   epochs: number;
   evalEvery: number;
-  checkpointEvery: number;
   truncation: 'head' | 'tail' | 'drop';
   normalize: { stripComments: boolean; collapseWhitespace: boolean };
   seed: number;
@@ -226,12 +224,6 @@ export const FIELDS: FieldSpec[] = [
     check: number(1, 1024, { integer: true }),
   },
   {
-    path: 'gradAccumulation',
-    description: 'micro-batches summed before each optimizer step',
-    default: 1,
-    check: number(1, 1024, { integer: true }),
-  },
-  {
     path: 'recompute',
     description: 'recompute activations in backward (gradient checkpointing) to save memory',
     default: true,
@@ -249,12 +241,6 @@ export const FIELDS: FieldSpec[] = [
     default: 0,
     check: number(0, 1e9, { integer: true }),
     live: true,
-  },
-  {
-    path: 'checkpointEvery',
-    description: 'optimizer steps between checkpoints (0 = once per epoch)',
-    default: 0,
-    check: number(0, 1e9, { integer: true }),
   },
   {
     path: 'truncation',

@@ -16,13 +16,11 @@ const GROUPS: { title: string; prefix: (path: string) => boolean }[] = [
   },
   {
     title: 'Batching',
-    prefix: (p) => p.startsWith('batching.') || ['gradAccumulation', 'recompute'].includes(p),
+    prefix: (p) => p.startsWith('batching.') || p === 'recompute',
   },
   {
     title: 'Run',
-    prefix: (p) =>
-      ['epochs', 'evalEvery', 'checkpointEvery', 'truncation', 'seed'].includes(p) ||
-      p.startsWith('normalize.'),
+    prefix: (p) => ['epochs', 'evalEvery', 'truncation', 'seed'].includes(p) || p.startsWith('normalize.'),
   },
 ];
 
