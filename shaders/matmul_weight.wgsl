@@ -1,5 +1,5 @@
 // Matmul against a frozen weight W [rows, cols] (Hugging Face [out, in]) stored in its own format,
-// dequantized on the fly while staging tiles (the dequantized weight never exists in memory):
+// dequantized on the fly as it is read (the dequantized weight never exists in memory):
 //   forward  (BACKWARD = false): C[m, cOffset + n] = alpha · Σ_k A[m, aOffset + k] · W[n, k] + beta · C
 //                                (y = x·Wᵀ; n runs over W rows, k over W columns)
 //   backward (BACKWARD = true):  C[m, cOffset + n] = alpha · Σ_k A[m, aOffset + k] · W[k, n] + beta · C
@@ -11,9 +11,22 @@
 // then 32 × i8, 34 bytes; f16 scale then 16 nibble bytes, 18 bytes, low nibbles elements 0..15).
 // W is bound as array<u32>; rows start at byte wBase + row · wRowBytes (any even offset), blocks are
 // read with byte arithmetic on u32 words and f16 via unpack2x16float, so no shader-f16 is needed.
+// Block-format rows are padded with zero weights to whole blocks (quant.ts).
 //
-// A 64×64 output tile per workgroup of 16×16 threads (4×4 outputs each, strided by 16), K staged
-// 32 at a time = one quantization block; four threads dequantize each (row, block) pair.
+// The blocking is that of shaders/matmul.wgsl (read its header): barrier-free, no workgroup memory,
+// each thread owns an 8×8 block of C as four 4×4 blocks and walks K four at a time, multiplying
+// mat4x4 blocks of A and of W. W is read four consecutive columns of one row at a time (`w4`, one
+// quantization block never straddled), so both directions dequantize the same way: forward takes
+// four rows n0..n0+3 at columns k..k+3, backward four rows k..k+3 at columns n0..n0+3.
+//
+// Two entry points, the same algorithm:
+//   main           A bound as vec4 rows: needs lda and aOffset multiples of 4 (binding offsets are
+//                  multiples of minStorageBufferOffsetAlignment ≥ 32, hence of 16 bytes).
+//   main_scalar    A read with scalar loads, for any lda / aOffset.
+// Edges: rows past M (and forward W rows past N) are clamped to the last one; backward columns past
+// N use whatever W holds there (a column of C depends only on its own W column): all computed,
+// never stored. In the last, partial k-step A and W are zero for k ≥ K; f32 / f16 W columns past
+// wCols read as zero (w4Edge), block formats are padded with zeros.
 
 override FORMAT: u32 = 2u;
 override BACKWARD: bool = false;
@@ -34,23 +47,20 @@ struct Params {
   beta: f32,
 }
 
+// The two entry points never use both views of A, so they may share the binding number.
 @group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(0) var<storage, read> A4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> W: array<u32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-const TILE: u32 = 64u;
-const TK: u32 = 32u;
-const THREADS: u32 = 256u;
-
-var<workgroup> tileA: array<array<f32, TILE>, TK>; // [k][m]
-var<workgroup> tileW: array<array<f32, TILE>, TK>; // [k][n]
-
 // The 32-bit little-endian word at an even byte offset.
+// Branch-free (a branch per read made the shader much slower to compile on lavapipe): the word past
+// an aligned one is read and ignored (robust access keeps it in bounds).
 fn wordAt(byteOffset: u32) -> u32 {
   let i = byteOffset >> 2u;
-  if ((byteOffset & 2u) == 0u) { return W[i]; }
-  return (W[i] >> 16u) | (W[i + 1u] << 16u);
+  let lo = W[i];
+  return select(lo, (lo >> 16u) | (W[i + 1u] << 16u), (byteOffset & 2u) != 0u);
 }
 
 // The f16 at an even byte offset, as f32.
@@ -59,116 +69,163 @@ fn halfAt(byteOffset: u32) -> f32 {
   return unpack2x16float(select(w, w >> 16u, (byteOffset & 2u) != 0u)).x;
 }
 
-// Position inside its 32-block of element e (0..7) of part q (0..3).
-fn partPos(q: u32, e: u32) -> u32 {
-  if (FORMAT == 3u) { return select(4u * q + e, 12u + 4u * q + e, e >= 4u); }
-  return 8u * q + e;
-}
-
-// Eight dequantized weights of block `blk` of W row `row`: part q of four (see partPos).
-fn loadPart(row: u32, blk: u32, q: u32) -> array<f32, 8> {
-  var v: array<f32, 8>;
-  let nBlocks = (params.wCols + 31u) / 32u;
-  if (row >= params.wRows || blk >= nBlocks) { return v; }
+// W[row, col .. col + 3] dequantized; col is a multiple of 4, row < wRows and, for f32 / f16 (rows
+// are not padded), col + 4 <= wCols (else w4Edge).
+fn w4(row: u32, col: u32) -> vec4<f32> {
   let rowByte = params.wBase + row * params.wRowBytes;
   if (FORMAT == 2u) {
-    let base = rowByte + blk * 34u;
-    let d = halfAt(base);
-    let w0 = bitcast<i32>(wordAt(base + 2u + 8u * q));
-    let w1 = bitcast<i32>(wordAt(base + 6u + 8u * q));
-    for (var e = 0u; e < 4u; e++) {
-      v[e] = f32(extractBits(w0, 8u * e, 8u)) * d;
-      v[e + 4u] = f32(extractBits(w1, 8u * e, 8u)) * d;
-    }
-  } else if (FORMAT == 3u) {
-    let base = rowByte + blk * 18u;
-    let d = halfAt(base);
-    let w = wordAt(base + 2u + 4u * q);
-    for (var e = 0u; e < 4u; e++) {
-      v[e] = (f32(extractBits(w, 8u * e, 4u)) - 8.0) * d;
-      v[e + 4u] = (f32(extractBits(w, 8u * e + 4u, 4u)) - 8.0) * d;
-    }
+    // q8_0: the four i8 at positions col % 32 .. + 3 of the block.
+    let base = rowByte + (col / 32u) * 34u;
+    let q = bitcast<i32>(wordAt(base + 2u + col % 32u));
+    let v = vec4<i32>(extractBits(q, 0u, 8u), extractBits(q, 8u, 8u), extractBits(q, 16u, 8u),
+                      extractBits(q, 24u, 8u));
+    return vec4<f32>(v) * halfAt(base);
+  }
+  if (FORMAT == 3u) {
+    // q4_0: positions p < 16 are the low nibbles of bytes p, the rest the high nibbles of bytes p - 16.
+    let base = rowByte + (col / 32u) * 18u;
+    let pos = col % 32u;
+    let q = wordAt(base + 2u + pos % 16u) >> select(0u, 4u, pos >= 16u);
+    let v = vec4<u32>(extractBits(q, 0u, 4u), extractBits(q, 8u, 4u), extractBits(q, 16u, 4u),
+                      extractBits(q, 24u, 4u));
+    return (vec4<f32>(v) - 8.0) * halfAt(base);
+  }
+  if (FORMAT == 1u) {
+    let base = rowByte + col * 2u;
+    return vec4<f32>(unpack2x16float(wordAt(base)), unpack2x16float(wordAt(base + 4u)));
+  }
+  let base = (rowByte >> 2u) + col;
+  return bitcast<vec4<f32>>(vec4<u32>(W[base], W[base + 1u], W[base + 2u], W[base + 3u]));
+}
+
+// w4 at the end of a row: f32 / f16 columns past wCols read as 0 (block formats are padded with 0).
+fn w4Edge(row: u32, col: u32) -> vec4<f32> {
+  if (FORMAT >= 2u) { return w4(row, col); }
+  let rowByte = params.wBase + row * params.wRowBytes;
+  let cols = vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u);
+  let c = min(cols, vec4<u32>(params.wCols - 1u));
+  var t: vec4<f32>;
+  if (FORMAT == 1u) {
+    t = vec4<f32>(halfAt(rowByte + 2u * c.x), halfAt(rowByte + 2u * c.y), halfAt(rowByte + 2u * c.z),
+                  halfAt(rowByte + 2u * c.w));
   } else {
-    let col = blk * 32u + 8u * q;
-    if (FORMAT == 1u) {
-      let base = rowByte + col * 2u;
-      if (col + 8u <= params.wCols) {
-        for (var e = 0u; e < 4u; e++) {
-          let pair = unpack2x16float(wordAt(base + 4u * e));
-          v[2u * e] = pair.x;
-          v[2u * e + 1u] = pair.y;
-        }
-      } else {
-        for (var e = 0u; e < 8u; e++) {
-          if (col + e < params.wCols) { v[e] = halfAt(base + 2u * e); }
-        }
-      }
-    } else {
-      let base = (rowByte >> 2u) + col;
-      for (var e = 0u; e < 8u; e++) {
-        if (col + e < params.wCols) { v[e] = bitcast<f32>(W[base + e]); }
-      }
-    }
+    let base = rowByte >> 2u;
+    t = bitcast<vec4<f32>>(vec4<u32>(W[base + c.x], W[base + c.y], W[base + c.z], W[base + c.w]));
   }
-  return v;
+  return select(vec4<f32>(0.0), t, cols < vec4<u32>(params.wCols));
 }
 
-fn loadA(m: u32, k: u32) -> f32 {
-  if (m >= params.M || k >= params.K) { return 0.0; }
-  return A[m * params.lda + params.aOffset + k];
+// Blocks as mat4x4 (columns first), as in matmul.wgsl: blockA[kk][i] = A[m0 + i, k + kk] and
+// blockW[j][kk] = op(W)[k + kk, n0 + j], so (blockA * blockW)[j][i] = Σ_kk A[m0 + i, ·]·op(W)[·, n0 + j].
+
+fn rowA(m0: u32, i: u32) -> u32 { return min(m0 + i, params.M - 1u); }
+
+fn blockW(k: u32, n0: u32) -> mat4x4<f32> {
+  if (BACKWARD) {
+    // Rows k .. k + 3 of W at columns n0 .. n0 + 3 (columns past N are never stored).
+    var t: mat4x4<f32>;
+    if (k + 4u > params.K) {
+      for (var kk = 0u; k + kk < params.K; kk++) { t[kk] = w4Edge(k + kk, n0); }
+    } else if (n0 + 4u > params.N) {
+      t = mat4x4<f32>(w4Edge(k, n0), w4Edge(k + 1u, n0), w4Edge(k + 2u, n0), w4Edge(k + 3u, n0));
+    } else {
+      t = mat4x4<f32>(w4(k, n0), w4(k + 1u, n0), w4(k + 2u, n0), w4(k + 3u, n0));
+    }
+    return transpose(t);
+  }
+  // Rows n0 .. n0 + 3 (clamped to the last) at columns k .. k + 3 (past wCols: zero).
+  let last = params.N - 1u;
+  let n = vec4<u32>(min(n0, last), min(n0 + 1u, last), min(n0 + 2u, last), min(n0 + 3u, last));
+  if (k + 4u > params.K) {
+    return mat4x4<f32>(w4Edge(n.x, k), w4Edge(n.y, k), w4Edge(n.z, k), w4Edge(n.w, k));
+  }
+  return mat4x4<f32>(w4(n.x, k), w4(n.y, k), w4(n.z, k), w4(n.w, k));
 }
 
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(local_invocation_index) tid: u32) {
-  let row0 = wg.y * TILE;
-  let col0 = wg.x * TILE;
-  let unit = tid / 4u;
-  let q = tid % 4u;
-  var acc: array<array<f32, 4>, 4>;
+fn indexA(m: u32, k: u32) -> u32 { return m * params.lda + params.aOffset + k; }
 
-  for (var k0 = 0u; k0 < params.K; k0 += TK) {
-    for (var l = 0u; l < 8u; l++) {
-      let i = tid + l * THREADS;
-      tileA[i % TK][i / TK] = loadA(row0 + i / TK, k0 + i % TK);
-    }
-    if (BACKWARD) {
-      // 32 W rows (k) × 2 blocks (n): unit = 2·row + block.
-      let v = loadPart(k0 + unit / 2u, col0 / 32u + unit % 2u, q);
-      for (var e = 0u; e < 8u; e++) { tileW[unit / 2u][(unit % 2u) * 32u + partPos(q, e)] = v[e]; }
-    } else {
-      // 64 W rows (n) × 1 block (k).
-      let v = loadPart(col0 + unit, k0 / 32u, q);
-      for (var e = 0u; e < 8u; e++) { tileW[partPos(q, e)][unit] = v[e]; }
-    }
-    workgroupBarrier();
-    for (var k = 0u; k < TK; k++) {
-      var a: array<f32, 4>;
-      var b: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = tileA[k][lid.y + 16u * i];
-        b[i] = tileW[k][lid.x + 16u * i];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i][j] = fma(a[i], b[j], acc[i][j]);
-        }
-      }
-    }
-    workgroupBarrier();
+// Scalar loads; elements with k ≥ K are zero.
+fn blockA1(m0: u32, k: u32) -> mat4x4<f32> {
+  var t: mat4x4<f32>;
+  for (var kk = 0u; kk < 4u; kk++) {
+    if (k + kk >= params.K) { break; }
+    for (var i = 0u; i < 4u; i++) { t[kk][i] = A[indexA(rowA(m0, i), k + kk)]; }
   }
+  return t;
+}
 
+// vec4 loads along k (4 | lda and aOffset, so a group of four never straddles rows).
+fn blockA4(m0: u32, k: u32) -> mat4x4<f32> {
+  if (k + 4u > params.K) {
+    var t: mat4x4<f32>;
+    for (var kk = 0u; k + kk < params.K; kk++) {
+      for (var i = 0u; i < 4u; i++) {
+        let e = indexA(rowA(m0, i), k + kk);
+        t[kk][i] = A4[e / 4u][e % 4u];
+      }
+    }
+    return t;
+  }
+  return transpose(mat4x4<f32>(A4[indexA(rowA(m0, 0u), k) / 4u], A4[indexA(rowA(m0, 1u), k) / 4u],
+                               A4[indexA(rowA(m0, 2u), k) / 4u], A4[indexA(rowA(m0, 3u), k) / 4u]));
+}
+
+fn store(acc: mat4x4<f32>, m0: u32, n0: u32) {
   for (var i = 0u; i < 4u; i++) {
-    let row = row0 + lid.y + 16u * i;
-    if (row >= params.M) { continue; }
+    let row = m0 + i;
+    if (row >= params.M) { return; }
     for (var j = 0u; j < 4u; j++) {
-      let col = col0 + lid.x + 16u * j;
-      if (col >= params.N) { continue; }
+      let col = n0 + j;
+      if (col >= params.N) { break; }
       let idx = row * params.ldc + params.cOffset + col;
-      var value = params.alpha * acc[i][j];
+      var value = params.alpha * acc[j][i];
       // beta == 0 must not read C: it may hold garbage (NaN) from a pooled buffer.
       if (params.beta != 0.0) { value += params.beta * C[idx]; }
       C[idx] = value;
     }
   }
+}
+
+// Each thread: the 8×8 block of C at (m0, n0) as four 4×4 blocks c[2·ib + jb] at (m0 + 4·ib, n0 + 4·jb).
+fn storeAll(c: array<mat4x4<f32>, 4>, m0: u32, n0: u32) {
+  store(c[0], m0, n0);
+  store(c[1], m0, n0 + 4u);
+  store(c[2], m0 + 4u, n0);
+  store(c[3], m0 + 4u, n0 + 4u);
+}
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let m0 = gid.y * 8u;
+  let n0 = gid.x * 8u;
+  var c: array<mat4x4<f32>, 4>;
+  for (var k = 0u; k < params.K; k += 4u) {
+    let a0 = blockA4(m0, k);
+    let a1 = blockA4(m0 + 4u, k);
+    let b0 = blockW(k, n0);
+    let b1 = blockW(k, n0 + 4u);
+    c[0] += a0 * b0;
+    c[1] += a0 * b1;
+    c[2] += a1 * b0;
+    c[3] += a1 * b1;
+  }
+  storeAll(c, m0, n0);
+}
+
+@compute @workgroup_size(8, 8)
+fn main_scalar(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let m0 = gid.y * 8u;
+  let n0 = gid.x * 8u;
+  var c: array<mat4x4<f32>, 4>;
+  for (var k = 0u; k < params.K; k += 4u) {
+    let a0 = blockA1(m0, k);
+    let a1 = blockA1(m0 + 4u, k);
+    let b0 = blockW(k, n0);
+    let b1 = blockW(k, n0 + 4u);
+    c[0] += a0 * b0;
+    c[1] += a0 * b1;
+    c[2] += a1 * b0;
+    c[3] += a1 * b1;
+  }
+  storeAll(c, m0, n0);
 }

@@ -31,6 +31,8 @@ const shapes: [number, number, number][] = [
   [17, 130, 45],
   [5, 67, 20], // one block per row: q8_0/q4_0 rows start at byte offsets ≡ 2 (mod 4)
   [4, 9, 90], // three blocks per row (102 / 54 bytes)
+  [6, 68, 45], // out a multiple of 4: dx reads dy rows as vec4; forward K and dx N end mid-group of 4
+  [7, 40, 66], // the same, ending 2 into a group (f32 / f16 rows are not padded)
 ];
 
 interface Case {
@@ -121,6 +123,18 @@ describe('linear (frozen weight in any format) on the real adapter', () => {
       const maxBindingBytes = 258 + 5 * bytesPerRow(format, inF);
       const dispatches = await checkBothDirections(ctx, c, T, rng, { maxBindingBytes });
       expect(dispatches).toBe(8);
+    });
+  }
+
+  for (const format of WEIGHT_FORMATS) {
+    it(`${format}: split into chunks of 6 rows (dx: every other chunk reads dy as vec4, K = 6)`, async () => {
+      const ctx = gpu();
+      const rng = new Rng(78);
+      const [out, inF, T] = [36, 44, 9];
+      const c = await makeWeight(ctx, format, out, inF, rng, 16);
+      const maxBindingBytes = 258 + 6 * bytesPerRow(format, inF);
+      const dispatches = await checkBothDirections(ctx, c, T, rng, { maxBindingBytes });
+      expect(dispatches).toBe(6);
     });
   }
 

@@ -42,6 +42,7 @@ export interface WeightChunk {
 }
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
+/** Outputs per workgroup side: 8×8 threads of 8×8 outputs each (shaders/matmul_weight.wgsl). */
 const TILE = 64;
 
 function split(b: GPUBuffer | Binding): { buffer: GPUBuffer; offset: number } {
@@ -112,7 +113,11 @@ async function weightDispatch(
   backward: boolean,
   p: WeightParams,
 ): Promise<Dispatch> {
+  // A's rows are read as vec4 when every row starts 16-byte aligned (binding offsets are multiples of
+  // minStorageBufferOffsetAlignment ≥ 32); otherwise the scalar entry point (same algorithm).
+  const vec4 = p.lda % 4 === 0 && p.aOffset % 4 === 0;
   const pipeline = await ctx.pipeline('matmul_weight', {
+    entryPoint: vec4 ? 'main' : 'main_scalar',
     constants: { FORMAT: FORMAT_CODE[weight.format], BACKWARD: Number(backward) },
   });
   const params = new ArrayBuffer(52);
@@ -144,7 +149,7 @@ async function weightDispatch(
     );
   }
   return {
-    label: `linear ${backward ? 'dx' : 'fwd'} ${weight.format} ${p.M}x${p.N}x${p.K} rows ${p.chunk.row0}+${p.chunk.rows}`,
+    label: `linear ${backward ? 'dx' : 'fwd'} ${weight.format} ${p.M}x${p.N}x${p.K} rows ${p.chunk.row0}+${p.chunk.rows}${vec4 ? '' : ' scalar'}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [a, wBinding, c, uniform]),
     workgroups: [gx, gy, 1],
