@@ -4,13 +4,13 @@
  * flags and the lab's hyperparameter explanations.
  */
 import { VulnLabError } from '../engine/errors.ts';
+import { LORA_TARGETS, type LoraTarget, type Trainable } from '../engine/model/config.ts';
+import { WEIGHT_FORMATS, type WeightFormat } from '../engine/quant.ts';
 
 export type Objective = 'cls' | 'ntp';
 export type LossKind = 'focal' | 'ce';
 export type Batching = 'packed' | 'padded' | 'paper';
-export type WeightFormat = 'f32' | 'f16' | 'q8_0' | 'q4_0';
-export type Trainable = 'lora' | 'all';
-export type LoraTarget = 'attn.c_attn' | 'attn.c_proj' | 'mlp.c_fc' | 'mlp.c_proj';
+export type { LoraTarget, Trainable, WeightFormat };
 
 export interface RunConfig {
   model: string;
@@ -67,7 +67,7 @@ const number =
       : `${integer ? 'an integer' : 'a number'} in ${exclusiveMin ? '(' : '['}${min}, ${max}]`;
   };
 const boolean = (v: unknown) => (typeof v === 'boolean' ? undefined : 'true or false');
-const TARGETS: LoraTarget[] = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
+const TARGETS: readonly LoraTarget[] = LORA_TARGETS;
 
 export const FIELDS: FieldSpec[] = [
   {
@@ -80,7 +80,7 @@ export const FIELDS: FieldSpec[] = [
     path: 'weightFormat',
     description: 'storage of the frozen base weights on the GPU (the paper loads them in 8-bit)',
     default: 'q8_0',
-    check: oneOf('f32', 'f16', 'q8_0', 'q4_0'),
+    check: oneOf(...WEIGHT_FORMATS),
   },
   {
     path: 'objective',
