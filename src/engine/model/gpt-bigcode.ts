@@ -479,6 +479,34 @@ export class TrainStep {
       ),
     );
 
+    const lnShape = { T, C: D, eps };
+    /** A block layernorm's backward: dX += d(input) from dLn, and its own gradients in full finetuning. */
+    const blockLayerNormBackward = async (
+      name: string,
+      x: GPUBuffer,
+      mean: GPUBuffer,
+      rstd: GPUBuffer,
+    ): Promise<Dispatch[]> => {
+      const out = [
+        await layerNormBackward(
+          ctx,
+          { x, gamma: p(`${name}.weight`), mean, rstd, dy: dLn, dx: dX },
+          lnShape,
+          { accumulate: true },
+        ),
+      ];
+      if (all) {
+        out.push(
+          await layerNormBackwardParams(
+            ctx,
+            { x, mean, rstd, dy: dLn, dgamma: g(`${name}.weight`), dbeta: g(`${name}.bias`) },
+            lnShape,
+          ),
+        );
+      }
+      return out;
+    };
+
     /** y = x·Wᵀ + b (+ LoRA); backward dispatches returned separately (run in reverse block order). */
     const linearLayer = async (
       l: number,
@@ -560,7 +588,6 @@ export class TrainStep {
       const bf: Dispatch[] = [];
       const next = l + 1 < c.n_layer ? blocks[l + 1].x : xOut;
       const pre = blockPrefix(l);
-      const lnShape = { T, C: D, eps };
       // Attention half: mid = x + c_proj(attn(c_attn(ln_1(x)))).
       bf.push(
         await layerNormForward(
@@ -611,30 +638,7 @@ export class TrainStep {
       back.push(...mlpProj.backward); // dAct = dX·W (+ LoRA)
       back.push(await geluBackwardInPlace(ctx, b.pre, dAct, T * I, kind)); // dAct → d(pre)
       back.push(...cFc.backward); // dLn = d(pre)·W_fc
-      back.push(
-        await layerNormBackward(
-          ctx,
-          { x: b.mid, gamma: p(`${pre}.ln_2.weight`), mean: b.ln2Mean, rstd: b.ln2Rstd, dy: dLn, dx: dX },
-          lnShape,
-          { accumulate: true },
-        ),
-      );
-      if (all) {
-        back.push(
-          await layerNormBackwardParams(
-            ctx,
-            {
-              x: b.mid,
-              mean: b.ln2Mean,
-              rstd: b.ln2Rstd,
-              dy: dLn,
-              dgamma: g(`${pre}.ln_2.weight`),
-              dbeta: g(`${pre}.ln_2.bias`),
-            },
-            lnShape,
-          ),
-        );
-      }
+      back.push(...(await blockLayerNormBackward(`${pre}.ln_2`, b.mid, b.ln2Mean, b.ln2Rstd)));
       back.push(...attnProj.backward); // dAttn = dX·W_proj
       back.push(
         ...(await attentionBackward(ctx, b.qkv, this.mask, b.attn, dAttn, b.lse, dQkv, attnShape, {
@@ -643,30 +647,7 @@ export class TrainStep {
         })),
       );
       back.push(...cAttn.backward); // dLn = dQkv·W_attn
-      back.push(
-        await layerNormBackward(
-          ctx,
-          { x: b.x, gamma: p(`${pre}.ln_1.weight`), mean: b.ln1Mean, rstd: b.ln1Rstd, dy: dLn, dx: dX },
-          lnShape,
-          { accumulate: true },
-        ),
-      );
-      if (all) {
-        back.push(
-          await layerNormBackwardParams(
-            ctx,
-            {
-              x: b.x,
-              mean: b.ln1Mean,
-              rstd: b.ln1Rstd,
-              dy: dLn,
-              dgamma: g(`${pre}.ln_1.weight`),
-              dbeta: g(`${pre}.ln_1.bias`),
-            },
-            lnShape,
-          ),
-        );
-      }
+      back.push(...(await blockLayerNormBackward(`${pre}.ln_1`, b.x, b.ln1Mean, b.ln1Rstd)));
       blockBackward.push(back);
     }
 
