@@ -23,10 +23,11 @@ fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
 }
 
-fn combine(a: f32, b: f32) -> f32 {
+/** scaleA·A[i] + scaleB·B[i], reading an operand only when its scale is non-zero. */
+fn scaledSum(i: u32) -> f32 {
   var r = 0.0;
-  if (params.scaleA != 0.0) { r = params.scaleA * a; }
-  if (params.scaleB != 0.0) { r += params.scaleB * b; }
+  if (params.scaleA != 0.0) { r = params.scaleA * A[i]; }
+  if (params.scaleB != 0.0) { r += params.scaleB * B[i]; }
   return r;
 }
 
@@ -35,11 +36,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_index) lid: u32) {
   let i = index(wg, nwg, lid);
   if (i >= params.n) { return; }
-  var a = 0.0;
-  var b = 0.0;
-  if (params.scaleA != 0.0) { a = A[i]; }
-  if (params.scaleB != 0.0) { b = B[i]; }
-  A[i] = combine(a, b);
+  A[i] = scaledSum(i);
 }
 
 @compute @workgroup_size(WG)
@@ -47,11 +44,7 @@ fn add_out(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
            @builtin(local_invocation_index) lid: u32) {
   let i = index(wg, nwg, lid);
   if (i >= params.n) { return; }
-  var a = 0.0;
-  var b = 0.0;
-  if (params.scaleA != 0.0) { a = A[i]; }
-  if (params.scaleB != 0.0) { b = B[i]; }
-  C[i] = combine(a, b);
+  C[i] = scaledSum(i);
 }
 
 @compute @workgroup_size(WG)
