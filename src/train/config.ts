@@ -32,6 +32,7 @@ export interface RunConfig {
   recompute: boolean;
   epochs: number;
   evalEvery: number;
+  checkpointEvery: number;
   truncation: 'head' | 'tail' | 'drop';
   normalize: { stripComments: boolean; collapseWhitespace: boolean };
   seed: number;
@@ -239,6 +240,13 @@ export const FIELDS: FieldSpec[] = [
     path: 'evalEvery',
     description: 'optimizer steps between validation evaluations (0 = once per epoch)',
     default: 0,
+    check: number(0, 1e9, { integer: true }),
+    live: true,
+  },
+  {
+    path: 'checkpointEvery',
+    description: 'optimizer steps between checkpoints a run can resume from (0 = only when paused)',
+    default: 50,
     check: number(0, 1e9, { integer: true }),
     live: true,
   },

@@ -9,8 +9,9 @@ import type { GpuContext } from '../engine/gpu/index.ts';
 import type { GptBigCodeConfig, LoraConfig } from '../engine/model/config.ts';
 import { GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
 import { ModelOptimizer } from '../engine/model/optimizer.ts';
-import type { PackedBatch } from '../engine/reference/gptbigcode.ts';
-import { makeBatches, type Batch, type BatchExample } from '../data/batching.ts';
+import type { Batch } from '../data/batching.ts';
+import { scoreExamples, stepBatches, toPackedBatch, type StepPacking } from './batches.ts';
+import { dataFingerprint, type RunCheckpoint } from './checkpoint.ts';
 import { FIELDS, withField, type RunConfig } from './config.ts';
 import { chooseThreshold, evaluateScores, type EvalMetrics, type ScoredExample } from './evaluate.ts';
 import { initialTrainables } from './init.ts';
@@ -50,6 +51,8 @@ export type RunEvent =
       stepsPerEpoch: number;
       trainFunctions: number;
       wastedShare: number;
+      /** Steps already done when the run was resumed from a checkpoint (0 for a new run). */
+      resumedAt: number;
     }
   | {
       type: 'step';
@@ -65,6 +68,7 @@ export type RunEvent =
     }
   | { type: 'eval'; step: number; epoch: number; split: EvalSplit; metrics: EvalMetrics; threshold: number }
   | { type: 'change'; step: number; path: string; value: unknown }
+  | { type: 'checkpoint'; step: number; epoch: number }
   | { type: 'warning'; step: number; message: string }
   | { type: 'state'; step: number; state: RunState; reason?: string };
 
@@ -80,7 +84,21 @@ export interface RunResult {
   /** Trainable tensors of the best evaluation (by validation ROC AUC). */
   trainables: Map<string, Float32Array>;
   throughput: { tokensPerSecond: number; examplesPerSecond: number; trainMs: number };
-  history: { step: number; path: string; value: unknown }[];
+  history: RunHistoryEntry[];
+}
+
+/** A setting changed during a run, with the optimizer step from which it applied. */
+export interface RunHistoryEntry {
+  step: number;
+  path: string;
+  value: unknown;
+}
+
+export interface RunOptions {
+  /** Continue from this checkpoint (same model and training data) instead of starting afresh. */
+  resume?: RunCheckpoint;
+  /** Receives a checkpoint every `checkpointEvery` steps and whenever the run pauses. */
+  onCheckpoint?: (checkpoint: RunCheckpoint) => Promise<void>;
 }
 
 /** After this many consecutive non-finite steps the run pauses instead of going on. */
@@ -96,8 +114,12 @@ export class TrainingRun {
   private state: RunState = 'running';
   private wake: (() => void) | undefined;
   private pending: { path: string; value: unknown }[] = [];
-  private readonly history: RunResult['history'] = [];
+  private history: RunHistoryEntry[] = [];
   private step = 0;
+  /** The next batch to train on. */
+  private cursor = { epoch: 0, batch: 0 };
+  private best: { step: number; auc: number; trainables: Map<string, Float32Array> } | undefined;
+  private totals = { trainMs: 0, trainTokens: 0, trainFunctions: 0, nonFinite: 0 };
 
   private constructor(
     private config: RunConfig,
@@ -107,6 +129,7 @@ export class TrainingRun {
     private readonly source: RunModel,
     private readonly data: RunData,
     private readonly emit: (event: RunEvent) => void,
+    private readonly options: RunOptions,
   ) {}
 
   static async create(
@@ -115,7 +138,18 @@ export class TrainingRun {
     source: RunModel,
     data: RunData,
     emit: (event: RunEvent) => void = () => {},
+    options: RunOptions = {},
   ): Promise<TrainingRun> {
+    const { resume } = options;
+    if (resume) {
+      if (resume.model !== source.name || resume.data !== dataFingerprint(data)) {
+        throw new RunError(
+          `The checkpoint belongs to another ${resume.model !== source.name ? `model (${resume.model})` : 'training set'}.`,
+          'Resume with the model and dataset the run started with, or start a new run.',
+        );
+      }
+      config = resume.config;
+    }
     if (config.objective !== 'cls') {
       throw new RunError(
         'The next-token objective is not wired into runs yet.',
@@ -145,6 +179,7 @@ export class TrainingRun {
     for (const [name, init] of initialTrainables(source.config, lora, true, config.seed)) {
       if (!values.has(name)) values.set(name, init);
     }
+    for (const [name, saved] of resume?.trainables ?? []) values.set(name, saved);
     const model = await GptBigCodeGpu.create(
       ctx,
       {
@@ -174,7 +209,9 @@ export class TrainingRun {
         weight_decay: config.optimizer.weightDecay,
         max_grad_norm: config.optimizer.maxGradNorm,
       });
-      return new TrainingRun(config, model, trainStep, optimizer, source, data, emit);
+      const run = new TrainingRun(config, model, trainStep, optimizer, source, data, emit, options);
+      if (resume) run.restore(resume);
+      return run;
     } catch (error) {
       model.destroy();
       throw error;
@@ -234,67 +271,55 @@ export class TrainingRun {
     this.pending = [];
   }
 
-  private batchesFor(examples: readonly RunExample[], epoch: number, shuffle: boolean): Batch[] {
+  private get packing(): StepPacking {
     const { batching, seed } = this.config;
-    const batchExamples: BatchExample[] = examples.map((e, i) => ({
-      tokens: e.tokens,
-      label: e.label,
-      weight: e.weight,
-      exampleIndex: i,
-    }));
-    const mode = batching.mode === 'padded' && !shuffle ? 'packed' : batching.mode;
-    return makeBatches(batchExamples, {
-      mode,
+    return {
+      mode: batching.mode,
+      packs: this.trainStep.shape.packs,
       packLength: this.packLength,
+      maxFunctionsPerPack: batching.maxFunctionsPerPack,
       separatorId: this.source.separatorId,
       padId: this.source.padId,
       seed,
-      epoch,
-      shuffle,
-      maxFunctionsPerPack: batching.maxFunctionsPerPack,
-      rowsPerBatch: this.trainStep.shape.packs,
-      padTo: 'pack-length',
-    }).batches;
-  }
-
-  /** The data layer's batch as the engine's packed batch, padded with empty rows to the step shape. */
-  private toPacked(batch: Batch, examples: readonly RunExample[]): PackedBatch {
-    const { packs, packLength } = this.trainStep.shape;
-    const rows = (source: Int32Array, fill: number) =>
-      Array.from({ length: packs }, (_, r) =>
-        r < batch.rows
-          ? Array.from(source.subarray(r * packLength, (r + 1) * packLength))
-          : new Array(packLength).fill(fill),
-      );
-    const positiveWeight = this.config.loss.positiveWeight;
-    return {
-      inputIds: rows(batch.inputIds, this.source.padId),
-      segmentIds: rows(batch.segmentIds, -1),
-      positionIds: rows(batch.positionIds, 0),
-      functions: batch.functions.map((f) => ({
-        pack: f.pack,
-        last: f.last - f.pack * packLength,
-        label: f.label,
-        weight: examples[f.exampleIndex].weight * (f.label === 1 ? positiveWeight : 1),
-      })),
     };
   }
 
+  private batchesFor(epoch: number): Batch[] {
+    return stepBatches(this.data.train, this.packing, epoch, true);
+  }
+
   /** Probability of "vulnerable" for every function of a split (forward only). */
-  async score(examples: readonly RunExample[]): Promise<ScoredExample[]> {
-    const scored: ScoredExample[] = [];
-    for (const batch of this.batchesFor(examples, 0, false)) {
-      this.trainStep.setBatch(this.toPacked(batch, examples));
-      await this.trainStep.evaluate();
-      const logits = await this.trainStep.readClsLogits();
-      batch.functions.forEach((f, i) => {
-        const example = examples[f.exampleIndex];
-        // p(vulnerable) = softmax(logits)[1] = sigmoid(l1 − l0).
-        const score = 1 / (1 + Math.exp(logits[2 * i] - logits[2 * i + 1]));
-        scored.push({ score, label: example.label, cwe: example.cwe, exampleIndex: example.exampleIndex });
-      });
-    }
-    return scored;
+  score(examples: readonly RunExample[]): Promise<ScoredExample[]> {
+    return scoreExamples(this.trainStep, examples, this.packing);
+  }
+
+  private restore(checkpoint: RunCheckpoint): void {
+    this.step = checkpoint.step;
+    this.cursor = { epoch: checkpoint.epoch, batch: checkpoint.batch };
+    this.trainStep.dropoutStep = checkpoint.dropoutStep;
+    this.optimizer.restoreState(checkpoint.optimizer);
+    this.best = checkpoint.best;
+    this.history = [...checkpoint.history];
+    this.totals = { ...checkpoint.totals };
+  }
+
+  private async checkpoint(): Promise<void> {
+    if (!this.options.onCheckpoint) return;
+    await this.options.onCheckpoint({
+      config: this.config,
+      model: this.source.name,
+      data: dataFingerprint(this.data),
+      step: this.step,
+      epoch: this.cursor.epoch,
+      batch: this.cursor.batch,
+      dropoutStep: this.trainStep.dropoutStep,
+      optimizer: await this.optimizer.readState(),
+      trainables: await this.readTrainables(),
+      best: this.best,
+      history: this.history,
+      totals: { ...this.totals },
+    });
+    this.emit({ type: 'checkpoint', step: this.step, epoch: this.cursor.epoch });
   }
 
   private async readTrainables(): Promise<Map<string, Float32Array>> {
@@ -309,7 +334,7 @@ export class TrainingRun {
 
   async run(): Promise<RunResult> {
     const { epochs } = this.config;
-    const firstEpoch = this.batchesFor(this.data.train, 0, true);
+    const firstEpoch = this.batchesFor(0);
     const stepsPerEpoch = firstEpoch.length;
     const totalSteps = stepsPerEpoch * epochs;
     const slots = firstEpoch.length * this.trainStep.T;
@@ -320,6 +345,7 @@ export class TrainingRun {
       stepsPerEpoch,
       trainFunctions: this.data.train.length,
       wastedShare: slots ? 1 - real / slots : 0,
+      resumedAt: this.step,
     });
     this.setState('running');
     const gpuBytes =
@@ -327,52 +353,58 @@ export class TrainingRun {
       this.model.paramBytes +
       this.model.gradBytes +
       this.optimizer.momentBytes;
-    let best: { step: number; auc: number; trainables: Map<string, Float32Array> } | undefined;
-    let nonFinite = 0;
-    let trainMs = 0;
-    let trainTokens = 0;
-    let trainFunctions = 0;
+    const totals = this.totals;
     const evaluateValidation = async (epoch: number) => {
       const scored = await this.score(this.data.validation);
       const threshold = chooseThreshold(scored);
       const metrics = evaluateScores(scored, threshold);
       this.emit({ type: 'eval', step: this.step, epoch, split: 'validation', metrics, threshold });
       const auc = metrics.rocAuc ?? -Infinity;
-      if (!best || auc > best.auc) best = { step: this.step, auc, trainables: await this.readTrainables() };
+      if (!this.best || auc > this.best.auc) {
+        this.best = { step: this.step, auc, trainables: await this.readTrainables() };
+      }
     };
 
-    epochs: for (let epoch = 0; epoch < epochs; epoch++) {
-      const batches = epoch === 0 ? firstEpoch : this.batchesFor(this.data.train, epoch, true);
-      for (const batch of batches) {
-        await this.waitWhilePaused();
+    epochs: for (let epoch = this.cursor.epoch; epoch < epochs; epoch++) {
+      const batches = epoch === 0 ? firstEpoch : this.batchesFor(epoch);
+      for (let index = this.cursor.batch; index < batches.length; index++) {
+        const batch = batches[index];
+        if (this.state === 'paused') {
+          // A paused run can be resumed after a reload or a crash, so its state is saved first.
+          await this.checkpoint();
+          await this.waitWhilePaused();
+        }
         if (this.state === 'stopped') break epochs;
         this.applyPending();
         const lr = learningRate(this.config.schedule, this.config.optimizer.lr, this.step, totalSteps);
         const start = performance.now();
-        this.trainStep.setBatch(this.toPacked(batch, this.data.train));
+        this.trainStep.setBatch(
+          toPackedBatch(batch, this.data.train, this.packing, this.config.loss.positiveWeight),
+        );
         this.optimizer.nextStep(lr);
         await this.trainStep.run(this.optimizer.dispatches);
         const loss = await this.trainStep.readLoss();
         const { norm, nonFinite: skipped } = await this.optimizer.readGradNorm();
         const ms = performance.now() - start;
         this.step++;
-        trainMs += ms;
-        trainTokens += batch.realTokens;
-        trainFunctions += batch.functions.length;
+        this.cursor = { epoch, batch: index + 1 };
+        totals.trainMs += ms;
+        totals.trainTokens += batch.realTokens;
+        totals.trainFunctions += batch.functions.length;
         if (skipped || !Number.isFinite(loss)) {
-          nonFinite++;
+          totals.nonFinite++;
           this.emit({
             type: 'warning',
             step: this.step,
             message: `Step ${this.step} had a non-finite loss or gradient; its update was skipped.`,
           });
-          if (nonFinite >= MAX_NON_FINITE_STEPS) {
+          if (totals.nonFinite >= MAX_NON_FINITE_STEPS) {
             this.setState(
               'paused',
-              `${nonFinite} steps in a row were non-finite. Lower the learning rate (or raise gradient clipping) and resume.`,
+              `${totals.nonFinite} steps in a row were non-finite. Lower the learning rate (or raise gradient clipping) and resume.`,
             );
           }
-        } else nonFinite = 0;
+        } else totals.nonFinite = 0;
         this.emit({
           type: 'step',
           step: this.step,
@@ -383,17 +415,19 @@ export class TrainingRun {
           tokensPerSecond: (batch.realTokens / ms) * 1000,
           examplesPerSecond: (batch.functions.length / ms) * 1000,
           gpuBytes,
-          elapsedMs: trainMs,
+          elapsedMs: totals.trainMs,
         });
-        const every = this.config.evalEvery;
-        if (every > 0 && this.step % every === 0) await evaluateValidation(epoch);
+        const { evalEvery, checkpointEvery } = this.config;
+        if (evalEvery > 0 && this.step % evalEvery === 0) await evaluateValidation(epoch);
+        if (checkpointEvery > 0 && this.step % checkpointEvery === 0) await this.checkpoint();
       }
       if (this.config.evalEvery === 0) await evaluateValidation(epoch);
+      this.cursor = { epoch: epoch + 1, batch: 0 };
     }
-    if (!best || (this.config.evalEvery > 0 && this.step % this.config.evalEvery !== 0)) {
+    if (!this.best || (this.config.evalEvery > 0 && this.step % this.config.evalEvery !== 0)) {
       await evaluateValidation(epochs - 1);
     }
-    const chosen = best!;
+    const chosen = this.best!;
     for (const [name, values] of chosen.trainables) this.model.writeParam(name, values);
     const validation = await this.score(this.data.validation);
     const threshold = chooseThreshold(validation);
@@ -410,9 +444,9 @@ export class TrainingRun {
       ],
       trainables: chosen.trainables,
       throughput: {
-        tokensPerSecond: trainMs ? (trainTokens / trainMs) * 1000 : 0,
-        examplesPerSecond: trainMs ? (trainFunctions / trainMs) * 1000 : 0,
-        trainMs,
+        tokensPerSecond: totals.trainMs ? (totals.trainTokens / totals.trainMs) * 1000 : 0,
+        examplesPerSecond: totals.trainMs ? (totals.trainFunctions / totals.trainMs) * 1000 : 0,
+        trainMs: totals.trainMs,
       },
       history: this.history,
     };

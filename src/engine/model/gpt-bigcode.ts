@@ -32,7 +32,7 @@ import { linearBackwardInput, linearForward, uploadWeight, type LinearWeight } f
 import { prepareLora, type PreparedLora } from '../kernels/lora.ts';
 import { ClsHead, NtpHead } from '../kernels/loss.ts';
 import { matmul } from '../kernels/matmul.ts';
-import { encodeWeight, type WeightFormat } from '../quant.ts';
+import { decodeWeight, encodeWeight, weightBytes, type WeightFormat } from '../quant.ts';
 import { maskBufferData } from '../reference/attention.ts';
 import type { PackedBatch } from '../reference/gptbigcode.ts';
 import { ntpTargets, type AttentionMode, type FocalOptions } from '../reference/loss.ts';
@@ -45,6 +45,7 @@ import {
   checkParams,
   linearShape,
   loraParamSpecs,
+  numel,
   resolveConfig,
   trainableSpecs,
   type GptBigCodeConfig,
@@ -97,9 +98,30 @@ export class GptBigCodeGpu {
   }
 
   /**
+   * Starts building the model one tensor at a time (see `GptBigCodeUploader`): the streaming path of
+   * model loading, where the CPU never holds more than the tensor being uploaded.
+   */
+  static begin(ctx: GpuContext, options: GpuModelOptions): GptBigCodeUploader {
+    const weightFormat = options.weightFormat ?? 'f32';
+    if (options.trainable === 'all' && weightFormat !== 'f32') {
+      throw new ConfigError(
+        `Full finetuning needs f32 weights (got ${weightFormat}).`,
+        'Train LoRA adapters on quantized weights, or load f32 weights for full finetuning.',
+      );
+    }
+    const model = new GptBigCodeGpu(ctx, options);
+    return new GptBigCodeUploader(model, (spec, buffer, linear) => {
+      model.params.set(spec.name, { spec, buffer, grad: null });
+      if (linear) model.linears.set(spec.name, linear);
+      return (grad) => void (model.params.get(spec.name)!.grad = grad);
+    });
+  }
+
+  /**
    * Uploads `values` (every base parameter, LoRA tensors when `lora`, score.weight for 'cls').
    * `encoded` may supply block linears already in `weightFormat` (e.g. q8_0 bytes straight from a
-   * GGUF file, layout of quant.ts); those names may then be absent from `values`.
+   * GGUF file, layout of quant.ts); those names may then be absent from `values`. The same path as
+   * `begin`: each tensor is converted, uploaded and dropped in turn.
    */
   static async create(
     ctx: GpuContext,
@@ -107,70 +129,19 @@ export class GptBigCodeGpu {
     values: ReadonlyMap<string, ArrayLike<number>>,
     encoded: ReadonlyMap<string, Uint8Array> = new Map(),
   ): Promise<GptBigCodeGpu> {
-    const model = new GptBigCodeGpu(ctx, options);
+    const uploader = GptBigCodeGpu.begin(ctx, options);
     try {
-      await model.upload(values, encoded);
+      for (const [name, bytes] of encoded) {
+        const spec = uploader.spec(name);
+        if (spec?.kind !== 'linear-weight') {
+          throw new ConfigError(`Encoded weight ${name} is not a block linear weight of this model.`);
+        }
+        await uploader.put(name, spec.shape, uploader.model.weightFormat, bytes);
+      }
+      return await uploader.finish(values);
     } catch (error) {
-      model.destroy();
+      uploader.abort();
       throw error;
-    }
-    return model;
-  }
-
-  private async upload(
-    values: ReadonlyMap<string, ArrayLike<number>>,
-    encoded: ReadonlyMap<string, Uint8Array>,
-  ): Promise<void> {
-    const { ctx, options } = this;
-    if (options.trainable === 'all' && this.weightFormat !== 'f32') {
-      throw new ConfigError(
-        `Full finetuning needs f32 weights (got ${this.weightFormat}).`,
-        'Train LoRA adapters on quantized weights, or load f32 weights for full finetuning.',
-      );
-    }
-    const withScore = options.objective === 'cls';
-    const specs = [
-      ...baseParamSpecs(options.config, withScore),
-      ...(options.lora ? loraParamSpecs(options.config, options.lora) : []),
-    ];
-    for (const name of encoded.keys()) {
-      const spec = specs.find((s) => s.name === name);
-      if (!spec || spec.kind !== 'linear-weight') {
-        throw new ConfigError(`Encoded weight ${name} is not a block linear weight of this model.`);
-      }
-    }
-    checkParams(
-      specs.filter((s) => !encoded.has(s.name)),
-      values,
-    );
-    const trainable = new Set(this.trainableNames);
-    for (const spec of specs) {
-      const isLinear = spec.kind === 'linear-weight';
-      const bytes = encoded.get(spec.name);
-      const data = values.get(spec.name);
-      let buffer: GPUBuffer;
-      if (isLinear && (bytes || this.weightFormat !== 'f32')) {
-        const [rows, cols] = spec.shape;
-        const w = await uploadWeight(
-          ctx,
-          spec.name,
-          this.weightFormat,
-          rows,
-          cols,
-          bytes ?? encodeWeight(this.weightFormat, rows, cols, data!),
-        );
-        buffer = w.buffer as GPUBuffer;
-        this.linears.set(spec.name, w);
-      } else {
-        buffer = await ctx.storageFrom(spec.name, Float32Array.from(data!));
-        if (isLinear)
-          this.linears.set(spec.name, { format: 'f32', rows: spec.shape[0], cols: spec.shape[1], buffer });
-      }
-      // Registered at once so destroy() frees it if a later upload fails.
-      this.params.set(spec.name, { spec, buffer, grad: null });
-      if (trainable.has(spec.name)) {
-        this.params.get(spec.name)!.grad = await ctx.storage(`grad:${spec.name}`, count(spec) * 4);
-      }
     }
   }
 
@@ -258,6 +229,196 @@ export class GptBigCodeGpu {
 }
 
 const count = (spec: ParamSpec): number => spec.shape.reduce((a, b) => a * b, 1);
+
+/** What an upload cost on each side. */
+export interface UploadStats {
+  /** Tensors uploaded (checkpoint tensors and the ones `finish` supplied). */
+  tensors: number;
+  /** Bytes of the parameter and gradient buffers created. */
+  gpuBytes: number;
+  /**
+   * Most CPU bytes the uploader referenced at once: the tensor handed to it plus any converted copy
+   * (none when it arrives in its storage format). Streaming keeps this at about the largest tensor.
+   */
+  peakHeldBytes: number;
+}
+
+/** Bytes written between waits for the queue, so the driver's staging copies are recycled. */
+const FLUSH_BYTES = 32 << 20;
+
+type Register = (
+  spec: ParamSpec,
+  buffer: GPUBuffer,
+  linear: LinearWeight | undefined,
+) => (grad: GPUBuffer) => void;
+
+/**
+ * Builds a `GptBigCodeGpu` tensor by tensor (from `GptBigCodeGpu.begin`). `put` takes one tensor in
+ * any weight format, stores it in its format on the GPU — the block linears in the model's
+ * `weightFormat` (f32/f16/q8_0/q4_0, as `uploadWeight` lays them out), everything else in f32 —
+ * converting only when the formats differ, and keeps no reference to it. `finish` uploads what the
+ * checkpoint does not hold (LoRA A/B, the score head) and checks that every parameter arrived.
+ * Any failure (a bad tensor, an allocation, a missing parameter) or `abort()` destroys every buffer
+ * uploaded so far: nothing half-loaded stays on the GPU.
+ */
+export class GptBigCodeUploader {
+  readonly stats: UploadStats = { tensors: 0, gpuBytes: 0, peakHeldBytes: 0 };
+  private readonly pending = new Map<string, ParamSpec>();
+  private readonly trainable: Set<string>;
+  private state: 'open' | 'finished' | 'aborted' = 'open';
+  private unflushed = 0;
+
+  constructor(
+    readonly model: GptBigCodeGpu,
+    private readonly register: Register,
+  ) {
+    const { config, lora, objective } = model.options;
+    for (const spec of [
+      ...baseParamSpecs(config, objective === 'cls'),
+      ...(lora ? loraParamSpecs(config, lora) : []),
+    ]) {
+      this.pending.set(spec.name, spec);
+    }
+    this.trainable = new Set(model.trainableNames);
+  }
+
+  /** The spec of a parameter not yet uploaded. */
+  spec(name: string): ParamSpec | undefined {
+    return this.pending.get(name);
+  }
+
+  /** Parameters not yet uploaded. */
+  get missing(): ParamSpec[] {
+    return [...this.pending.values()];
+  }
+
+  /** Uploads one tensor given as bytes in `format` (layouts of quant.ts). */
+  put(name: string, shape: readonly number[], format: WeightFormat, bytes: Uint8Array): Promise<void> {
+    return this.guard(async () => {
+      const spec = this.take(name);
+      if (shape.join() !== spec.shape.join()) {
+        throw new ConfigError(
+          `${name} is [${shape.join(', ')}] but this model's config implies [${spec.shape.join(', ')}].`,
+          'Check that the checkpoint belongs to this config (n_embd, n_layer, multi_query).',
+        );
+      }
+      const target = this.formatOf(spec);
+      const [rows, cols] = rowsCols(spec.shape);
+      const need = weightBytes(format, rows, cols);
+      if (bytes.byteLength < need) {
+        throw new ConfigError(`${name}: ${bytes.byteLength} bytes, ${format} [${shape.join(', ')}] needs ${need}.`);
+      }
+      if (format === target) return this.upload(spec, target, bytes.subarray(0, need), need);
+      const values = decodeWeight(format, rows, cols, bytes);
+      const data = target === 'f32' ? new Uint8Array(values.buffer) : encodeWeight(target, rows, cols, values);
+      const held = bytes.byteLength + values.byteLength + (target === 'f32' ? 0 : data.byteLength);
+      return this.upload(spec, target, data, held);
+    });
+  }
+
+  /** Uploads one tensor given as f32 values. */
+  putValues(name: string, values: ArrayLike<number>): Promise<void> {
+    return this.guard(async () => {
+      const spec = this.take(name);
+      if (values.length !== count(spec)) {
+        throw new ConfigError(
+          `${name} has ${values.length} values, expected [${spec.shape.join(', ')}] = ${count(spec)}.`,
+        );
+      }
+      const target = this.formatOf(spec);
+      const data =
+        target === 'f32'
+          ? new Uint8Array(Float32Array.from(values).buffer)
+          : encodeWeight(target, ...rowsCols(spec.shape), values);
+      return this.upload(spec, target, data, data.byteLength + values.length * 4);
+    });
+  }
+
+  /**
+   * Uploads the parameters still missing from `rest` (LoRA A/B, score head: f32 values), checks
+   * that nothing is missing and returns the model. Names already uploaded are ignored in `rest`.
+   */
+  finish(rest: ReadonlyMap<string, ArrayLike<number>> = new Map()): Promise<GptBigCodeGpu> {
+    return this.guard(async () => {
+      const missing = this.missing;
+      checkParams(missing, rest);
+      for (const spec of missing) await this.putValues(spec.name, rest.get(spec.name)!);
+      await this.flush();
+      this.state = 'finished';
+      return this.model;
+    });
+  }
+
+  /** Destroys everything uploaded so far (idempotent; a finished model is the caller's to destroy). */
+  abort(): void {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    this.model.destroy();
+  }
+
+  private formatOf(spec: ParamSpec): WeightFormat {
+    return spec.kind === 'linear-weight' ? this.model.weightFormat : 'f32';
+  }
+
+  private take(name: string): ParamSpec {
+    if (this.state !== 'open') throw new Error(`model upload: already ${this.state}`);
+    const spec = this.pending.get(name);
+    if (!spec) {
+      throw new ConfigError(
+        this.model.has(name)
+          ? `${name} was uploaded twice.`
+          : `${name} is not a parameter of this model (n_layer ${this.model.c.n_layer}).`,
+      );
+    }
+    this.pending.delete(name);
+    return spec;
+  }
+
+  private async upload(spec: ParamSpec, format: WeightFormat, data: Uint8Array, held: number): Promise<void> {
+    const { ctx } = this.model;
+    this.stats.peakHeldBytes = Math.max(this.stats.peakHeldBytes, held);
+    let linear: LinearWeight | undefined;
+    let buffer: GPUBuffer;
+    if (spec.kind === 'linear-weight') {
+      linear = await uploadWeight(ctx, spec.name, format, spec.shape[0], spec.shape[1], data);
+      buffer = linear.buffer as GPUBuffer;
+    } else {
+      buffer = await ctx.storageFrom(spec.name, data);
+    }
+    // Registered at once so that abort() frees it if anything later fails.
+    const setGrad = this.register(spec, buffer, linear);
+    this.stats.gpuBytes += buffer.size;
+    if (this.trainable.has(spec.name)) {
+      const grad = await ctx.storage(`grad:${spec.name}`, count(spec) * 4);
+      setGrad(grad);
+      this.stats.gpuBytes += grad.size;
+    }
+    this.stats.tensors++;
+    this.unflushed += data.byteLength;
+    if (this.unflushed >= FLUSH_BYTES) await this.flush();
+  }
+
+  /** Waits for the queue: the driver's staging copies of the written tensors are then released. */
+  private async flush(): Promise<void> {
+    this.unflushed = 0;
+    await this.model.ctx.guard(this.model.ctx.device.queue.onSubmittedWorkDone());
+  }
+
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      this.abort();
+      throw error;
+    }
+  }
+}
+
+/** [rows, cols] of a parameter: the last dimension is the row length. */
+function rowsCols(shape: readonly number[]): [number, number] {
+  const cols = shape[shape.length - 1];
+  return [numel(shape) / cols, cols];
+}
 
 /** Head groups of the multi-query dK/dV pass: 'auto' → suggestHeadGroups, clamped to [1, n_head]. */
 export function resolveHeadGroups(groups: number | 'auto', shape: AttentionKernelShape): number {
@@ -798,6 +959,15 @@ export class TrainStep {
    * One step: forward, loss, backward and then `after` (e.g. the optimizer's dispatches), encoded in
    * one command buffer and submitted; resolves when the GPU has finished.
    */
+  /** Training steps run so far: keys the LoRA dropout masks, so a resumed run restores it. */
+  get dropoutStep(): number {
+    return this.stepCounter;
+  }
+
+  set dropoutStep(step: number) {
+    this.stepCounter = step;
+  }
+
   async run(after: readonly Dispatch[] = []): Promise<void> {
     for (const l of this.loras) l.setStep(this.stepCounter);
     this.stepCounter++;
@@ -821,6 +991,16 @@ export class TrainStep {
   async readClsLogits(): Promise<Float32Array> {
     if (!this.cls) throw new Error('readClsLogits: objective is ntp');
     return this.model.ctx.readF32(this.cls.logits, this.cls.functionCount * 2);
+  }
+
+  /**
+   * The evaluation forward alone and its logits: ntp [T, V] (run without the loss, which overwrites
+   * them with their gradient), cls [F, 2] of the batch's functions.
+   */
+  async forwardLogits(): Promise<Float32Array> {
+    await this.model.ctx.run(this.evalForwardDispatches);
+    if (this.cls) return this.readClsLogits();
+    return this.model.ctx.readF32(this.ntp!.logits, this.T * this.model.c.vocab_size);
   }
 
   /** ntp: the [T, V] logits buffer (holds dlogits after the loss has run). */

@@ -6,7 +6,14 @@
 import type { Dispatch } from '../gpu/index.ts';
 import { AdamWHyper, adamw } from '../kernels/adamw.ts';
 import { gradNorm, type GradNorm } from '../kernels/gradnorm.ts';
+import { ConfigError } from './config.ts';
 import type { GptBigCodeGpu } from './gpt-bigcode.ts';
+
+export interface OptimizerState {
+  /** Optimizer steps taken. */
+  step: number;
+  moments: Map<string, { m: Float32Array; v: Float32Array }>;
+}
 
 export interface OptimizerOptions {
   lr: number;
@@ -26,7 +33,8 @@ export class ModelOptimizer {
     private readonly model: GptBigCodeGpu,
     private readonly hyper: AdamWHyper,
     private readonly norm: GradNorm,
-    private readonly moments: GPUBuffer[],
+    /** Adam's first and second moments per trainable tensor, in `model.trainableNames` order. */
+    private readonly moments: { name: string; m: GPUBuffer; v: GPUBuffer; size: number }[],
     dispatches: Dispatch[],
   ) {
     this.dispatches = dispatches;
@@ -42,12 +50,12 @@ export class ModelOptimizer {
       tensors.map((t) => ({ buffer: t.grad, n: t.size })),
       { maxNorm: options.max_grad_norm ?? 0 },
     );
-    const moments: GPUBuffer[] = [];
+    const moments: { name: string; m: GPUBuffer; v: GPUBuffer; size: number }[] = [];
     const dispatches = [...norm.dispatches];
     for (const t of tensors) {
       const m = await ctx.storage(`adam.m:${t.name}`, t.size * 4);
       const v = await ctx.storage(`adam.v:${t.name}`, t.size * 4);
-      moments.push(m, v);
+      moments.push({ name: t.name, m, v, size: t.size });
       dispatches.push(
         await adamw(ctx, hyper, { param: t.param, grad: t.grad, m, v, clip: norm.out }, t.size, {
           weightDecay: options.weight_decay ?? 0,
@@ -79,12 +87,44 @@ export class ModelOptimizer {
 
   /** Bytes of the Adam moment buffers. */
   get momentBytes(): number {
-    return this.moments.reduce((a, b) => a + b.size, 0);
+    return this.moments.reduce((a, b) => a + b.m.size + b.v.size, 0);
+  }
+
+  /** The optimizer's state for a checkpoint: steps taken and both moments of every tensor. */
+  async readState(): Promise<OptimizerState> {
+    const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
+    for (const { name, m, v, size } of this.moments) {
+      moments.set(name, {
+        m: await this.model.ctx.readF32(m, size),
+        v: await this.model.ctx.readF32(v, size),
+      });
+    }
+    return { step: this.step, moments };
+  }
+
+  /** Restores a checkpoint's state so the next step continues bit for bit. */
+  restoreState(state: OptimizerState): void {
+    for (const { name, m, v, size } of this.moments) {
+      const saved = state.moments.get(name);
+      if (!saved || saved.m.length !== size || saved.v.length !== size) {
+        throw new ConfigError(
+          `The checkpoint's optimizer state has no moments of size ${size} for ${name}.`,
+          'Resume with the model, LoRA settings and trainable choice the checkpoint was made with.',
+        );
+      }
+      this.model.ctx.write(m, saved.m);
+      this.model.ctx.write(v, saved.v);
+    }
+    this.step = state.step;
+    if (state.step > 0) this.hyper.setStep(state.step);
   }
 
   destroy(): void {
     this.norm.destroy();
     this.hyper.destroy();
-    for (const b of this.moments) b.destroy();
+    for (const { m, v } of this.moments) {
+      m.destroy();
+      v.destroy();
+    }
   }
 }
