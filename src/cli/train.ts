@@ -1,19 +1,21 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createNodeContext } from '../engine/gpu/node.ts';
-import { importDataset } from '../data/import.ts';
 import type { DataRecord } from '../data/types.ts';
-import { NodeDirModelFiles } from '../io/node-files.ts';
-import { configForModel, FIELDS, type RunConfig } from '../train/config.ts';
 import { findPreset } from '../io/presets.ts';
-import { exportPeftAdapter } from '../train/export.ts';
+import {
+  CHECKPOINT_FILES,
+  checkpointFiles,
+  readCheckpoint,
+  type RunCheckpoint,
+} from '../train/checkpoint.ts';
+import { configForModel, FIELDS, type RunConfig } from '../train/config.ts';
+import { detectorSettingsFile, exportPeftAdapter } from '../train/export.ts';
 import { loadRunModel, prepareRunData } from '../train/prepare.ts';
 import { TrainingRun, type RunEvent, type RunResult } from '../train/run.ts';
-import type { EvalMetrics } from '../train/evaluate.ts';
 import { parseFlags, UsageError, type Command } from './flags.ts';
-
-const DEMO_MODEL_DIR = fileURLToPath(new URL('../../public/models/demo/', import.meta.url));
+import { modelFiles, readRecords } from './inputs.ts';
+import { fmt, metricsSummary, scoresCsv } from './report.ts';
 
 /** Flags for the main hyperparameters, each mapped onto a run-config field. */
 const FLAG_FIELDS: Record<string, { path: string; type: 'number' | 'string' }> = {
@@ -32,14 +34,18 @@ const FLAG_FIELDS: Record<string, { path: string; type: 'number' | 'string' }> =
   seed: { path: 'seed', type: 'number' },
 };
 
-const HELP = `Usage: npm run vulnlab -- train --model demo|DIR --data FILE --out DIR [options]
+const HELP = `Usage: npm run vulnlab -- train --model demo|DIR|HUB_ID --data FILE --out DIR [options]
+       npm run vulnlab -- train --resume DIR
 
-  --model demo|DIR     the embedded demo model, or a folder with config.json, tokenizer.json and weights
+  --model demo|DIR|ID  the embedded demo model, a folder with config.json, tokenizer.json and weights,
+                       or a Hugging Face repo id (HF_TOKEN for gated ones)
   --data FILE          JSONL, JSON, CSV/TSV, Parquet or zip of labelled Java functions
   --valid FILE         validation set (default: the data's split field, else a seeded stratified split)
   --test FILE          test set (likewise)
   --config FILE        a run config JSON (fields below); flags override it
-  --out DIR            where config.json, metrics.json, adapter/, scores.csv and train.log go
+  --out DIR            where config.json, metrics.json, adapter/, scores.csv, train.log, the data with
+                       its splits (data.jsonl, run.json) and checkpoint/ go
+  --resume DIR         continue the run in DIR from its last checkpoint (Ctrl-C saves one and exits)
 ${Object.entries(FLAG_FIELDS)
   .map(
     ([flag, { path }]) =>
@@ -49,24 +55,6 @@ ${Object.entries(FLAG_FIELDS)
 
 Run-config fields and defaults (the paper's):
 ${FIELDS.map((f) => `  ${f.path.padEnd(28)} ${JSON.stringify(f.default)}`).join('\n')}`;
-
-async function readRecords(file: string, role: string): Promise<DataRecord[]> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (error) {
-    throw new UsageError(
-      `Cannot read ${role} file ${file}: ${(error as Error).message}`,
-      HELP.split('\n')[0],
-    );
-  }
-  const result = await importDataset({ name: basename(file), data: bytes });
-  for (const issue of result.issues.slice(0, 5)) {
-    console.warn(`${file}${issue.line ? `:${issue.line}` : ''}: ${issue.message}`);
-  }
-  if (result.issues.length > 5) console.warn(`… ${result.issues.length - 5} more issues in ${file}`);
-  return result.records;
-}
 
 function buildConfig(values: Record<string, unknown>, fileConfig: unknown, model: string): RunConfig {
   const partial = structuredClone((fileConfig ?? {}) as Record<string, unknown>);
@@ -133,28 +121,37 @@ function progressPrinter(log: (line: string) => void) {
   };
 }
 
-const fmt = (value: number | null) => (value === null ? 'n/a' : value.toFixed(4));
+/** What `train --resume DIR` needs besides the checkpoint: the model and the records with their splits. */
+interface RunManifest {
+  model: string;
+  data: string;
+}
 
-function metricsSummary(m: EvalMetrics, threshold: number) {
-  return {
-    n: m.n,
-    positives: m.positives,
-    roc_auc: m.rocAuc,
-    pr_auc: m.prAuc,
-    pr_auc_trapezoid: m.prAucTrapezoid,
-    f1: m.atThreshold.f1,
-    precision: m.atThreshold.precision,
-    recall: m.atThreshold.recall,
-    threshold,
-    confusion_matrix: m.atThreshold.confusion,
-    f1_threshold_tuned_on_this_set: m.selfTunedF1.f1,
-    intervals_95: m.intervals && {
-      roc_auc: [m.intervals.rocAuc.low, m.intervals.rocAuc.high],
-      pr_auc: [m.intervals.prAuc.low, m.intervals.prAuc.high],
-      f1: [m.intervals.f1.low, m.intervals.f1.high],
-    },
-    per_cwe_roc_auc: Object.fromEntries(Object.entries(m.perCwe).map(([cwe, g]) => [cwe, g.rocAuc])),
-  };
+const CHECKPOINT_DIR = 'checkpoint';
+
+/** Replaces OUT/checkpoint/ atomically (written beside it, then renamed), so a kill never leaves half a checkpoint. */
+async function saveCheckpoint(out: string, checkpoint: RunCheckpoint): Promise<void> {
+  const next = join(out, `${CHECKPOINT_DIR}.next`);
+  await rm(next, { recursive: true, force: true });
+  await mkdir(next, { recursive: true });
+  for (const file of checkpointFiles(checkpoint)) await writeFile(join(next, file.name), file.bytes);
+  await rm(join(out, CHECKPOINT_DIR), { recursive: true, force: true });
+  await rename(next, join(out, CHECKPOINT_DIR));
+}
+
+async function loadCheckpoint(out: string): Promise<RunCheckpoint> {
+  const dir = join(out, CHECKPOINT_DIR);
+  const [json, tensors] = await Promise.all(
+    CHECKPOINT_FILES.map((name) =>
+      readFile(join(dir, name)).catch(() => {
+        throw new UsageError(
+          `${out} has no complete checkpoint (${join(dir, name)} is missing).`,
+          'Resume a run folder written by `train --out DIR` after at least one checkpoint (see checkpointEvery).',
+        );
+      }),
+    ),
+  );
+  return readCheckpoint(json.toString('utf8'), new Uint8Array(tensors));
 }
 
 async function writeOutputs(
@@ -163,6 +160,7 @@ async function writeOutputs(
   result: RunResult,
   shapes: Map<string, number[]>,
   model: string,
+  packLength: number,
   log: string[],
 ) {
   await mkdir(join(out, 'adapter'), { recursive: true });
@@ -181,14 +179,20 @@ async function writeOutputs(
     changes: result.history,
   };
   await writeFile(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
-  for (const file of exportPeftAdapter(result.trainables, shapes, config, model)) {
-    await writeFile(join(out, 'adapter', file.name), file.bytes);
-  }
-  const rows = ['split,example_index,label,score,cwe'];
-  for (const { split, examples } of result.scores) {
-    for (const e of examples) rows.push(`${split},${e.exampleIndex},${e.label},${e.score},${e.cwe ?? ''}`);
-  }
-  await writeFile(join(out, 'scores.csv'), rows.join('\n') + '\n');
+  const files = [
+    ...exportPeftAdapter(result.trainables, shapes, config, model),
+    detectorSettingsFile({
+      threshold: result.threshold,
+      packLength,
+      batching: config.batching.mode,
+      truncation: config.truncation,
+      normalize: config.normalize,
+      baseModel: model,
+      validation: { rocAuc: result.validation.rocAuc, n: result.validation.n },
+    }),
+  ];
+  for (const file of files) await writeFile(join(out, 'adapter', file.name), file.bytes);
+  await writeFile(join(out, 'scores.csv'), scoresCsv(result.scores));
   await writeFile(join(out, 'train.log'), log.join('\n') + '\n');
 }
 
@@ -206,48 +210,72 @@ export const train: Command = {
         test: { type: 'string' },
         config: { type: 'string' },
         out: { type: 'string' },
+        resume: { type: 'string' },
         ...Object.fromEntries(Object.keys(FLAG_FIELDS).map((flag) => [flag, { type: 'string' as const }])),
       },
       HELP,
     );
-    if (!values.data) throw new UsageError('--data FILE is required.', HELP);
-    if (!values.out) throw new UsageError('--out DIR is required.', HELP);
-    const demo = values.model === 'demo';
-    let fileConfig: unknown;
-    if (values.config) {
-      try {
-        fileConfig = JSON.parse(await readFile(values.config, 'utf8'));
-      } catch (error) {
-        throw new UsageError(
-          `Cannot read --config ${values.config}: ${(error as Error).message}`,
-          HELP.split('\n')[0],
-        );
+    const usage = HELP.split('\n')[0];
+    const resumeDir = values.resume;
+    let out: string;
+    let model: string;
+    let records: DataRecord[];
+    let config: RunConfig;
+    let resume: RunCheckpoint | undefined;
+    if (resumeDir) {
+      out = resumeDir;
+      resume = await loadCheckpoint(out);
+      const manifest = JSON.parse(await readFile(join(out, 'run.json'), 'utf8')) as RunManifest;
+      model = manifest.model;
+      records = await readRecords(join(out, manifest.data), 'the run’s data', usage);
+      config = resume.config;
+      console.log(`resuming ${out} at step ${resume.step} (epoch ${resume.epoch + 1})`);
+    } else {
+      if (!values.data) throw new UsageError('--data FILE is required.', HELP);
+      if (!values.out) throw new UsageError('--out DIR is required.', HELP);
+      out = values.out;
+      model = String(values.model);
+      let fileConfig: unknown;
+      if (values.config) {
+        try {
+          fileConfig = JSON.parse(await readFile(values.config, 'utf8'));
+        } catch (error) {
+          throw new UsageError(`Cannot read --config ${values.config}: ${(error as Error).message}`, usage);
+        }
+      }
+      config = buildConfig(values, fileConfig, model);
+      records = await readRecords(values.data, 'data', usage);
+      if (values.valid || values.test) {
+        const tag = (split: DataRecord['split']) => (r: DataRecord) => ({ ...r, split });
+        records = records.map(tag('train'));
+        if (values.valid)
+          records.push(...(await readRecords(values.valid, 'validation', usage)).map(tag('validation')));
+        if (values.test) records.push(...(await readRecords(values.test, 'test', usage)).map(tag('test')));
       }
     }
-    const config = buildConfig(values, fileConfig, String(values.model));
     const log: string[] = [];
     const started = performance.now();
 
-    const modelDir = demo ? DEMO_MODEL_DIR : resolve(String(values.model));
-    const prepared = await loadRunModel(new NodeDirModelFiles(modelDir), String(values.model));
+    const prepared = await loadRunModel(modelFiles(model), model);
     const packLength = Math.min(config.batching.packLength, prepared.model.config.n_positions);
-
-    let records = await readRecords(values.data, 'data');
-    if (values.valid || values.test) {
-      const tag = (split: DataRecord['split']) => (r: DataRecord) => ({ ...r, split });
-      records = records.map(tag('train'));
-      if (values.valid)
-        records.push(...(await readRecords(values.valid, 'validation')).map(tag('validation')));
-      if (values.test) records.push(...(await readRecords(values.test, 'test')).map(tag('test')));
-    }
     const { data, splits, tokenize } = prepareRunData(records, prepared.tokenizer, config, packLength);
     const summary = splits.summary.map((s) => `${s.split} ${s.size} (${s.positives} vulnerable)`).join(', ');
     console.log(
       `data: ${records.length} functions — ${summary}; ${tokenize.truncated} truncated, ${tokenize.dropped} dropped`,
     );
     log.push(`data: ${summary}`);
+    if (!resume) {
+      // The run folder is self-contained: `train --resume` and `export-recipe` need nothing else.
+      await mkdir(out, { recursive: true });
+      const withSplits = records.map((r, i) => JSON.stringify({ ...r, split: splits.assignment[i] }));
+      await writeFile(join(out, 'data.jsonl'), withSplits.join('\n') + '\n');
+      const manifest: RunManifest = { model, data: 'data.jsonl' };
+      await writeFile(join(out, 'run.json'), JSON.stringify(manifest, null, 2) + '\n');
+      await writeFile(join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    }
 
     const ctx = await createNodeContext();
+    let interrupted = false;
     try {
       const run = await TrainingRun.create(
         ctx,
@@ -255,17 +283,36 @@ export const train: Command = {
         prepared.model,
         data,
         progressPrinter((l) => log.push(l)),
+        {
+          resume,
+          onCheckpoint: async (checkpoint) => {
+            await saveCheckpoint(out, checkpoint);
+            if (interrupted) {
+              console.log(
+                `\ncheckpoint saved at step ${checkpoint.step}; continue with: npm run vulnlab -- train --resume ${out}`,
+              );
+              process.exit(130);
+            }
+          },
+        },
       );
+      // Ctrl-C pauses at the next step boundary, which writes a checkpoint, then exits.
+      const onInterrupt = () => {
+        interrupted = true;
+        run.pause();
+      };
+      process.once('SIGINT', onInterrupt);
       const shapes = new Map<string, number[]>();
       try {
         const result = await run.run();
         for (const name of result.trainables.keys()) shapes.set(name, run.shapeOf(name));
-        await writeOutputs(values.out, config, result, shapes, String(values.model), log);
+        await writeOutputs(out, config, result, shapes, model, packLength, log);
         const seconds = (performance.now() - started) / 1000;
         console.log(
-          `test: ROC AUC ${fmt(result.test.rocAuc)}, PR AUC ${fmt(result.test.prAuc)}, F1 ${result.test.atThreshold.f1.toFixed(3)} at the validation threshold ${result.threshold.toFixed(3)} — ${seconds.toFixed(0)} s; outputs in ${values.out}`,
+          `test: ROC AUC ${fmt(result.test.rocAuc)}, PR AUC ${fmt(result.test.prAuc)}, F1 ${result.test.atThreshold.f1.toFixed(3)} at the validation threshold ${result.threshold.toFixed(3)} — ${seconds.toFixed(0)} s; outputs in ${out}`,
         );
       } finally {
+        process.off('SIGINT', onInterrupt);
         run.destroy();
       }
     } finally {

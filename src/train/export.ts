@@ -53,6 +53,48 @@ export function exportPeftAdapter(
   ];
 }
 
+/**
+ * `vulnlab_detector.json`, beside the PEFT files (peft ignores it): what scoring needs beyond the
+ * weights to reproduce the run — the threshold chosen on validation and how code was prepared.
+ */
+export interface DetectorSettings {
+  threshold: number;
+  packLength: number;
+  batching: RunConfig['batching']['mode'];
+  truncation: RunConfig['truncation'];
+  normalize: RunConfig['normalize'];
+  baseModel: string;
+  validation?: { rocAuc: number | null; n: number };
+}
+
+export const DETECTOR_SETTINGS_FILE = 'vulnlab_detector.json';
+
+export function detectorSettingsFile(settings: DetectorSettings): ExportedFile {
+  return {
+    name: DETECTOR_SETTINGS_FILE,
+    bytes: new TextEncoder().encode(JSON.stringify(settings, null, 2) + '\n'),
+  };
+}
+
+export function readDetectorSettings(json: string): DetectorSettings {
+  let raw: Partial<DetectorSettings>;
+  try {
+    raw = JSON.parse(json) as Partial<DetectorSettings>;
+  } catch (error) {
+    throw new RunError(
+      `${DETECTOR_SETTINGS_FILE} is not JSON: ${(error as Error).message}`,
+      'Export the adapter again from its run, or delete the file to score without a threshold.',
+    );
+  }
+  if (!(typeof raw.threshold === 'number' && raw.threshold >= 0 && raw.threshold <= 1)) {
+    throw new RunError(
+      `${DETECTOR_SETTINGS_FILE} has no threshold in [0, 1].`,
+      'Export the adapter again from its run, or delete the file to score without a threshold.',
+    );
+  }
+  return raw as DetectorSettings;
+}
+
 export interface ImportedAdapter {
   config: { r: number; alpha: number; dropout: number; targets: string[]; baseModel: string };
   /** Engine names (the PEFT prefix removed) → values. */

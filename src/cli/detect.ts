@@ -1,0 +1,50 @@
+/** Shared by `eval` and `scan`: a base model plus an adapter folder as a Detector, and code → examples. */
+import type { GpuContext } from '../engine/gpu/index.ts';
+import type { DataRecord } from '../data/types.ts';
+import { resolveConfig, type RunConfig } from '../train/config.ts';
+import { Detector } from '../train/detector.ts';
+import type { DetectorSettings } from '../train/export.ts';
+import { loadRunModel, prepareRunData } from '../train/prepare.ts';
+import type { RunExample } from '../train/run.ts';
+import { modelFiles, readAdapterDir } from './inputs.ts';
+
+export interface OpenDetector {
+  detector: Detector;
+  settings?: DetectorSettings;
+  /** Tokenizes records the way the adapter's run did (truncation, normalization, context). */
+  examples(records: readonly DataRecord[]): RunExample[];
+}
+
+export async function openDetector(
+  ctx: GpuContext,
+  model: string,
+  adapterDir: string,
+  usage: string,
+): Promise<OpenDetector> {
+  const { adapter, settings } = await readAdapterDir(adapterDir, usage);
+  const prepared = await loadRunModel(modelFiles(model), model);
+  if (settings && settings.baseModel !== model) {
+    console.warn(`note: the adapter was trained on ${settings.baseModel}; scoring with ${model}.`);
+  }
+  const detector = await Detector.create(ctx, prepared.model, adapter, {
+    packLength: settings?.packLength,
+    mode: settings?.batching === 'paper' ? 'paper' : 'packed',
+  });
+  const config: RunConfig = resolveConfig({
+    ...(settings && { truncation: settings.truncation, normalize: settings.normalize }),
+  });
+  return {
+    detector,
+    settings,
+    examples(records) {
+      // Every record is scored, whatever split it came from: the split only names the CSV group.
+      const { data } = prepareRunData(
+        records.map((r) => ({ ...r, split: 'test' as const })),
+        prepared.tokenizer,
+        config,
+        detector.packLength,
+      );
+      return data.test;
+    },
+  };
+}

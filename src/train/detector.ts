@@ -1,0 +1,126 @@
+/**
+ * A detector: a base model plus an adapter (PEFT LoRA + score head, or all weights of a full
+ * finetune) on the GPU, scoring functions for evaluation and scanning. Runs and detectors pack and
+ * score through the same code (batches.ts), so a run's scores and its exported adapter's agree.
+ */
+import type { GpuContext } from '../engine/gpu/index.ts';
+import { LORA_TARGETS, type LoraConfig, type LoraTarget } from '../engine/model/config.ts';
+import { GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
+import type { WeightFormat } from '../engine/quant.ts';
+import { DEFAULT_MAX_FUNCTIONS_PER_PACK } from '../data/batching.ts';
+import { scoreExamples, type StepPacking } from './batches.ts';
+import type { ScoredExample } from './evaluate.ts';
+import type { ImportedAdapter } from './export.ts';
+import { RunError, type RunExample, type RunModel } from './run.ts';
+
+export interface DetectorOptions {
+  /** Tokens per pack (default: the model's context, at most 1024). Functions must fit (length + 1). */
+  packLength?: number;
+  /** Packs scored per GPU pass. */
+  packs?: number;
+  /** Attention across packed functions: 'packed' (block-diagonal) or the paper's. */
+  mode?: 'packed' | 'paper';
+  /** Storage format of the frozen block linears (LoRA adapters only). */
+  weightFormat?: WeightFormat;
+}
+
+const LORA_NAME =
+  /^transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.lora_[AB]\.weight$/;
+
+export class Detector {
+  private constructor(
+    private readonly model: GptBigCodeGpu,
+    private readonly step: TrainStep,
+    private readonly packing: StepPacking,
+  ) {}
+
+  static async create(
+    ctx: GpuContext,
+    source: RunModel,
+    adapter: ImportedAdapter,
+    options: DetectorOptions = {},
+  ): Promise<Detector> {
+    const { tensors } = adapter;
+    if (!tensors.has('score.weight')) {
+      throw new RunError(
+        'The adapter has no classification head (score.weight).',
+        'Import an adapter trained for sequence classification (task_type SEQ_CLS), as the lab and its recipes export.',
+      );
+    }
+    const targets = new Set<LoraTarget>();
+    const unknown: string[] = [];
+    for (const name of tensors.keys()) {
+      const match = LORA_NAME.exec(name);
+      if (match) targets.add(match[2] as LoraTarget);
+      else if (name !== 'score.weight' && !source.weights.has(name)) unknown.push(name);
+    }
+    if (unknown.length > 0) {
+      throw new RunError(
+        `The adapter holds tensors this model does not have: ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ` and ${unknown.length - 3} more` : ''}.`,
+        `Import an adapter made for ${adapter.config.baseModel || 'this base model'} (GPT-BigCode names).`,
+      );
+    }
+    const lora: LoraConfig | null =
+      targets.size > 0
+        ? {
+            r: adapter.config.r,
+            alpha: adapter.config.alpha,
+            dropout: 0,
+            targets: LORA_TARGETS.filter((t) => targets.has(t)),
+          }
+        : null;
+    // Without LoRA tensors the adapter is a full finetune: its base weights replace the model's.
+    const values = new Map<string, ArrayLike<number>>(source.weights);
+    for (const [name, data] of tensors) values.set(name, data);
+    const packLength = Math.min(options.packLength ?? 1024, source.config.n_positions);
+    const packs = options.packs ?? 1;
+    const mode = options.mode ?? 'packed';
+    const model = await GptBigCodeGpu.create(
+      ctx,
+      {
+        config: source.config,
+        lora,
+        mode,
+        objective: 'cls',
+        trainable: lora ? 'lora' : 'all',
+        weightFormat: lora ? (options.weightFormat ?? 'f32') : 'f32',
+      },
+      values,
+    );
+    try {
+      const maxFunctionsPerPack = Math.min(DEFAULT_MAX_FUNCTIONS_PER_PACK, Math.floor(packLength / 2));
+      const step = await TrainStep.create(model, {
+        packs,
+        packLength,
+        recompute: true,
+        maxFunctions: packs * maxFunctionsPerPack,
+      });
+      return new Detector(model, step, {
+        mode,
+        packs,
+        packLength,
+        maxFunctionsPerPack,
+        separatorId: source.separatorId,
+        padId: source.padId,
+        seed: 0,
+      });
+    } catch (error) {
+      model.destroy();
+      throw error;
+    }
+  }
+
+  get packLength(): number {
+    return this.packing.packLength;
+  }
+
+  /** Probability of "vulnerable" for every example, in input order. */
+  score(examples: readonly RunExample[]): Promise<ScoredExample[]> {
+    return scoreExamples(this.step, examples, this.packing);
+  }
+
+  destroy(): void {
+    this.step.destroy();
+    this.model.destroy();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The CLI's run lifecycle on a small slice of the demo data: a train run killed after a checkpoint
+ * and resumed ends with the same metrics and scores as one never interrupted; `eval` with the exported
+ * adapter reproduces the run's test scores; `scan` ranks the methods of Java files.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
+
+interface Outcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI; `killWhen` kills it (SIGKILL, like a crash) as soon as it returns true. */
+function vulnlab(args: string[], killWhen?: () => boolean): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const child = spawn('node', [...CLI, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const poll = killWhen && setInterval(() => killWhen() && child.kill('SIGKILL'), 100);
+    child.on('close', (code) => {
+      if (poll) clearInterval(poll);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const root = mkdtempSync(join(tmpdir(), 'vulnlab-cli-'));
+const data = join(root, 'slice.jsonl');
+const TRAIN = ['--model', 'demo', '--data', data, '--epochs', '2', '--pack-length', '128'];
+const FLAGS = [...TRAIN, '--packs-per-step', '2', '--seed', '3', '--lora-r', '4'];
+
+beforeAll(() => {
+  const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
+  const picked = ['train', 'validation', 'test'].flatMap((split) =>
+    lines
+      .filter((l) => (JSON.parse(l) as { split: string }).split === split)
+      .slice(0, split === 'train' ? 24 : 12),
+  );
+  writeFileSync(data, picked.join('\n') + '\n');
+});
+
+describe('vulnlab CLI: resume, eval and scan', () => {
+  const whole = join(root, 'whole');
+  const resumed = join(root, 'resumed');
+
+  it('a run killed after a checkpoint and resumed ends like one never interrupted', async () => {
+    const config = join(root, 'config.json');
+    writeFileSync(config, JSON.stringify({ checkpointEvery: 3 }));
+    const full = await vulnlab(['train', ...FLAGS, '--config', config, '--out', whole]);
+    expect(full.code, full.stderr).toBe(0);
+
+    const checkpoint = join(resumed, 'checkpoint', 'checkpoint.json');
+    const killed = await vulnlab(['train', ...FLAGS, '--config', config, '--out', resumed], () =>
+      existsSync(checkpoint),
+    );
+    expect(killed.code).toBeNull(); // killed by the signal
+    expect(existsSync(join(resumed, 'metrics.json'))).toBe(false);
+    const step = (JSON.parse(readFileSync(checkpoint, 'utf8')) as { step: number }).step;
+    const again = await vulnlab(['train', '--resume', resumed]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`resuming .* at step ${step}`));
+
+    const metrics = (dir: string) => JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
+    const a = metrics(whole);
+    const b = metrics(resumed);
+    expect(b.steps).toBe(a.steps);
+    expect(b.best_step).toBe(a.best_step);
+    expect(b.test.roc_auc).toBe(a.test.roc_auc);
+    expect(readFileSync(join(resumed, 'scores.csv'), 'utf8')).toBe(
+      readFileSync(join(whole, 'scores.csv'), 'utf8'),
+    );
+    expect(readFileSync(join(resumed, 'adapter', 'adapter_model.safetensors'))).toEqual(
+      readFileSync(join(whole, 'adapter', 'adapter_model.safetensors')),
+    );
+  }, 600_000);
+
+  it('eval with the exported adapter gives the run’s test scores and metrics', async () => {
+    const out = join(root, 'eval');
+    const result = await vulnlab([
+      'eval',
+      '--model',
+      'demo',
+      '--adapter',
+      join(whole, 'adapter'),
+      '--data',
+      join(whole, 'data.jsonl'),
+      '--split',
+      'test',
+      '--out',
+      out,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const rows = (file: string) =>
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .filter((l) => l.startsWith('test,'));
+    expect(rows(join(out, 'scores.csv'))).toEqual(rows(join(whole, 'scores.csv')));
+    const run = JSON.parse(readFileSync(join(whole, 'metrics.json'), 'utf8'));
+    const evaluated = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    expect(evaluated.eval.roc_auc).toBe(run.test.roc_auc);
+    expect(evaluated.eval.threshold).toBe(run.valid.threshold);
+    expect(evaluated.threshold_source).toMatch(/validation/);
+  }, 300_000);
+
+  it('scan ranks every method of Java files, skipping a file that does not parse', async () => {
+    const good = join(root, 'Accounts.java');
+    writeFileSync(
+      good,
+      `public class Accounts {
+    public ResultSet find(String category) throws SQLException {
+        return conn.createStatement().executeQuery("SELECT * FROM a WHERE c = '" + category + "'");
+    }
+    public ResultSet findSafe(String category) throws SQLException {
+        PreparedStatement ps = conn.prepareStatement("SELECT * FROM a WHERE c = ?");
+        ps.setString(1, category);
+        return ps.executeQuery();
+    }
+    Accounts(Connection conn) { this.conn = conn; }
+}
+`,
+    );
+    const bad = join(root, 'Broken.java');
+    writeFileSync(bad, 'class {');
+    const result = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), '--json', good, bad]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/Broken\.java: not parsed as Java/);
+    const report = JSON.parse(result.stdout) as {
+      threshold: number;
+      methods: { method: string; line: number; probability: number; flagged: boolean }[];
+    };
+    expect(report.methods.map((m) => m.method).sort()).toEqual([
+      'Accounts.Accounts',
+      'Accounts.find',
+      'Accounts.findSafe',
+    ]);
+    const p = report.methods.map((m) => m.probability);
+    expect(p.every((x) => x > 0 && x < 1)).toBe(true);
+    expect(p).toEqual([...p].sort((x, y) => y - x));
+    expect(report.methods.every((m) => m.flagged === m.probability >= report.threshold)).toBe(true);
+
+    const none = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), bad]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/No file could be parsed as Java/);
+  }, 300_000);
+
+  it('refuses a missing adapter, a bad threshold and a run folder without a checkpoint (exit 2)', async () => {
+    const noAdapter = await vulnlab(['eval', '--adapter', join(root, 'nope'), '--data', data]);
+    expect(noAdapter.code).toBe(2);
+    expect(noAdapter.stderr).toMatch(/Cannot read adapter config file/);
+    const threshold = await vulnlab([
+      'eval',
+      '--adapter',
+      join(whole, 'adapter'),
+      '--data',
+      data,
+      '--threshold',
+      '2',
+    ]);
+    expect(threshold.code).toBe(2);
+    expect(threshold.stderr).toMatch(/--threshold must be a probability/);
+    const resume = await vulnlab(['train', '--resume', root]);
+    expect(resume.code).toBe(2);
+    expect(resume.stderr).toMatch(/no complete checkpoint/);
+  }, 120_000);
+});
