@@ -4,7 +4,7 @@ import type { DataRecord } from '../data/types.ts';
 import { resolveConfig, type RunConfig } from '../train/config.ts';
 import { Detector } from '../train/detector.ts';
 import type { DetectorSettings } from '../train/export.ts';
-import { loadRunModel, prepareRunData } from '../train/prepare.ts';
+import { loadRunModel, ntpAnswers, prepareRunData } from '../train/prepare.ts';
 import type { RunExample } from '../train/run.ts';
 import { modelFiles, readAdapterDir } from './inputs.ts';
 
@@ -26,11 +26,14 @@ export async function openDetector(
   if (settings && settings.baseModel !== model) {
     console.warn(`note: the adapter was trained on ${settings.baseModel}; scoring with ${model}.`);
   }
+  const ntp = adapter.config.taskType === 'CAUSAL_LM';
   const detector = await Detector.create(ctx, prepared.model, adapter, {
     packLength: settings?.packLength,
     mode: settings?.batching === 'paper' ? 'paper' : 'packed',
+    answers: ntp ? ntpAnswers(prepared.tokenizer) : undefined,
   });
   const config: RunConfig = resolveConfig({
+    objective: ntp ? 'ntp' : 'cls',
     ...(settings && { truncation: settings.truncation, normalize: settings.normalize }),
   });
   return {

@@ -7,7 +7,7 @@ import type { TrainStep } from '../engine/model/gpt-bigcode.ts';
 import type { PackedBatch } from '../engine/reference/gptbigcode.ts';
 import { makeBatches, type Batch, type BatchMode } from '../data/batching.ts';
 import type { ScoredExample } from './evaluate.ts';
-import type { RunExample } from './run.ts';
+import type { NtpAnswers, RunExample } from './run.ts';
 
 export interface StepPacking {
   mode: BatchMode;
@@ -76,19 +76,32 @@ export function toPackedBatch(
   };
 }
 
-/** Probability of "vulnerable" for every example (forward only, no dropout), in input order. */
+/**
+ * Probability of "vulnerable" for every example (forward only, no dropout), in input order: from the
+ * classification head, or (next-token objective, `answers` given) from the " YES" and " NO" logits at
+ * each prompt's last token.
+ */
 export async function scoreExamples(
   step: TrainStep,
   examples: readonly RunExample[],
   packing: StepPacking,
+  answers?: NtpAnswers,
 ): Promise<ScoredExample[]> {
   const scores = new Float64Array(examples.length);
   for (const batch of stepBatches(examples, packing, 0, false)) {
     step.setBatch(toPackedBatch(batch, examples, packing));
-    await step.evaluate();
-    const logits = await step.readClsLogits();
+    let logits: Float32Array;
+    if (answers) {
+      // `last` is the flattened token row of the batch, the engine's row layout.
+      logits = await step.forwardNtpLogitsAt(
+        batch.functions.flatMap((f) => [[f.last, answers.no] as const, [f.last, answers.yes] as const]),
+      );
+    } else {
+      await step.evaluate();
+      logits = await step.readClsLogits();
+    }
     batch.functions.forEach((f, i) => {
-      // p(vulnerable) = softmax(logits)[1] = sigmoid(l1 − l0).
+      // p(vulnerable) = softmax(logits)[1] = sigmoid(l1 − l0); l0 = "not vulnerable" (" NO").
       scores[f.exampleIndex] = 1 / (1 + Math.exp(logits[2 * i] - logits[2 * i + 1]));
     });
   }

@@ -11,7 +11,7 @@ import { DEFAULT_MAX_FUNCTIONS_PER_PACK } from '../data/batching.ts';
 import { scoreExamples, type StepPacking } from './batches.ts';
 import type { ScoredExample } from './evaluate.ts';
 import type { ImportedAdapter } from './export.ts';
-import { RunError, type RunExample, type RunModel } from './run.ts';
+import { RunError, type NtpAnswers, type RunExample, type RunModel } from './run.ts';
 
 export interface DetectorOptions {
   /** Tokens per pack (default: the model's context, at most 1024). Functions must fit (length + 1). */
@@ -22,6 +22,8 @@ export interface DetectorOptions {
   mode?: 'packed' | 'paper';
   /** Storage format of the frozen block linears (LoRA adapters only). */
   weightFormat?: WeightFormat;
+  /** The answer tokens, for CAUSAL_LM adapters (prepare.ts ntpAnswers). */
+  answers?: NtpAnswers;
 }
 
 const LORA_NAME =
@@ -32,6 +34,8 @@ export class Detector {
     private readonly model: GptBigCodeGpu,
     private readonly step: TrainStep,
     private readonly packing: StepPacking,
+    /** Set for next-token (CAUSAL_LM) adapters: examples are prompts (prepare.ts NTP_PROMPT). */
+    readonly answers: NtpAnswers | undefined,
   ) {}
 
   static async create(
@@ -41,10 +45,12 @@ export class Detector {
     options: DetectorOptions = {},
   ): Promise<Detector> {
     const { tensors } = adapter;
-    if (!tensors.has('score.weight')) {
+    // A causal-LM adapter (next-token objective) answers " YES"/" NO" after the paper's prompt.
+    const answers = tensors.has('score.weight') ? undefined : options.answers;
+    if (!tensors.has('score.weight') && (adapter.config.taskType !== 'CAUSAL_LM' || !answers)) {
       throw new RunError(
         'The adapter has no classification head (score.weight).',
-        'Import an adapter trained for sequence classification (task_type SEQ_CLS), as the lab and its recipes export.',
+        'Import an adapter trained for sequence classification (task_type SEQ_CLS) or, with the paper’s prompt, a CAUSAL_LM one — as the lab and its recipes export.',
       );
     }
     const targets = new Set<LoraTarget>();
@@ -81,7 +87,7 @@ export class Detector {
         config: source.config,
         lora,
         mode,
-        objective: 'cls',
+        objective: answers ? 'ntp' : 'cls',
         trainable: lora ? 'lora' : 'all',
         weightFormat: lora ? (options.weightFormat ?? 'f32') : 'f32',
       },
@@ -95,15 +101,20 @@ export class Detector {
         recompute: true,
         maxFunctions: packs * maxFunctionsPerPack,
       });
-      return new Detector(model, step, {
-        mode,
-        packs,
-        packLength,
-        maxFunctionsPerPack,
-        separatorId: source.separatorId,
-        padId: source.padId,
-        seed: 0,
-      });
+      return new Detector(
+        model,
+        step,
+        {
+          mode,
+          packs,
+          packLength,
+          maxFunctionsPerPack,
+          separatorId: source.separatorId,
+          padId: source.padId,
+          seed: 0,
+        },
+        answers,
+      );
     } catch (error) {
       model.destroy();
       throw error;
@@ -116,7 +127,7 @@ export class Detector {
 
   /** Probability of "vulnerable" for every example, in input order. */
   score(examples: readonly RunExample[]): Promise<ScoredExample[]> {
-    return scoreExamples(this.step, examples, this.packing);
+    return scoreExamples(this.step, examples, this.packing, this.answers);
   }
 
   destroy(): void {

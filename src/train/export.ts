@@ -33,13 +33,14 @@ export function exportPeftAdapter(
   }));
   const adapterConfig = {
     peft_type: 'LORA',
-    task_type: 'SEQ_CLS',
+    // The next-token objective trains the language-model head's inputs only: a causal-LM adapter.
+    task_type: config.objective === 'ntp' ? 'CAUSAL_LM' : 'SEQ_CLS',
     base_model_name_or_path: baseModel,
     r: config.lora.r,
     lora_alpha: config.lora.alpha,
     lora_dropout: config.lora.dropout,
     target_modules: config.lora.targets,
-    modules_to_save: ['score'],
+    modules_to_save: config.objective === 'ntp' ? null : ['score'],
     bias: 'none',
     fan_in_fan_out: false,
     inference_mode: true,
@@ -96,7 +97,15 @@ export function readDetectorSettings(json: string): DetectorSettings {
 }
 
 export interface ImportedAdapter {
-  config: { r: number; alpha: number; dropout: number; targets: string[]; baseModel: string };
+  config: {
+    r: number;
+    alpha: number;
+    dropout: number;
+    targets: string[];
+    baseModel: string;
+    /** PEFT's task type: SEQ_CLS (score head) or CAUSAL_LM (next-token objective). */
+    taskType: string;
+  };
   /** Engine names (the PEFT prefix removed) → values. */
   tensors: Map<string, Float32Array>;
 }
@@ -144,6 +153,7 @@ export async function importPeftAdapter(
       dropout: Number(raw.lora_dropout ?? 0),
       targets: (raw.target_modules as string[]) ?? [],
       baseModel: String(raw.base_model_name_or_path ?? ''),
+      taskType: String(raw.task_type ?? 'SEQ_CLS'),
     },
     tensors,
   };

@@ -12,7 +12,7 @@ import { loadModel, type LoadedModel } from '../io/load.ts';
 import type { ProgressCallback } from '../io/progress.ts';
 import type { CodeTokenizer } from '../io/tokenizer.ts';
 import type { RunConfig } from './config.ts';
-import { RunError, type RunData, type RunExample, type RunModel } from './run.ts';
+import { RunError, type NtpAnswers, type RunData, type RunExample, type RunModel } from './run.ts';
 
 export interface PreparedModel {
   model: RunModel;
@@ -58,6 +58,26 @@ export async function loadRunModel(
   return { model: { name, config, weights, separatorId, padId: tokenizer.padId }, tokenizer, loaded };
 }
 
+/**
+ * The paper's next-token-prediction prompt: `Question: <code>\n\nAnswer:` followed by " YES" or
+ * " NO". The answer's leading space belongs to its token (byte-level BPE), so the prompt ends at the
+ * colon; a function's score compares the two answers' logits at the prompt's last token.
+ */
+export const NTP_PROMPT = { before: 'Question: ', after: '\n\nAnswer:', yes: ' YES', no: ' NO' } as const;
+
+/** The first token of " YES" and of " NO": they must differ for the answer to be readable. */
+export function ntpAnswers(tokenizer: Pick<CodeTokenizer, 'encode'>): NtpAnswers {
+  const [yes] = tokenizer.encode(NTP_PROMPT.yes);
+  const [no] = tokenizer.encode(NTP_PROMPT.no);
+  if (yes === undefined || no === undefined || yes === no) {
+    throw new RunError(
+      'This tokenizer cannot tell " YES" from " NO" by their first token.',
+      'Use the classification objective (cls) with this model.',
+    );
+  }
+  return { yes, no };
+}
+
 export interface PreparedData {
   data: RunData;
   splits: SplitResult;
@@ -76,19 +96,31 @@ export function prepareRunData(
   onProgress?: (done: number, total: number) => void,
 ): PreparedData {
   const splits = assignSplits(records, { strategy: 'auto', seed: config.seed });
+  const ntp = config.objective === 'ntp';
+  const before = ntp ? tokenizer.encode(NTP_PROMPT.before) : [];
+  const after = ntp ? tokenizer.encode(NTP_PROMPT.after) : [];
+  // The prompt and (in training) the answer token share the pack with the code and its separator.
+  const reserved = ntp ? before.length + after.length + 1 : 0;
+  if (packLength - 1 - reserved < 1) {
+    throw new RunError(
+      `A pack of ${packLength} tokens leaves no room for code after the prompt.`,
+      'Use a longer pack length.',
+    );
+  }
   const { examples, stats } = tokenizeRecords(records, tokenizer, {
-    maxTokens: packLength - 1,
+    maxTokens: packLength - 1 - reserved,
     truncation:
       config.truncation === 'head' ? 'keep-head' : config.truncation === 'tail' ? 'keep-tail' : 'drop',
     normalize: config.normalize,
     onProgress,
   });
   const data: RunData = { train: [], validation: [], test: [] };
+  if (ntp) data.answers = ntpAnswers(tokenizer);
   for (const example of examples) {
     const record = records[example.exampleIndex];
     const split: SplitName = splits.assignment[example.exampleIndex];
     const item: RunExample = {
-      tokens: example.tokens,
+      tokens: ntp ? Int32Array.from([...before, ...example.tokens, ...after]) : example.tokens,
       label: example.label,
       weight: example.weight,
       cwe: record.cwe,

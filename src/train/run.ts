@@ -40,6 +40,14 @@ export interface RunData {
   train: RunExample[];
   validation: RunExample[];
   test: RunExample[];
+  /** Next-token objective: examples are prompts, answered by these tokens (prepare.ts NTP_PROMPT). */
+  answers?: NtpAnswers;
+}
+
+/** Token ids of the answers " YES" (vulnerable) and " NO". */
+export interface NtpAnswers {
+  yes: number;
+  no: number;
 }
 
 export type EvalSplit = 'validation' | 'test';
@@ -120,6 +128,8 @@ export class TrainingRun {
   private cursor = { epoch: 0, batch: 0 };
   private best: { step: number; auc: number; trainables: Map<string, Float32Array> } | undefined;
   private totals = { trainMs: 0, trainTokens: 0, trainFunctions: 0, nonFinite: 0 };
+  /** What the model trains on: the functions, or (next-token objective) prompts with their answer. */
+  private readonly trainExamples: RunExample[];
 
   private constructor(
     private config: RunConfig,
@@ -130,7 +140,15 @@ export class TrainingRun {
     private readonly data: RunData,
     private readonly emit: (event: RunEvent) => void,
     private readonly options: RunOptions,
-  ) {}
+  ) {
+    const answers = data.answers;
+    this.trainExamples = answers
+      ? data.train.map((e) => ({
+          ...e,
+          tokens: Int32Array.from([...e.tokens, e.label === 1 ? answers.yes : answers.no]),
+        }))
+      : data.train;
+  }
 
   static async create(
     ctx: GpuContext,
@@ -150,10 +168,11 @@ export class TrainingRun {
       }
       config = resume.config;
     }
-    if (config.objective !== 'cls') {
+    const cls = config.objective === 'cls';
+    if (!cls && !data.answers) {
       throw new RunError(
-        'The next-token objective is not wired into runs yet.',
-        'Use objective "cls" (the classification head), the paper’s main setting.',
+        'The next-token objective needs its data prepared with the answer tokens.',
+        'Prepare the data with prepareRunData and objective "ntp".',
       );
     }
     for (const split of ['train', 'validation'] as const) {
@@ -176,7 +195,7 @@ export class TrainingRun {
           }
         : null;
     const values = new Map<string, ArrayLike<number>>(source.weights);
-    for (const [name, init] of initialTrainables(source.config, lora, true, config.seed)) {
+    for (const [name, init] of initialTrainables(source.config, lora, cls, config.seed)) {
       if (!values.has(name)) values.set(name, init);
     }
     for (const [name, saved] of resume?.trainables ?? []) values.set(name, saved);
@@ -186,7 +205,7 @@ export class TrainingRun {
         config: source.config,
         lora,
         mode: config.batching.mode === 'paper' ? 'paper' : 'packed',
-        objective: 'cls',
+        objective: config.objective,
         trainable: config.trainable,
         weightFormat: config.trainable === 'all' ? 'f32' : config.weightFormat,
         seed: config.seed,
@@ -201,7 +220,7 @@ export class TrainingRun {
         recompute: config.recompute,
         maxFunctions: packs * Math.min(config.batching.maxFunctionsPerPack, Math.floor(packLength / 2)),
       });
-      trainStep.setFocal(focalOf(config));
+      if (cls) trainStep.setFocal(focalOf(config));
       const optimizer = await ModelOptimizer.create(model, {
         lr: config.optimizer.lr,
         betas: [config.optimizer.beta1, config.optimizer.beta2],
@@ -251,6 +270,12 @@ export class TrainingRun {
       const live = FIELDS.filter((f) => f.live).map((f) => f.path);
       throw new RunError(`${path} cannot change during a run.`, `Settings that can: ${live.join(', ')}.`);
     }
+    if (path.startsWith('loss.') && this.config.objective !== 'cls') {
+      throw new RunError(
+        `${path} belongs to the classification loss; this run trains on next-token prediction.`,
+        'Change the learning rate, gradient clipping or evaluation interval instead.',
+      );
+    }
     withField(this.config, path, value);
     this.pending.push({ path, value });
   }
@@ -263,7 +288,9 @@ export class TrainingRun {
   private applyPending(): void {
     for (const { path, value } of this.pending) {
       this.config = withField(this.config, path, value);
-      if (path.startsWith('loss.')) this.trainStep.setFocal(focalOf(this.config));
+      if (path.startsWith('loss.') && this.config.objective === 'cls') {
+        this.trainStep.setFocal(focalOf(this.config));
+      }
       if (path === 'optimizer.maxGradNorm') this.optimizer.setMaxGradNorm(this.config.optimizer.maxGradNorm);
       this.history.push({ step: this.step + 1, path, value });
       this.emit({ type: 'change', step: this.step + 1, path, value });
@@ -285,12 +312,12 @@ export class TrainingRun {
   }
 
   private batchesFor(epoch: number): Batch[] {
-    return stepBatches(this.data.train, this.packing, epoch, true);
+    return stepBatches(this.trainExamples, this.packing, epoch, true);
   }
 
   /** Probability of "vulnerable" for every function of a split (forward only). */
   score(examples: readonly RunExample[]): Promise<ScoredExample[]> {
-    return scoreExamples(this.trainStep, examples, this.packing);
+    return scoreExamples(this.trainStep, examples, this.packing, this.data.answers);
   }
 
   private restore(checkpoint: RunCheckpoint): void {
@@ -379,7 +406,7 @@ export class TrainingRun {
         const lr = learningRate(this.config.schedule, this.config.optimizer.lr, this.step, totalSteps);
         const start = performance.now();
         this.trainStep.setBatch(
-          toPackedBatch(batch, this.data.train, this.packing, this.config.loss.positiveWeight),
+          toPackedBatch(batch, this.trainExamples, this.packing, this.config.loss.positiveWeight),
         );
         this.optimizer.nextStep(lr);
         await this.trainStep.run(this.optimizer.dispatches);

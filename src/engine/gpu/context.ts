@@ -127,6 +127,7 @@ export class GpuContext {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
+  private readonly live = { count: 0, bytes: 0 };
 
   private constructor(
     readonly device: GPUDevice,
@@ -191,7 +192,33 @@ export class GpuContext {
       if (aligned > this.adapter.limits.maxBufferSize) throw new OutOfMemoryError(label, aligned, validation);
       throw new GpuValidationError(`createBuffer(${label})`, validation.message);
     }
+    this.track(buffer);
     return buffer;
+  }
+
+  /**
+   * Buffers made by `createBuffer` (every storage buffer of models, steps and kernels) and not yet
+   * destroyed, with their bytes: what leak checks compare before and after an operation.
+   */
+  get liveBuffers(): { count: number; bytes: number } {
+    return { ...this.live };
+  }
+
+  /** Counts a buffer until its destroy() (WebGPU has no destroy event, so destroy is wrapped). */
+  private track(buffer: GPUBuffer): void {
+    const { size } = buffer;
+    const destroy = buffer.destroy.bind(buffer);
+    let destroyed = false;
+    this.live.count++;
+    this.live.bytes += size;
+    buffer.destroy = () => {
+      if (!destroyed) {
+        destroyed = true;
+        this.live.count--;
+        this.live.bytes -= size;
+      }
+      destroy();
+    };
   }
 
   /** A storage buffer holding `data` (copied now). */
@@ -263,6 +290,28 @@ export class GpuContext {
   async readF32(buffer: GPUBuffer, count?: number, offsetElements = 0): Promise<Float32Array> {
     const bytes = (count ?? buffer.size / 4 - offsetElements) * 4;
     return new Float32Array(await this.readback(buffer, bytes, offsetElements * 4));
+  }
+
+  /** Single f32 elements at the given element offsets, gathered by copies into one readback. */
+  async readF32At(buffer: GPUBuffer, offsetsElements: readonly number[]): Promise<Float32Array> {
+    this.assertAlive();
+    if (offsetsElements.length === 0) return new Float32Array(0);
+    const staging = this.device.createBuffer({
+      label: `readF32At(${buffer.label})`,
+      size: offsetsElements.length * 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      const encoder = this.device.createCommandEncoder({ label: 'readF32At' });
+      offsetsElements.forEach((offset, i) =>
+        encoder.copyBufferToBuffer(buffer, offset * 4, staging, i * 4, 4),
+      );
+      this.device.queue.submit([encoder.finish()]);
+      await this.guard(staging.mapAsync(GPUMapMode.READ));
+      return new Float32Array(staging.getMappedRange().slice(0));
+    } finally {
+      staging.destroy();
+    }
   }
 
   /** A compiled compute pipeline for `shaders/<name>.wgsl`, cached per name, entry point and constants. */

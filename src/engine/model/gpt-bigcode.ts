@@ -267,6 +267,8 @@ export class GptBigCodeUploader {
   private readonly trainable: Set<string>;
   private state: 'open' | 'finished' | 'aborted' = 'open';
   private unflushed = 0;
+  /** CPU bytes handed to uploads that have not returned yet. */
+  private held = 0;
 
   constructor(
     readonly model: GptBigCodeGpu,
@@ -306,11 +308,14 @@ export class GptBigCodeUploader {
       const [rows, cols] = rowsCols(spec.shape);
       const need = weightBytes(format, rows, cols);
       if (bytes.byteLength < need) {
-        throw new ConfigError(`${name}: ${bytes.byteLength} bytes, ${format} [${shape.join(', ')}] needs ${need}.`);
+        throw new ConfigError(
+          `${name}: ${bytes.byteLength} bytes, ${format} [${shape.join(', ')}] needs ${need}.`,
+        );
       }
       if (format === target) return this.upload(spec, target, bytes.subarray(0, need), need);
       const values = decodeWeight(format, rows, cols, bytes);
-      const data = target === 'f32' ? new Uint8Array(values.buffer) : encodeWeight(target, rows, cols, values);
+      const data =
+        target === 'f32' ? new Uint8Array(values.buffer) : encodeWeight(target, rows, cols, values);
       const held = bytes.byteLength + values.byteLength + (target === 'f32' ? 0 : data.byteLength);
       return this.upload(spec, target, data, held);
     });
@@ -361,7 +366,6 @@ export class GptBigCodeUploader {
   }
 
   private take(name: string): ParamSpec {
-    if (this.state !== 'open') throw new Error(`model upload: already ${this.state}`);
     const spec = this.pending.get(name);
     if (!spec) {
       throw new ConfigError(
@@ -375,8 +379,17 @@ export class GptBigCodeUploader {
   }
 
   private async upload(spec: ParamSpec, format: WeightFormat, data: Uint8Array, held: number): Promise<void> {
+    this.held += held;
+    this.stats.peakHeldBytes = Math.max(this.stats.peakHeldBytes, this.held);
+    try {
+      await this.store(spec, format, data);
+    } finally {
+      this.held -= held;
+    }
+  }
+
+  private async store(spec: ParamSpec, format: WeightFormat, data: Uint8Array): Promise<void> {
     const { ctx } = this.model;
-    this.stats.peakHeldBytes = Math.max(this.stats.peakHeldBytes, held);
     let linear: LinearWeight | undefined;
     let buffer: GPUBuffer;
     if (spec.kind === 'linear-weight') {
@@ -404,7 +417,9 @@ export class GptBigCodeUploader {
     await this.model.ctx.guard(this.model.ctx.device.queue.onSubmittedWorkDone());
   }
 
+  /** Runs one call of the upload; any failure destroys what was uploaded. */
   private async guard<T>(work: () => Promise<T>): Promise<T> {
+    if (this.state !== 'open') throw new Error(`model upload: already ${this.state}`);
     try {
       return await work();
     } catch (error) {
@@ -1001,6 +1016,22 @@ export class TrainStep {
     await this.model.ctx.run(this.evalForwardDispatches);
     if (this.cls) return this.readClsLogits();
     return this.model.ctx.readF32(this.ntp!.logits, this.T * this.model.c.vocab_size);
+  }
+
+  /**
+   * ntp: the evaluation forward, then only the logits asked for — `cells` are (token row, vocabulary
+   * column) pairs, e.g. the " YES" and " NO" columns at each prompt's last token — not all T·V of them.
+   */
+  async forwardNtpLogitsAt(
+    cells: readonly (readonly [row: number, column: number])[],
+  ): Promise<Float32Array> {
+    if (!this.ntp) throw new Error('forwardNtpLogitsAt: objective is cls');
+    await this.model.ctx.run(this.evalForwardDispatches);
+    const V = this.model.c.vocab_size;
+    return this.model.ctx.readF32At(
+      this.ntp.logits,
+      cells.map(([row, column]) => row * V + column),
+    );
   }
 
   /** ntp: the [T, V] logits buffer (holds dlogits after the loss has run). */
