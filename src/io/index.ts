@@ -25,11 +25,21 @@ export {
   cacheKeyFor,
   chooseWeights,
   defaultFormatFor,
+  inspectModel,
   loadModel,
   matchTensors,
   parameterCount,
 } from './load.ts';
-export type { CheckpointFormat, LoadedModel, LoadedTensorInfo, LoadOptions, TensorSink } from './load.ts';
+export type {
+  CheckpointFormat,
+  InspectOptions,
+  LoadedModel,
+  LoadedTensorInfo,
+  LoadOptions,
+  TensorSink,
+} from './load.ts';
+export { loadModelToGpu } from './load-gpu.ts';
+export type { GpuLoadedModel, GpuLoadOptions } from './load-gpu.ts';
 export * from './presets.ts';
 export * from './cache.ts';
 export * from './browser-cache.ts';

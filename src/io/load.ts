@@ -8,7 +8,8 @@
  * against the config *before* anything reaches the sink, then streams the tensors one at a time —
  * read in row chunks, converted/quantized, handed to the sink, dropped — so peak memory stays near the
  * largest tensor in its target format. On failure after streaming started, `abort` is called so the
- * sink can free what it already uploaded.
+ * sink can free what it already uploaded. `loadModelToGpu` (./load-gpu.ts) is this with the engine's
+ * model as the sink.
  */
 import { baseParamSpecs, type ParamSpec, type ResolvedConfig } from '../engine/model/config.ts';
 import type { CacheKey, CachedTensor, CacheWriter, WeightCache } from './cache.ts';
@@ -41,6 +42,11 @@ export interface LoadOptions {
   weightFormat: WeightFormat;
   sink: TensorSink;
   onProgress?: ProgressCallback;
+  /**
+   * Called once the config is known (config.json or the GGUF metadata) and every tensor has been
+   * validated, before the first tensor reaches the sink: e.g. to set up what the sink uploads into.
+   */
+  begin?: (config: ResolvedConfig) => void | Promise<void>;
   /** Called when loading fails after the sink received tensors, so it can free them. */
   abort?: (error: unknown) => void | Promise<void>;
   /** Load this checkpoint format when the folder holds several; default: safetensors, bin, gguf. */
@@ -271,7 +277,29 @@ async function readConverted(
 }
 
 /** Reads config.json (or GGUF metadata), the tokenizer, and streams every weight into `sink`. */
-export async function loadModel(modelFiles: ModelFiles, options: LoadOptions): Promise<LoadedModel> {
+export function loadModel(modelFiles: ModelFiles, options: LoadOptions): Promise<LoadedModel> {
+  return withClosing(modelFiles, (files) => loadModelFrom(files, options, false));
+}
+
+export type InspectOptions = Partial<
+  Pick<LoadOptions, 'weightFormat' | 'prefer' | 'skipTokenizer' | 'formatFor'>
+>;
+
+/**
+ * Everything `loadModel` learns before the first weight byte: config, tokenizer, checkpoint format and
+ * every tensor validated against the config (`tensors` lists what a load in `weightFormat`, default
+ * f32, would hand over; nothing is uploaded). Reads only headers, so a model can be checked and shown
+ * before the run that decides its weight format streams it onto the GPU.
+ */
+export function inspectModel(modelFiles: ModelFiles, options: InspectOptions = {}): Promise<LoadedModel> {
+  const sink: TensorSink = async () => {};
+  return withClosing(modelFiles, (files) =>
+    loadModelFrom(files, { weightFormat: 'f32', ...options, sink }, true),
+  );
+}
+
+/** Runs `work` on `modelFiles` and closes every source it opened, however it ends. */
+async function withClosing<T>(modelFiles: ModelFiles, work: (files: ModelFiles) => Promise<T>): Promise<T> {
   const opened: ByteSource[] = [];
   const files: ModelFiles = {
     label: modelFiles.label,
@@ -284,13 +312,17 @@ export async function loadModel(modelFiles: ModelFiles, options: LoadOptions): P
     },
   };
   try {
-    return await loadModelFrom(files, options);
+    return await work(files);
   } finally {
     await Promise.allSettled(opened.map((s) => s.close?.()));
   }
 }
 
-async function loadModelFrom(files: ModelFiles, options: LoadOptions): Promise<LoadedModel> {
+async function loadModelFrom(
+  files: ModelFiles,
+  options: LoadOptions,
+  inspectOnly: boolean,
+): Promise<LoadedModel> {
   const listing = await files.list();
   const weights = chooseWeights(listing, options.prefer, files.label);
   let config: ResolvedConfig | undefined;
@@ -418,6 +450,24 @@ async function loadModelFrom(files: ModelFiles, options: LoadOptions): Promise<L
   const { plan, skipped } = matchTensors(tensors, config, label);
   const formatFor = options.formatFor ?? defaultFormatFor;
   const targets = plan.map((p) => formatFor(p.spec, options.weightFormat));
+  if (inspectOnly) {
+    return {
+      config,
+      tokenizer,
+      format: weights.format,
+      files: readFiles,
+      tensors: plan.map(({ spec, entry }, i) => ({
+        name: spec.name,
+        shape: spec.shape,
+        format: targets[i],
+        bytes: weightBytes(targets[i], ...rowsCols(spec.shape)),
+        sourceDtype: entry.dtype,
+      })),
+      skipped,
+      uploadedBytes: 0,
+      cache: 'off',
+    };
+  }
   // Tensors already in a partial cache entry (right format and size) are read from there.
   let fromCache = 0;
   if (cached && !cached.complete) {
@@ -451,6 +501,7 @@ async function loadModelFrom(files: ModelFiles, options: LoadOptions): Promise<L
   const cacheFrom = new Set(
     plan.filter((p) => p.entry.offset === 0 && isCacheSource(p.entry.source)).map((p) => p.spec.name),
   );
+  await options.begin?.(config);
   let writer: CacheWriter | undefined;
   if (options.cache && key && cacheState !== 'hit') writer = await options.cache.writer(key, uploadTotal);
   const targetOf = new Map(plan.map((p, i) => [p.spec.name, targets[i]]));

@@ -102,6 +102,22 @@ describe('GGUF (llama.cpp starcoder)', () => {
     expect((err as Error).message).toMatch(/Q4_K/);
   });
 
+  it('rejects a tensor listed twice and tensors whose data overlap', async () => {
+    const embd = { name: 'token_embd.weight', shape: [4, 32], type: 'F32' as const, data: zeros(512) };
+    const norm = { name: 'output_norm.weight', shape: [32], type: 'F32' as const, data: zeros(128) };
+    const twice = await readGguf(new MemoryByteSource(writeGguf(meta(), [embd, embd]), 'twice.gguf')).catch(
+      (e: unknown) => e,
+    );
+    expect(twice).toMatchObject({ reason: 'duplicate-tensor' });
+    expect((twice as Error).message).toMatch(/token_embd\.weight appears twice/);
+    const file = writeGguf(meta(), [embd, norm]);
+    expect((await readGguf(new MemoryByteSource(file, 'ok.gguf'))).tensors).toHaveLength(2);
+    setTensorOffset(file, 'output_norm.weight', 256); // inside token_embd's 512 bytes
+    const overlap = await readGguf(new MemoryByteSource(file, 'overlap.gguf')).catch((e: unknown) => e);
+    expect(overlap).toMatchObject({ reason: 'overlapping-tensors' });
+    expect((overlap as Error).message).toMatch(/wte\.weight and transformer\.ln_f\.weight overlap/);
+  });
+
   it('rejects a truncated GGUF, unknown tensor names and garbage', async () => {
     const file = writeGguf(meta(), [
       {
@@ -133,3 +149,13 @@ describe('GGUF (llama.cpp starcoder)', () => {
     });
   });
 });
+
+/** Rewrites the data offset (relative to the data section) in a tensor's info record. */
+function setTensorOffset(file: Uint8Array, name: string, offset: number): void {
+  const key = new TextEncoder().encode(name);
+  const at = Buffer.from(file.buffer, file.byteOffset, file.byteLength).indexOf(Buffer.from(key));
+  if (at < 0) throw new Error(`${name} not in the file`);
+  const dv = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const dims = dv.getUint32(at + key.length, true);
+  dv.setBigUint64(at + key.length + 4 + 8 * dims + 4, BigInt(offset), true);
+}

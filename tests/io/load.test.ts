@@ -8,7 +8,7 @@ import { decodeWeight, f16ArrayToF32, f32ArrayToF16, type WeightFormat } from '.
 import type { ModelFiles } from '../../src/io/files.ts';
 import { BlobModelFiles, MemoryModelFiles, StaticHttpModelFiles } from '../../src/io/files.ts';
 import { HubModelFiles } from '../../src/io/hub.ts';
-import { loadModel, type CheckpointFormat, type LoadOptions } from '../../src/io/load.ts';
+import { inspectModel, loadModel, type CheckpointFormat, type LoadOptions } from '../../src/io/load.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import type { LoadProgress } from '../../src/io/progress.ts';
 import { readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensors.ts';
@@ -16,6 +16,7 @@ import { MemoryByteSource, type ByteSource } from '../../src/io/source.ts';
 import { rowsCols } from '../../src/io/tensors.ts';
 import { DEMO_DIR, demoFiles, readBytes, sameBytes } from './helpers/fixtures.ts';
 import { FakeHub } from './helpers/hub-server.ts';
+import { torchZip } from './helpers/torch-zip.ts';
 
 interface Received {
   shape: number[];
@@ -201,6 +202,41 @@ describe('loadModel', () => {
     ).rejects.toMatchObject({ reason: 'no-weights' });
   });
 
+  it('inspectModel reads only headers and lists what a load would hand over', async () => {
+    for (const format of formats) {
+      let weightBytesRead = 0;
+      const inner = new MemoryModelFiles(demoFiles('all'), 'demo');
+      const counting: ModelFiles = {
+        label: 'demo',
+        list: () => inner.list(),
+        open: async (path) => {
+          const s = await inner.open(path);
+          const weights = /\.(safetensors|bin|gguf)$/.test(path);
+          return {
+            size: s.size,
+            name: s.name,
+            read: async (o: number, l: number) => {
+              if (weights) weightBytesRead += l;
+              return s.read(o, l);
+            },
+          };
+        },
+      };
+      const info = await inspectModel(counting, { weightFormat: 'q4_0', prefer: format });
+      const loaded = await loadModel(inner, { weightFormat: 'q4_0', prefer: format, sink: async () => {} });
+      expect(info.format).toBe(format);
+      expect(info.config).toEqual(loaded.config);
+      expect(info.tokenizer?.vocabSize).toBe(loaded.tokenizer?.vocabSize);
+      const byName = (t: { name: string }[]) => [...t].sort((a, b) => (a.name < b.name ? -1 : 1));
+      expect(byName(info.tensors)).toEqual(byName(loaded.tensors));
+      expect(info.uploadedBytes).toBe(0);
+      // Headers only: the .bin reads a 64 KiB tail for the zip directory and data.pkl; the GGUF
+      // parser (@huggingface/gguf) reads in 2 MB chunks, the whole of this small file.
+      const fileSize = (await inner.list()).find((f) => f.path === loaded.files[0])!.size;
+      expect(weightBytesRead, format).toBeLessThan(format === 'gguf' ? 2e6 : fileSize / 10);
+    }
+  });
+
   it('reports byte progress per stage, monotonic, ending at 100% with an ETA on the way', async () => {
     const events: LoadProgress[] = [];
     const model = await loadModel(hubFiles('demo/st'), {
@@ -340,6 +376,39 @@ describe('loadModel: bad input is refused before anything reaches the sink', () 
         ]),
       ),
       'unexpected-tensor',
+    ));
+
+  it('the same tensor twice under two spellings (a .bin with and without the transformer. prefix)', () =>
+    expectRefused(
+      withFiles((f) => {
+        // Every tensor with its own storage, plus wte again under its prefix-less .bin name.
+        const entries = [...reference, ['wte.weight', reference.get('transformer.wte.weight')!] as const];
+        const tensors = entries.map(([name, v], i) => ({
+          name,
+          shape: shapeOf(name.startsWith('transformer.') ? name : `transformer.${name}`),
+          storage: `${i}`,
+          storageNumel: v.length,
+        }));
+        const storages = Object.fromEntries(
+          entries.map(([, v], i) => [`${i}`, new Uint8Array(v.slice().buffer)]),
+        );
+        f.delete('model.safetensors');
+        f.set('pytorch_model.bin', torchZip(tensors, storages));
+      }),
+      'duplicate-tensor',
+      /"transformer\.wte\.weight" appears twice/,
+    ));
+
+  it('GGUF metadata disagreeing with config.json', () =>
+    expectRefused(
+      withFiles((f) => {
+        const c = JSON.parse(new TextDecoder().decode(f.get('config.json')));
+        f.set('config.json', new TextEncoder().encode(JSON.stringify({ ...c, n_positions: 512 })));
+        f.delete('model.safetensors');
+        f.set('demo-q8_0.gguf', demoFiles('gguf').get('demo-q8_0.gguf')!);
+      }),
+      'shape-mismatch',
+      /GGUF metadata disagrees with config\.json on n_positions \(1024 vs 512\)/,
     ));
 
   it('a truncated download (data section cut)', () =>

@@ -10,6 +10,7 @@ import { MemoryByteSource } from '../../src/io/source.ts';
 import { readTensorBytes, rowsCols } from '../../src/io/tensors.ts';
 import { readTorchBin } from '../../src/io/torch-bin.ts';
 import { DEMO_DIR, FIXTURES, readBytes, sameBytes } from './helpers/fixtures.ts';
+import { torchZip } from './helpers/torch-zip.ts';
 
 const bin = (name: string) => new MemoryByteSource(readBytes(join(FIXTURES, name)), name);
 
@@ -88,6 +89,26 @@ describe('pytorch_model.bin (restricted unpickler)', () => {
       0x2e,
     ]);
     expect(() => restrictedUnpickle(sg, 'x.pkl')).toThrow(/posix\.system/);
+  });
+
+  it('rejects a tensor reading past the end of its storage, and a storage too short for its dtype', async () => {
+    const f32 = (n: number) => new Uint8Array(Float32Array.from({ length: n }, (_, i) => i).buffer);
+    const view = { name: 'a', shape: [2, 3], storage: '0', storageNumel: 8 };
+    // The writer's output reads back (a view at offset 2), so each damaged copy differs in one field.
+    const [t] = await readTorchBin(
+      new MemoryByteSource(torchZip([{ ...view, storageOffset: 2 }], { 0: f32(8) }), 'ok.bin'),
+    );
+    expect(Array.from(toF32(t.dtype, await readTensorBytes(t), 2, 3))).toEqual([2, 3, 4, 5, 6, 7]);
+    const past = await readTorchBin(
+      new MemoryByteSource(torchZip([{ ...view, storageOffset: 3 }], { 0: f32(8) }), 'past.bin'),
+    ).catch((e: unknown) => e);
+    expect(past).toMatchObject({ reason: 'offset-out-of-range' });
+    expect((past as Error).message).toMatch(/"a" reads past the end of its storage data\/0/);
+    const short = await readTorchBin(
+      new MemoryByteSource(torchZip([view], { 0: f32(7) }), 'short.bin'),
+    ).catch((e: unknown) => e);
+    expect(short).toMatchObject({ reason: 'dtype-mismatch' });
+    expect((short as Error).message).toMatch(/28 bytes but 8 F32 values need 32/);
   });
 
   it('rejects truncated pickles and archives', async () => {
