@@ -4,14 +4,15 @@
  * score through the same code (batches.ts), so a run's scores and its exported adapter's agree.
  */
 import type { GpuContext } from '../engine/gpu/index.ts';
-import { LORA_TARGETS, type LoraConfig, type LoraTarget } from '../engine/model/config.ts';
-import { GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
+import { baseParamSpecs, LORA_TARGETS, type LoraConfig, type LoraTarget } from '../engine/model/config.ts';
+import { type GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
 import type { WeightFormat } from '../engine/quant.ts';
 import { DEFAULT_MAX_FUNCTIONS_PER_PACK } from '../data/batching.ts';
 import { scoreExamples, type StepPacking } from './batches.ts';
 import type { ScoredExample } from './evaluate.ts';
 import type { ImportedAdapter } from './export.ts';
 import { RunError, type NtpAnswers, type RunExample, type RunModel } from './run.ts';
+import { uploadRunModel } from './upload.ts';
 
 export interface DetectorOptions {
   /** Tokens per pack (default: the model's context, at most 1024). Functions must fit (length + 1). */
@@ -53,12 +54,13 @@ export class Detector {
         'Import an adapter trained for sequence classification (task_type SEQ_CLS) or, with the paper’s prompt, a CAUSAL_LM one — as the lab and its recipes export.',
       );
     }
+    const baseNames = new Set(baseParamSpecs(source.config, false).map((spec) => spec.name));
     const targets = new Set<LoraTarget>();
     const unknown: string[] = [];
     for (const name of tensors.keys()) {
       const match = LORA_NAME.exec(name);
       if (match) targets.add(match[2] as LoraTarget);
-      else if (name !== 'score.weight' && !source.weights.has(name)) unknown.push(name);
+      else if (name !== 'score.weight' && !baseNames.has(name)) unknown.push(name);
     }
     if (unknown.length > 0) {
       throw new RunError(
@@ -66,6 +68,9 @@ export class Detector {
         `Import an adapter made for ${adapter.config.baseModel || 'this base model'} (GPT-BigCode names).`,
       );
     }
+    const packLength = Math.min(options.packLength ?? 1024, source.config.n_positions);
+    const packs = options.packs ?? 1;
+    const mode = options.mode ?? 'packed';
     const lora: LoraConfig | null =
       targets.size > 0
         ? {
@@ -76,22 +81,17 @@ export class Detector {
           }
         : null;
     // Without LoRA tensors the adapter is a full finetune: its base weights replace the model's.
-    const values = new Map<string, ArrayLike<number>>(source.weights);
-    for (const [name, data] of tensors) values.set(name, data);
-    const packLength = Math.min(options.packLength ?? 1024, source.config.n_positions);
-    const packs = options.packs ?? 1;
-    const mode = options.mode ?? 'packed';
-    const model = await GptBigCodeGpu.create(
+    const model = await uploadRunModel(
       ctx,
+      source,
       {
-        config: source.config,
         lora,
         mode,
         objective: answers ? 'ntp' : 'cls',
         trainable: lora ? 'lora' : 'all',
         weightFormat: lora ? (options.weightFormat ?? 'f32') : 'f32',
       },
-      values,
+      tensors,
     );
     try {
       const maxFunctionsPerPack = Math.min(DEFAULT_MAX_FUNCTIONS_PER_PACK, Math.floor(packLength / 2));

@@ -2,13 +2,13 @@
  * From files to a run's inputs, shared by the worker and the CLI: the model's weights and tokenizer
  * through src/io, the dataset through src/data (splits, normalization, tokenization with truncation).
  */
-import type { GptBigCodeConfig } from '../engine/model/config.ts';
 import { decodeWeight } from '../engine/quant.ts';
 import { assignSplits, type SplitResult } from '../data/splits.ts';
 import { tokenizeRecords, type TokenizeStats } from '../data/tokenize.ts';
 import type { DataRecord, SplitName } from '../data/types.ts';
 import type { ModelFiles } from '../io/files.ts';
-import { loadModel, type LoadedModel } from '../io/load.ts';
+import { inspectModel, loadModel, parameterCount, type LoadedModel } from '../io/load.ts';
+import { rowsCols } from '../io/tensors.ts';
 import type { ProgressCallback } from '../io/progress.ts';
 import type { CodeTokenizer } from '../io/tokenizer.ts';
 import type { RunConfig } from './config.ts';
@@ -21,41 +21,69 @@ export interface PreparedModel {
 }
 
 /**
- * Loads a checkpoint as f32 values for GptBigCodeGpu (which quantizes the block linears itself on
- * upload). Peak CPU memory is the whole model in f32: fine for small models.
+ * f32 base weights above this size are not kept in memory: every upload streams them from the
+ * checkpoint files, tensor by tensor (peak CPU ≈ the largest tensor).
  */
+export const KEEP_WEIGHTS_MAX_BYTES = 512 * 2 ** 20;
+
+export interface LoadRunModelOptions {
+  onProgress?: ProgressCallback;
+  /**
+   * 'keep': f32 weights in memory (fast re-uploads; what CPU consumers such as the ONNX export need);
+   * 'stream': headers only, weights streamed at each upload; 'auto' (default): keep up to
+   * KEEP_WEIGHTS_MAX_BYTES, stream larger models.
+   */
+  weights?: 'auto' | 'keep' | 'stream';
+}
+
+/** A checkpoint's config, tokenizer and (for small models) f32 weights, for runs and detectors. */
 export async function loadRunModel(
   files: ModelFiles,
   name: string,
-  onProgress?: ProgressCallback,
+  options: LoadRunModelOptions = {},
 ): Promise<PreparedModel> {
+  const policy = options.weights ?? 'auto';
+  let loaded = policy === 'keep' ? undefined : await inspectModel(files);
+  const stream =
+    policy === 'stream' ||
+    (loaded !== undefined && parameterCount(loaded.config) * 4 > KEEP_WEIGHTS_MAX_BYTES);
   const weights = new Map<string, Float32Array>();
-  const loaded = await loadModel(files, {
-    weightFormat: 'f32',
-    formatFor: () => 'f32',
-    onProgress,
-    sink: async (tensorName, shape, format, bytes) => {
-      const cols = shape[shape.length - 1] ?? 1;
-      const rows = shape.length > 1 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : 1;
-      weights.set(tensorName, decodeWeight(format, rows, cols, bytes));
-    },
-  });
-  if (!loaded.tokenizer) {
+  if (!stream) {
+    loaded = await loadModel(files, {
+      weightFormat: 'f32',
+      formatFor: () => 'f32',
+      onProgress: options.onProgress,
+      sink: async (tensorName, shape, format, bytes) => {
+        weights.set(tensorName, decodeWeight(format, ...rowsCols(shape), bytes));
+      },
+    });
+  }
+  const { tokenizer, config } = loaded!;
+  if (!tokenizer) {
     throw new RunError(
       `${name} has no tokenizer.json.`,
       'Pick a model folder or repository with tokenizer.json.',
     );
   }
-  const tokenizer = loaded.tokenizer;
-  const separatorId = tokenizer.eosId ?? loaded.config.eos_token_id;
+  const separatorId = tokenizer.eosId ?? config.eos_token_id;
   if (separatorId === undefined || separatorId === null) {
     throw new RunError(
       `${name} names no end-of-sequence token.`,
       'Packing needs an EOS token to separate functions.',
     );
   }
-  const config: GptBigCodeConfig = loaded.config;
-  return { model: { name, config, weights, separatorId, padId: tokenizer.padId }, tokenizer, loaded };
+  return {
+    model: {
+      name,
+      config,
+      weights,
+      files: stream ? { files, onProgress: options.onProgress } : undefined,
+      separatorId,
+      padId: tokenizer.padId,
+    },
+    tokenizer,
+    loaded: loaded!,
+  };
 }
 
 /**

@@ -5,9 +5,11 @@
  * next step and are recorded with that step.
  */
 import { VulnLabError } from '../engine/errors.ts';
+import type { ModelFiles } from '../io/files.ts';
+import type { ProgressCallback } from '../io/progress.ts';
 import type { GpuContext } from '../engine/gpu/index.ts';
 import type { GptBigCodeConfig, LoraConfig } from '../engine/model/config.ts';
-import { GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
+import { type GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
 import { ModelOptimizer } from '../engine/model/optimizer.ts';
 import type { Batch } from '../data/batching.ts';
 import { scoreExamples, stepBatches, toPackedBatch, type StepPacking } from './batches.ts';
@@ -16,13 +18,16 @@ import { FIELDS, withField, type RunConfig } from './config.ts';
 import { chooseThreshold, evaluateScores, type EvalMetrics, type ScoredExample } from './evaluate.ts';
 import { initialTrainables } from './init.ts';
 import { learningRate } from './schedule.ts';
+import { uploadRunModel } from './upload.ts';
 
 export interface RunModel {
   /** "demo", a Hub id or a folder: recorded in exports. */
   name: string;
   config: GptBigCodeConfig;
-  /** Base weights by Hugging Face name (f32 values). */
+  /** Base weights by Hugging Face name (f32 values); empty when they stream from `files`. */
   weights: ReadonlyMap<string, ArrayLike<number>>;
+  /** Set for models too large to keep in memory: every upload streams the checkpoint (upload.ts). */
+  files?: { files: ModelFiles; onProgress?: ProgressCallback };
   /** Token that separates packed functions (EOS). */
   separatorId: number;
   padId: number;
@@ -194,15 +199,13 @@ export class TrainingRun {
             targets: config.lora.targets,
           }
         : null;
-    const values = new Map<string, ArrayLike<number>>(source.weights);
-    for (const [name, init] of initialTrainables(source.config, lora, cls, config.seed)) {
-      if (!values.has(name)) values.set(name, init);
-    }
-    for (const [name, saved] of resume?.trainables ?? []) values.set(name, saved);
-    const model = await GptBigCodeGpu.create(
+    const extra = initialTrainables(source.config, lora, cls, config.seed);
+    for (const name of extra.keys()) if (source.weights.has(name)) extra.delete(name);
+    for (const [name, saved] of resume?.trainables ?? []) extra.set(name, saved);
+    const model = await uploadRunModel(
       ctx,
+      source,
       {
-        config: source.config,
         lora,
         mode: config.batching.mode === 'paper' ? 'paper' : 'packed',
         objective: config.objective,
@@ -210,7 +213,7 @@ export class TrainingRun {
         weightFormat: config.trainable === 'all' ? 'f32' : config.weightFormat,
         seed: config.seed,
       },
-      values,
+      extra,
     );
     try {
       const packs = config.batching.packsPerStep;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { importDataset } from '../../src/data/import.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { configForModel } from '../../src/train/config.ts';
+import { Detector } from '../../src/train/detector.ts';
 import { loadRunModel, prepareRunData } from '../../src/train/prepare.ts';
 import { TrainingRun, type RunEvent } from '../../src/train/run.ts';
 import { useGpu } from '../helpers/gpu.ts';
@@ -59,6 +60,44 @@ describe('a training run on the real adapter', () => {
     } finally {
       run.destroy();
     }
+  }, 600_000);
+
+  it('a model streamed from its files trains exactly like one kept in memory', async () => {
+    const files = new NodeDirModelFiles('public/models/demo');
+    const kept = await loadRunModel(files, 'demo', { weights: 'keep' });
+    const streamed = await loadRunModel(files, 'demo', { weights: 'stream' });
+    expect(streamed.model.weights.size).toBe(0);
+    expect(streamed.model.files).toBeDefined();
+    const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
+    const picked = ['train', 'validation', 'test'].flatMap((split) =>
+      lines.filter((l) => (JSON.parse(l) as { split: string }).split === split).slice(0, 6),
+    );
+    const { records } = await importDataset({ name: 'slice.jsonl', data: picked.join('\n') });
+    const config = configForModel(undefined, {
+      weightFormat: 'q8_0',
+      batching: { packLength: 128, packsPerStep: 2 },
+      epochs: 1,
+      truncation: 'head',
+    });
+    const { data } = prepareRunData(records, kept.tokenizer, config, 128);
+    const results = [];
+    for (const prepared of [kept, streamed]) {
+      const run = await TrainingRun.create(gpu(), config, prepared.model, data);
+      results.push(await run.run().finally(() => run.destroy()));
+    }
+    const [a, b] = results;
+    for (const [name, values] of a.trainables) expect(b.trainables.get(name), name).toEqual(values);
+    expect(b.scores).toEqual(a.scores);
+    // A full-weight adapter replaces base weights, which a streamed model never holds in memory.
+    const fullWeights = new Map([
+      ['transformer.wte.weight', kept.model.weights.get('transformer.wte.weight') as Float32Array],
+      ['score.weight', a.trainables.get('score.weight')!],
+    ]);
+    const adapter = {
+      config: { r: 0, alpha: 0, dropout: 0, targets: [], baseModel: 'demo', taskType: 'SEQ_CLS' },
+      tensors: fullWeights,
+    };
+    await expect(Detector.create(gpu(), streamed.model, adapter)).rejects.toThrow(/cannot be replaced/);
   }, 600_000);
 
   it('refuses data where ROC AUC is undefined, saying why', async () => {
