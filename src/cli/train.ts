@@ -27,6 +27,7 @@ const FLAG_FIELDS: Record<string, { path: string; type: 'number' | 'string' }> =
   'lora-alpha': { path: 'lora.alpha', type: 'number' },
   'pack-length': { path: 'batching.packLength', type: 'number' },
   'packs-per-step': { path: 'batching.packsPerStep', type: 'number' },
+  accumulate: { path: 'batching.accumulate', type: 'number' },
   batching: { path: 'batching.mode', type: 'string' },
   objective: { path: 'objective', type: 'string' },
   trainable: { path: 'trainable', type: 'string' },

@@ -28,7 +28,13 @@ export interface RunConfig {
     maxGradNorm: number;
   };
   schedule: { kind: 'cosine' | 'constant' | 'linear'; warmupRatio: number };
-  batching: { mode: Batching; packLength: number; maxFunctionsPerPack: number; packsPerStep: number };
+  batching: {
+    mode: Batching;
+    packLength: number;
+    maxFunctionsPerPack: number;
+    packsPerStep: number;
+    accumulate: number;
+  };
   recompute: boolean;
   epochs: number;
   evalEvery: number;
@@ -221,6 +227,12 @@ export const FIELDS: FieldSpec[] = [
   {
     path: 'batching.packsPerStep',
     description: 'sequences per micro-batch',
+    default: 1,
+    check: number(1, 1024, { integer: true }),
+  },
+  {
+    path: 'batching.accumulate',
+    description: 'micro-batches per optimizer step (gradient accumulation: the mean of their gradients)',
     default: 1,
     check: number(1, 1024, { integer: true }),
   },

@@ -230,6 +230,7 @@ export class TrainingRun {
         eps: config.optimizer.eps,
         weight_decay: config.optimizer.weightDecay,
         max_grad_norm: config.optimizer.maxGradNorm,
+        accumulate: config.batching.accumulate,
       });
       const run = new TrainingRun(config, model, trainStep, optimizer, source, data, emit, options);
       if (resume) run.restore(resume);
@@ -365,7 +366,8 @@ export class TrainingRun {
   async run(): Promise<RunResult> {
     const { epochs } = this.config;
     const firstEpoch = this.batchesFor(0);
-    const stepsPerEpoch = firstEpoch.length;
+    // Optimizer steps (each `accumulate` micro-batches); the schedule and every counter use them.
+    const stepsPerEpoch = Math.ceil(firstEpoch.length / this.optimizer.accumulate);
     const totalSteps = stepsPerEpoch * epochs;
     const slots = firstEpoch.length * this.trainStep.T;
     const real = firstEpoch.reduce((sum, b) => sum + b.realTokens, 0);
@@ -382,7 +384,8 @@ export class TrainingRun {
       this.trainStep.activationBytes +
       this.model.paramBytes +
       this.model.gradBytes +
-      this.optimizer.momentBytes;
+      this.optimizer.momentBytes +
+      this.optimizer.accumulatorBytes;
     const totals = this.totals;
     const evaluateValidation = async (epoch: number) => {
       const scored = await this.score(this.data.validation);
@@ -397,8 +400,10 @@ export class TrainingRun {
 
     epochs: for (let epoch = this.cursor.epoch; epoch < epochs; epoch++) {
       const batches = epoch === 0 ? firstEpoch : this.batchesFor(epoch);
-      for (let index = this.cursor.batch; index < batches.length; index++) {
-        const batch = batches[index];
+      const perStep = this.optimizer.accumulate;
+      for (let index = this.cursor.batch; index < batches.length; index += perStep) {
+        // One optimizer step: `perStep` micro-batches (fewer at the end of an epoch), their gradients averaged.
+        const group = batches.slice(index, index + perStep);
         if (this.state === 'paused') {
           // A paused run can be resumed after a reload or a crash, so its state is saved first.
           await this.checkpoint();
@@ -408,19 +413,24 @@ export class TrainingRun {
         this.applyPending();
         const lr = learningRate(this.config.schedule, this.config.optimizer.lr, this.step, totalSteps);
         const start = performance.now();
-        this.trainStep.setBatch(
-          toPackedBatch(batch, this.trainExamples, this.packing, this.config.loss.positiveWeight),
-        );
         this.optimizer.nextStep(lr);
-        await this.trainStep.run(this.optimizer.dispatches);
-        const loss = await this.trainStep.readLoss();
+        let loss = 0;
+        for (const [k, batch] of group.entries()) {
+          this.trainStep.setBatch(
+            toPackedBatch(batch, this.trainExamples, this.packing, this.config.loss.positiveWeight),
+          );
+          await this.trainStep.run(this.optimizer.microDispatches(k, group.length));
+          loss += (await this.trainStep.readLoss()) / group.length;
+        }
         const { norm, nonFinite: skipped } = await this.optimizer.readGradNorm();
         const ms = performance.now() - start;
+        const tokens = group.reduce((sum, b) => sum + b.realTokens, 0);
+        const functions = group.reduce((sum, b) => sum + b.functions.length, 0);
         this.step++;
-        this.cursor = { epoch, batch: index + 1 };
+        this.cursor = { epoch, batch: index + group.length };
         totals.trainMs += ms;
-        totals.trainTokens += batch.realTokens;
-        totals.trainFunctions += batch.functions.length;
+        totals.trainTokens += tokens;
+        totals.trainFunctions += functions;
         if (skipped || !Number.isFinite(loss)) {
           totals.nonFinite++;
           this.emit({
@@ -442,8 +452,8 @@ export class TrainingRun {
           loss,
           lr,
           gradNorm: norm,
-          tokensPerSecond: (batch.realTokens / ms) * 1000,
-          examplesPerSecond: (batch.functions.length / ms) * 1000,
+          tokensPerSecond: (tokens / ms) * 1000,
+          examplesPerSecond: (functions / ms) * 1000,
           gpuBytes,
           elapsedMs: totals.trainMs,
         });

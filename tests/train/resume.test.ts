@@ -28,7 +28,8 @@ async function setup() {
     weightFormat: 'f32',
     lora: { dropout: 0.1 },
     optimizer: { lr: 1e-3 },
-    batching: { packLength: 256, packsPerStep: 2 },
+    // Two micro-batches of one pack per optimizer step: accumulation is part of the resumed state.
+    batching: { packLength: 256, packsPerStep: 1, accumulate: 2 },
     epochs: 2,
     evalEvery: 0,
     checkpointEvery: 2,
@@ -58,6 +59,8 @@ describe('run checkpoints', () => {
     });
     const full = await uninterrupted.run().finally(() => uninterrupted.destroy());
     expect(full.steps).toBeGreaterThanOrEqual(6);
+    const micro = whole[1].batch - whole[0].batch;
+    expect(micro).toBe(4); // 2 optimizer steps × 2 micro-batches between checkpoints
     const resumeFrom = whole[0];
     expect(resumeFrom.step).toBe(2);
 

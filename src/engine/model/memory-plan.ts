@@ -5,7 +5,8 @@
  * the figures against the real allocations on a tiny model):
  * - weights: every parameter buffer — the four block linears in `weightFormat` (GGUF block sizes, rows
  *   padded to 32), embeddings, norms, biases, score head and LoRA A/B in f32.
- * - trainable: gradient + Adam m + v of every trained value (12 bytes each).
+ * - trainable: gradient + Adam m + v of every trained value (12 bytes each), + 4 for the gradient
+ *   accumulator with `accumulate` > 1 micro-batches per optimizer step.
  * - activations: what the backward reads, per block (input, normed inputs and their mean/rstd, qkv,
  *   attention output and log-sum-exp per head, residual, MLP pre- and post-activation, x·Aᵀ of each
  *   LoRA target). With `recompute` only each block's input is kept plus one shared block's worth.
@@ -51,6 +52,8 @@ export interface MemoryPlanOptions {
   functionsPerStep?: number;
   /** Multi-query dK/dV head groups as in TrainStep (workspace [groups, T, 2·head_dim]); 'auto' default. */
   attentionHeadGroups?: number | 'auto';
+  /** Micro-batches per optimizer step (ModelOptimizer's `accumulate`); > 1 adds a gradient copy. */
+  accumulate?: number;
 }
 
 export interface MemoryPlan {
@@ -140,7 +143,8 @@ export function planMemory(options: MemoryPlanOptions): MemoryPlan {
   }
   const trained = trainableSpecs(c, lora, trainable, withScore);
   const trainableParams = trained.reduce((a, s) => a + numel(s.shape), 0);
-  const trainableBytes = trained.reduce((a, s) => a + 3 * f32(numel(s.shape)), 0);
+  const perValue = (options.accumulate ?? 1) > 1 ? 4 : 3; // grad, m, v (+ accumulator)
+  const trainableBytes = trained.reduce((a, s) => a + perValue * f32(numel(s.shape)), 0);
 
   // Activations kept for the backward.
   const blockSet =

@@ -2,8 +2,18 @@
  * The optimizer of a GPU model: global-norm clipping (kernels/gradnorm.ts) and AdamW (kernels/adamw.ts)
  * over every trainable tensor, as dispatches appended to a TrainStep's command buffer. The clip factor
  * stays on the GPU; the norm is read back only when asked.
+ *
+ * Gradient accumulation (`accumulate: N`): the backward overwrites the gradient buffers every
+ * micro-batch, so each trainable tensor gets an f32 accumulator. After micro-batch k's backward:
+ * k = 0 copies the gradient into it, 0 < k < N−1 adds, and k = N−1 writes the mean (grad + acc)/N back
+ * into the gradient buffers, which the global norm, clip and AdamW then read as in a single step: the
+ * optimizer sees the mean of the micro-batches' gradients (PyTorch's `(loss / N).backward()` loop).
+ * A step may have fewer micro-batches (an epoch's remainder): the mean is then over those.
+ * A NaN/Inf in any micro-batch propagates through the sum and trips the non-finite check. The
+ * accumulators hold nothing between optimizer steps, so checkpoints (taken between them) skip them.
  */
 import type { Dispatch } from '../gpu/index.ts';
+import { add } from '../kernels/add.ts';
 import { AdamWHyper, adamw } from '../kernels/adamw.ts';
 import { gradNorm, type GradNorm } from '../kernels/gradnorm.ts';
 import { ConfigError } from './config.ts';
@@ -22,6 +32,8 @@ export interface OptimizerOptions {
   weight_decay?: number;
   /** ≤ 0 disables clipping. */
   max_grad_norm?: number;
+  /** Micro-batches per optimizer step (gradient accumulation); 1 (default) is a plain step. */
+  accumulate?: number;
 }
 
 export class ModelOptimizer {
@@ -36,6 +48,10 @@ export class ModelOptimizer {
     /** Adam's first and second moments per trainable tensor, in `model.trainableNames` order. */
     private readonly moments: { name: string; m: GPUBuffer; v: GPUBuffer; size: number }[],
     dispatches: Dispatch[],
+    /** Gradient accumulators (none when accumulate = 1). */
+    private readonly accumulators: GPUBuffer[],
+    /** After the first micro-batch, a middle one, and the last of `count` (finals[count − 1]). */
+    private readonly micro: { first: Dispatch[]; middle: Dispatch[]; finals: Dispatch[][] },
   ) {
     this.dispatches = dispatches;
   }
@@ -43,6 +59,10 @@ export class ModelOptimizer {
   static async create(model: GptBigCodeGpu, options: OptimizerOptions): Promise<ModelOptimizer> {
     const { ctx } = model;
     const [beta1, beta2] = options.betas ?? [0.9, 0.999];
+    const N = options.accumulate ?? 1;
+    if (!Number.isInteger(N) || N < 1) {
+      throw new ConfigError(`accumulate must be a whole number of micro-batches ≥ 1 (got ${N}).`);
+    }
     const hyper = AdamWHyper.create(ctx, { lr: options.lr, beta1, beta2, eps: options.eps ?? 1e-8 });
     const tensors = model.trainables();
     const norm = await gradNorm(
@@ -62,10 +82,49 @@ export class ModelOptimizer {
         }),
       );
     }
-    return new ModelOptimizer(model, hyper, norm, moments, dispatches);
+    const accumulators: GPUBuffer[] = [];
+    const micro = { first: [] as Dispatch[], middle: [] as Dispatch[], finals: [dispatches] };
+    if (N > 1) {
+      for (const t of tensors) {
+        const acc = await ctx.storage(`grad.acc:${t.name}`, t.size * 4);
+        accumulators.push(acc);
+        micro.first.push(await add(ctx, acc, t.grad, t.size, { scaleA: 0 })); // acc = g (acc never read)
+        micro.middle.push(await add(ctx, acc, t.grad, t.size)); // acc += g
+      }
+      for (let c = 2; c <= N; c++) {
+        // g = (g + acc) / c: the mean gradient of a step of c micro-batches, then norm, clip, AdamW.
+        const mean = await Promise.all(
+          tensors.map((t, i) => add(ctx, t.grad, accumulators[i], t.size, { scaleA: 1 / c, scaleB: 1 / c })),
+        );
+        micro.finals.push([...mean, ...dispatches]);
+      }
+    }
+    return new ModelOptimizer(model, hyper, norm, moments, dispatches, accumulators, micro);
   }
 
-  /** Call once before each step's submission: advances the bias corrections (and sets the lr). */
+  /** Micro-batches per optimizer step. */
+  get accumulate(): number {
+    return this.micro.finals.length;
+  }
+
+  /**
+   * The dispatches to run after micro-batch k's backward, e.g. `step.run(optimizer.microDispatches(k))`
+   * for k = 0..count−1: accumulation, and after the last the mean, clip and AdamW. `count` is the
+   * step's number of micro-batches: `accumulate`, or fewer for an epoch's remainder. With one
+   * micro-batch this is `dispatches`.
+   */
+  microDispatches(k: number, count = this.accumulate): readonly Dispatch[] {
+    if (!Number.isInteger(k) || k < 0 || k >= count || count > this.accumulate) {
+      throw new Error(`optimizer: micro-batch ${k} of ${count} (accumulate ${this.accumulate})`);
+    }
+    if (k === count - 1) return this.micro.finals[k];
+    return k === 0 ? this.micro.first : this.micro.middle;
+  }
+
+  /**
+   * Call once per optimizer step, before its last micro-batch's submission (e.g. before the first):
+   * advances the bias corrections (and sets the lr).
+   */
   nextStep(lr?: number): void {
     this.step++;
     this.hyper.setStep(this.step, lr);
@@ -90,7 +149,15 @@ export class ModelOptimizer {
     return this.moments.reduce((a, b) => a + b.m.size + b.v.size, 0);
   }
 
-  /** The optimizer's state for a checkpoint: steps taken and both moments of every tensor. */
+  /** Bytes of the gradient accumulators (0 without accumulation). */
+  get accumulatorBytes(): number {
+    return this.accumulators.reduce((a, b) => a + b.size, 0);
+  }
+
+  /**
+   * The optimizer's state for a checkpoint: steps taken and both moments of every tensor. Take it
+   * between optimizer steps: the gradient accumulators are then empty and not part of it.
+   */
   async readState(): Promise<OptimizerState> {
     const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
     for (const { name, m, v, size } of this.moments) {
@@ -126,5 +193,6 @@ export class ModelOptimizer {
       m.destroy();
       v.destroy();
     }
+    for (const acc of this.accumulators) acc.destroy();
   }
 }

@@ -729,6 +729,32 @@ export function lossAndGradsRef(
   return { loss, logits: fwd.logits, grads: backwardRef(spec, params, fwd.cache, dlogits) };
 }
 
+/**
+ * Gradient accumulation: the mean of the micro-batches' losses and gradients, each micro-batch's loss
+ * normalized on its own (its functions or target tokens), as a PyTorch loop of `(loss / N).backward()`.
+ * It equals the loss and gradients of one batch holding all the micro-batches only when every
+ * micro-batch has the same normalizer (function count for cls, target-token count for ntp).
+ */
+export function accumulatedLossAndGradsRef(
+  spec: ModelSpec,
+  params: ParamMap,
+  batches: readonly PackedBatch[],
+  options: LossOptions,
+): { loss: number; grads: ParamMap } {
+  const N = batches.length;
+  let loss = 0;
+  const grads = zeroGrads(params);
+  for (const batch of batches) {
+    const micro = lossAndGradsRef(spec, params, batch, options);
+    loss += micro.loss / N;
+    for (const [name, g] of micro.grads) {
+      const sum = get(grads, name);
+      for (let i = 0; i < g.length; i++) sum[i] += g[i] / N;
+    }
+  }
+  return { loss, grads };
+}
+
 export function lossFromLogits(
   spec: ModelSpec,
   batch: PackedBatch,
@@ -828,17 +854,22 @@ export interface TrainRecord {
   grad_norm: number;
 }
 
-/** `steps` full steps on the same batch (loss, grads, clip, AdamW); mutates `params`. */
+/**
+ * `steps` full steps on the same batch (loss, grads, clip, AdamW); mutates `params`. Given several
+ * batches, each step accumulates them as micro-batches (accumulatedLossAndGradsRef): one clip and one
+ * AdamW update on the mean gradient, and the record's loss is the micro-batches' mean.
+ */
 export function trainRef(
   spec: ModelSpec,
   params: ParamMap,
-  batch: PackedBatch,
+  batch: PackedBatch | readonly PackedBatch[],
   o: TrainOptions,
 ): TrainRecord[] {
   const state: AdamWState = { step: 0, m: new Map(), v: new Map() };
   const records: TrainRecord[] = [];
+  const batches = 'inputIds' in batch ? [batch] : batch;
   for (let s = 0; s < o.steps; s++) {
-    const { loss, grads } = lossAndGradsRef(spec, params, batch, o);
+    const { loss, grads } = accumulatedLossAndGradsRef(spec, params, batches, o);
     const norm = clipGradNormRef(
       o.trainable.map((n) => get(grads, n)),
       o.max_grad_norm,
