@@ -4,9 +4,9 @@ import type { DataRecord } from '../data/types.ts';
 import { resolveConfig, type RunConfig } from '../train/config.ts';
 import { Detector } from '../train/detector.ts';
 import type { DetectorSettings } from '../train/export.ts';
-import { loadRunModel, ntpAnswers, prepareRunData } from '../train/prepare.ts';
+import { ntpAnswers, prepareRunData } from '../train/prepare.ts';
 import type { RunExample } from '../train/run.ts';
-import { modelFiles, readAdapterDir } from './inputs.ts';
+import { loadCliModel, readAdapterDir } from './inputs.ts';
 
 export interface OpenDetector {
   detector: Detector;
@@ -22,7 +22,7 @@ export async function openDetector(
   usage: string,
 ): Promise<OpenDetector> {
   const { adapter, settings } = await readAdapterDir(adapterDir, usage);
-  const prepared = await loadRunModel(modelFiles(model), model);
+  const prepared = await loadCliModel(model);
   if (settings && settings.baseModel !== model) {
     console.warn(`note: the adapter was trained on ${settings.baseModel}; scoring with ${model}.`);
   }

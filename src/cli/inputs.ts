@@ -4,11 +4,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importDataset } from '../data/import.ts';
 import type { DataRecord } from '../data/types.ts';
+import { WeightCache } from '../io/cache.ts';
 import type { ModelFiles } from '../io/files.ts';
+import { NodeDirCacheStore } from '../io/node-cache.ts';
 import { HubModelFiles } from '../io/hub.ts';
 import { NodeDirModelFiles } from '../io/node-files.ts';
 import {
@@ -18,15 +21,37 @@ import {
   type DetectorSettings,
   type ImportedAdapter,
 } from '../train/export.ts';
+import { loadRunModel, type PreparedModel } from '../train/prepare.ts';
 import { UsageError } from './flags.ts';
 
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../public/models/demo/', import.meta.url));
 
-/** `demo`, a local folder, or a Hugging Face repo id (token from HF_TOKEN; sent only to the Hub). */
+/**
+ * `demo`, a local folder, or a Hugging Face repo id — token from HF_TOKEN (sent only to the Hub),
+ * HF_ENDPOINT for a mirror, as Hugging Face's own tools read them.
+ */
 export function modelFiles(model: string): ModelFiles {
   if (model === 'demo') return new NodeDirModelFiles(DEMO_MODEL_DIR);
   if (existsSync(model) && statSync(model).isDirectory()) return new NodeDirModelFiles(resolve(model));
-  return new HubModelFiles(model, { token: process.env.HF_TOKEN || undefined });
+  return new HubModelFiles(model, {
+    token: process.env.HF_TOKEN || undefined,
+    hubBaseUrl: process.env.HF_ENDPOINT || undefined,
+  });
+}
+
+/**
+ * Where Hub downloads are kept, converted, between runs: $VULNLAB_CACHE, else ~/.cache/vulnlab.
+ * Local folders are read in place.
+ */
+export function modelCache(model: string): WeightCache | undefined {
+  if (!(modelFiles(model) instanceof HubModelFiles)) return undefined;
+  const root = process.env.VULNLAB_CACHE || join(homedir(), '.cache', 'vulnlab');
+  return new WeightCache(new NodeDirCacheStore(root));
+}
+
+/** The base model for a run or a detector, with the Hub cache when it comes from the Hub. */
+export function loadCliModel(model: string): Promise<PreparedModel> {
+  return loadRunModel(modelFiles(model), model, { cache: modelCache(model) });
 }
 
 async function readInput(file: string, role: string, usage: string): Promise<Buffer> {

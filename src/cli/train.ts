@@ -11,10 +11,10 @@ import {
 } from '../train/checkpoint.ts';
 import { configForModel, FIELDS, type RunConfig } from '../train/config.ts';
 import { detectorSettingsFile, exportPeftAdapter } from '../train/export.ts';
-import { loadRunModel, prepareRunData } from '../train/prepare.ts';
+import { prepareRunData } from '../train/prepare.ts';
 import { TrainingRun, type RunEvent, type RunResult } from '../train/run.ts';
 import { parseFlags, UsageError, type Command } from './flags.ts';
-import { modelFiles, readRecords } from './inputs.ts';
+import { loadCliModel, readRecords } from './inputs.ts';
 import { fmt, metricsSummary, scoresCsv } from './report.ts';
 
 /** Flags for the main hyperparameters, each mapped onto a run-config field. */
@@ -257,7 +257,7 @@ export const train: Command = {
     const log: string[] = [];
     const started = performance.now();
 
-    const prepared = await loadRunModel(modelFiles(model), model);
+    const prepared = await loadCliModel(model);
     const packLength = Math.min(config.batching.packLength, prepared.model.config.n_positions);
     const { data, splits, tokenize } = prepareRunData(records, prepared.tokenizer, config, packLength);
     const summary = splits.summary.map((s) => `${s.split} ${s.size} (${s.positives} vulnerable)`).join(', ');

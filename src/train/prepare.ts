@@ -6,6 +6,7 @@ import { decodeWeight } from '../engine/quant.ts';
 import { assignSplits, type SplitResult } from '../data/splits.ts';
 import { tokenizeRecords, type TokenizeStats } from '../data/tokenize.ts';
 import type { DataRecord, SplitName } from '../data/types.ts';
+import type { WeightCache } from '../io/cache.ts';
 import type { ModelFiles } from '../io/files.ts';
 import { inspectModel, loadModel, parameterCount, type LoadedModel } from '../io/load.ts';
 import { rowsCols } from '../io/tensors.ts';
@@ -34,6 +35,8 @@ export interface LoadRunModelOptions {
    * KEEP_WEIGHTS_MAX_BYTES, stream larger models.
    */
   weights?: 'auto' | 'keep' | 'stream';
+  /** Converted weights kept between loads (browser: OPFS / Cache API; Node: a directory). */
+  cache?: WeightCache;
 }
 
 /** A checkpoint's config, tokenizer and (for small models) f32 weights, for runs and detectors. */
@@ -53,6 +56,7 @@ export async function loadRunModel(
       weightFormat: 'f32',
       formatFor: () => 'f32',
       onProgress: options.onProgress,
+      cache: options.cache,
       sink: async (tensorName, shape, format, bytes) => {
         weights.set(tensorName, decodeWeight(format, ...rowsCols(shape), bytes));
       },
@@ -77,7 +81,7 @@ export async function loadRunModel(
       name,
       config,
       weights,
-      files: stream ? { files, onProgress: options.onProgress } : undefined,
+      files: stream ? { files, onProgress: options.onProgress, cache: options.cache } : undefined,
       separatorId,
       padId: tokenizer.padId,
     },

@@ -5,6 +5,7 @@
  * next step and are recorded with that step.
  */
 import { VulnLabError } from '../engine/errors.ts';
+import type { WeightCache } from '../io/cache.ts';
 import type { ModelFiles } from '../io/files.ts';
 import type { ProgressCallback } from '../io/progress.ts';
 import type { GpuContext } from '../engine/gpu/index.ts';
@@ -27,7 +28,7 @@ export interface RunModel {
   /** Base weights by Hugging Face name (f32 values); empty when they stream from `files`. */
   weights: ReadonlyMap<string, ArrayLike<number>>;
   /** Set for models too large to keep in memory: every upload streams the checkpoint (upload.ts). */
-  files?: { files: ModelFiles; onProgress?: ProgressCallback };
+  files?: { files: ModelFiles; onProgress?: ProgressCallback; cache?: WeightCache };
   /** Token that separates packed functions (EOS). */
   separatorId: number;
   padId: number;

@@ -35,6 +35,7 @@ export async function uploadRunModel(
     ...options,
     weightFormat: options.weightFormat ?? 'f32',
     onProgress: source.files.onProgress,
+    cache: source.files.cache,
     skipTokenizer: true,
     initial: () => extra,
   });

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { FakeHub } from '../io/helpers/hub-server.ts';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -18,9 +19,13 @@ interface Outcome {
 }
 
 /** Runs the CLI; `killWhen` kills it (SIGKILL, like a crash) as soon as it returns true. */
-function vulnlab(args: string[], killWhen?: () => boolean): Promise<Outcome> {
+function vulnlab(
+  args: string[],
+  killWhen?: () => boolean,
+  env: Record<string, string> = {},
+): Promise<Outcome> {
   return new Promise((resolve) => {
-    const child = spawn('node', [...CLI, ...args]);
+    const child = spawn('node', [...CLI, ...args], { env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -152,6 +157,53 @@ describe('vulnlab CLI: resume, eval and scan', () => {
     const none = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), bad]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/No file could be parsed as Java/);
+  }, 300_000);
+
+  it('reads the base model from the Hub (HF_ENDPOINT, HF_TOKEN) once, then from its cache', async () => {
+    const hub = new FakeHub();
+    const files = new Map(
+      ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => [
+        f,
+        new Uint8Array(readFileSync(join('public/models/demo', f))),
+      ]),
+    );
+    hub.repos.set('vulnlab/demo', { files, token: 'hf_secret' });
+    await hub.start();
+    try {
+      const env = { HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_secret', VULNLAB_CACHE: join(root, 'cache') };
+      const args = ['eval', '--model', 'vulnlab/demo', '--adapter', join(whole, 'adapter'), '--data', data];
+      const first = await vulnlab(args, undefined, env);
+      expect(first.code, first.stderr).toBe(0);
+      const local = await vulnlab([
+        'eval',
+        '--model',
+        'demo',
+        '--adapter',
+        join(whole, 'adapter'),
+        '--data',
+        data,
+      ]);
+      // Same weights, same scores: the Hub copy is the demo model.
+      expect(first.stdout.match(/ROC AUC [\d.]+/)![0]).toBe(local.stdout.match(/ROC AUC [\d.]+/)![0]);
+      const weightBytes = () =>
+        hub.log.filter((r) => r.path.endsWith('model.safetensors')).reduce((sum, r) => sum + r.bytes, 0);
+      const downloaded = weightBytes();
+      expect(downloaded).toBeGreaterThan(0);
+      expect(hub.log.every((r) => r.authorization === 'Bearer hf_secret')).toBe(true);
+      const second = await vulnlab(args, undefined, env);
+      expect(second.code, second.stderr).toBe(0);
+      // Only the safetensors header is read again (to key the cache); the weights come from the cache.
+      expect(weightBytes() - downloaded).toBeLessThan(downloaded / 100);
+      const gated = await vulnlab(args, undefined, {
+        ...env,
+        HF_TOKEN: '',
+        VULNLAB_CACHE: join(root, 'cache2'),
+      });
+      expect(gated.code).not.toBe(0);
+      expect(gated.stderr).toMatch(/token/i);
+    } finally {
+      await hub.stop();
+    }
   }, 300_000);
 
   it('refuses a missing adapter, a bad threshold and a run folder without a checkpoint (exit 2)', async () => {
