@@ -1,7 +1,11 @@
 import { formatBytes } from '../engine/errors.ts';
 import { parseFlags, type Command } from './flags.ts';
 import { createNodeContext } from '../engine/gpu/node.ts';
+import { evaluate } from './eval.ts';
+import { scan } from './scan.ts';
 import { train } from './train.ts';
+import { exportRecipe } from './export-recipe.ts';
+import { exportOnnx } from './export-onnx.ts';
 
 const info: Command = {
   name: 'info',
@@ -31,4 +35,11 @@ const info: Command = {
   },
 };
 
-export const COMMANDS: Record<string, Command> = { info, train };
+export const COMMANDS: Record<string, Command> = {
+  info,
+  train,
+  eval: evaluate,
+  scan,
+  'export-recipe': exportRecipe,
+  'export-onnx': exportOnnx,
+};

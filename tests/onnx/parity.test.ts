@@ -1,0 +1,123 @@
+/**
+ * Parity on the demo test split: the exported detector in onnxruntime-node (each weight format) and in
+ * onnxruntime-web (WASM, in Node) against the lab's WebGPU engine (Detector, f32) on the same functions.
+ */
+import { readFileSync } from 'node:fs';
+import * as ortWeb from 'onnxruntime-web';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { importDataset } from '../../src/data/import.ts';
+import { configForModel } from '../../src/train/config.ts';
+import { Detector } from '../../src/train/detector.ts';
+import { evaluateScores } from '../../src/train/evaluate.ts';
+import { scoreWithSession, type OrtTensorConstructor } from '../../src/train/onnx/scan.ts';
+import type { OnnxWeightFormat } from '../../src/train/onnx/weights.ts';
+import { prepareRunData, type PreparedModel } from '../../src/train/prepare.ts';
+import type { RunExample } from '../../src/train/run.ts';
+import { findPreset } from '../../src/io/presets.ts';
+import { useGpu } from '../helpers/gpu.ts';
+import {
+  exportDetector,
+  loadDemo,
+  maxAbsDiff,
+  randomAdapter,
+  scoreWithOrtNode,
+  tempDir,
+  writeExport,
+} from './helpers.ts';
+
+const gpu = useGpu();
+
+describe('the exported demo detector agrees with the lab engine on the demo test split', () => {
+  let demo: PreparedModel;
+  let examples: RunExample[];
+  let lab: number[];
+  const adapter = () => randomAdapter(demo.model.config, 2024);
+
+  beforeAll(async () => {
+    demo = await loadDemo();
+    const config = configForModel(findPreset('demo')?.runDefaults);
+    const packLength = Math.min(config.batching.packLength, demo.model.config.n_positions);
+    const { records } = await importDataset({
+      name: 'java-vulns.jsonl',
+      data: new Uint8Array(readFileSync('public/demo/java-vulns.jsonl')),
+    });
+    examples = prepareRunData(records, demo.tokenizer, config, packLength).data.test;
+    const detector = await Detector.create(gpu(), demo.model, adapter(), { packLength });
+    try {
+      const scored = await detector.score(examples);
+      const byIndex = new Map(scored.map((s) => [s.exampleIndex, s.score]));
+      lab = examples.map((e) => byIndex.get(e.exampleIndex)!);
+    } finally {
+      detector.destroy();
+    }
+  });
+
+  // Largest |p_onnx − p_lab| over the split (measured: f32 3e-7, f16 3e-4, int8 7e-3, int4 4e-2). f32: both compute in f32 (different summation orders);
+  // f16: weights rounded to 11 bits; int8/int4: the lab's q8_0/q4_0 of the merged weights (the lab
+  // engine here keeps f32 weights), on a model only 64 wide where rounding is felt most.
+  const tolerance: Record<OnnxWeightFormat, number> = { f32: 1e-5, f16: 1e-3, int8: 2e-2, int4: 0.1 };
+  for (const format of ['f32', 'f16', 'int8', 'int4'] as const) {
+    it(`${format} in onnxruntime-node`, async () => {
+      expect(examples.length).toBeGreaterThan(50);
+      // Probabilities spread over (0, 1): the comparison is not saturated.
+      expect(Math.max(...lab) - Math.min(...lab)).toBeGreaterThan(0.2);
+      const path = writeExport(exportDetector(demo.model, adapter(), format), tempDir(`parity-${format}`));
+      const scores = await scoreWithOrtNode(
+        path,
+        examples.map((e) => e.tokens),
+        demo.model.padId,
+      );
+      const onnxP = scores.map((s) => s.probability);
+      const diff = maxAbsDiff(onnxP, lab);
+      console.log(
+        `parity ${format}: max |p_onnx − p_lab| = ${diff.toExponential(2)} over ${examples.length} functions`,
+      );
+      expect(diff).toBeLessThan(tolerance[format]);
+      if (format === 'int8') {
+        // ONNX Runtime's CPU provider fuses DequantizeLinear + MatMul into MatMulNBits and by default
+        // quantizes the activations to int8 as well; accuracy level 0 keeps the dequantized f32 math.
+        const exact = await scoreWithOrtNode(
+          path,
+          examples.map((e) => e.tokens),
+          demo.model.padId,
+          { extra: { session: { qdq_matmulnbits_accuracy_level: '0' } } },
+        );
+        const exactDiff = maxAbsDiff(
+          exact.map((s) => s.probability),
+          lab,
+        );
+        console.log(`parity int8, accuracy level 0: max |p_onnx − p_lab| = ${exactDiff.toExponential(2)}`);
+        expect(exactDiff).toBeLessThan(diff);
+      }
+      const auc = (p: number[]) =>
+        evaluateScores(
+          examples.map((e, i) => ({ score: p[i], label: e.label, exampleIndex: e.exampleIndex })),
+          0.5,
+        ).rocAuc!;
+      expect(Math.abs(auc(onnxP) - auc(lab))).toBeLessThan(format === 'int4' ? 0.05 : 0.01);
+    });
+  }
+
+  it('f32 in onnxruntime-web (WASM backend, in Node) matches onnxruntime-node and the lab', async () => {
+    const path = writeExport(exportDetector(demo.model, adapter(), 'f32'), tempDir('parity-web'));
+    const rows = examples.map((e) => e.tokens);
+    ortWeb.env.wasm.numThreads = 1;
+    const session = await ortWeb.InferenceSession.create(path);
+    try {
+      const web = await scoreWithSession(session, ortWeb.Tensor as unknown as OrtTensorConstructor, rows, {
+        padId: demo.model.padId,
+      });
+      const node = await scoreWithOrtNode(path, rows, demo.model.padId);
+      const webP = web.map((s) => s.probability);
+      expect(
+        maxAbsDiff(
+          webP,
+          node.map((s) => s.probability),
+        ),
+      ).toBeLessThan(1e-5);
+      expect(maxAbsDiff(webP, lab)).toBeLessThan(1e-4);
+    } finally {
+      await session.release();
+    }
+  });
+});
