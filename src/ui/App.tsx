@@ -37,6 +37,23 @@ export function App() {
     void probeGpu();
   }, [probeGpu]);
 
+  // Runs cut short by a reload or a crash can be resumed from their checkpoints.
+  useEffect(() => {
+    void useLab
+      .getState()
+      .refreshSaved()
+      .then(() => {
+        const { saved, notify } = useLab.getState();
+        if (saved.length) {
+          notify(
+            'info',
+            `${saved.length === 1 ? `Run “${saved[0].name}” was` : `${saved.length} runs were`} interrupted: resume or discard in the Train panel.`,
+            'interrupted',
+          );
+        }
+      });
+  }, []);
+
   // A shared run link (#config=…) pre-fills the Train panel.
   useEffect(() => {
     const apply = () => {

@@ -10,6 +10,8 @@ const TITLES: Record<SerializedError['code'], string> = {
   'gpu-validation': 'The GPU rejected a command',
   'limit-exceeded': 'This GPU adapter is too small for the chosen model',
   'bad-input': 'The input could not be used',
+  'storage-full': 'Browser storage is full',
+  'storage-unavailable': 'Browser storage is not available',
   internal: 'Something went wrong inside VulnLab',
 };
 

@@ -7,19 +7,31 @@ import type {
   DatasetInfo,
   EngineEvent,
   EvalMetrics,
+  ImportedAdapterInfo,
   ModelInfo,
   ModelSource,
   RunConfig,
   RunSummary,
+  SavedHistory,
+  SavedRun,
   SelftestResult,
   SerializedError,
+  SplitOptions,
 } from '../worker/protocol.ts';
 import type { FieldMapping } from '../data/fields.ts';
 import type { LoadProgress } from '../io/progress.ts';
-import { defaultConfig, resolveConfig, withField } from '../train/config.ts';
+import {
+  configForModel,
+  defaultConfig,
+  FIELDS,
+  getField,
+  resolveConfig,
+  withField,
+} from '../train/config.ts';
+import { findPreset } from '../io/presets.ts';
 import type { RunEvent, RunState } from '../train/run.ts';
 import { isQuotaError } from './errors.tsx';
-import { deepMerge } from './share.ts';
+import { configDiff, deepMerge } from './share.ts';
 import { formatValue } from './format.ts';
 
 export const PANELS = ['model', 'data', 'train', 'results', 'scan'] as const;
@@ -57,6 +69,8 @@ export interface DataState {
   /** The files of the last import (kept in memory to re-import with another field mapping). */
   source?: DataSource;
   fields?: Partial<FieldMapping>;
+  /** Split options of the last import (undefined: the default, as the CLI splits). */
+  split?: SplitOptions;
 }
 
 export interface StepPoint {
@@ -66,7 +80,7 @@ export interface StepPoint {
   lr: number;
   gradNorm: number;
   tokensPerSecond: number;
-  /** performance.now() when the step arrived, for the ETA. */
+  /** performance.now() when the step arrived, for the ETA (0 for steps restored from a checkpoint). */
   at: number;
 }
 
@@ -99,6 +113,14 @@ export interface LiveRun {
   error?: SerializedError;
   /** Id of the finished run in `runs` once it ended. */
   finishedId?: string;
+  /** Dataset shown with the run (for a resumed run, the saved one's name). */
+  dataset?: string;
+  /** Step the run was resumed at (0 or undefined for a run from the start). */
+  resumedAt?: number;
+  /** The last checkpoint saved in this browser (a reload or a lost device resumes from it). */
+  lastCheckpoint?: { step: number; epoch: number };
+  /** Why checkpoints stopped being saved (storage full or refused); the run went on. */
+  checkpointsOff?: SerializedError;
 }
 
 /** Metrics kept of a finished run: everything but the full curves, which are thinned. */
@@ -147,6 +169,8 @@ export interface Notice {
   id: number;
   kind: 'info' | 'warning' | 'error';
   text: string;
+  /** Notices with a tag can be withdrawn together when they no longer apply. */
+  tag?: string;
 }
 
 /** The classroom demo: small enough to finish in about a minute, big enough for the ROC curve to rise. */
@@ -183,24 +207,45 @@ interface LabState {
   };
   notices: Notice[];
   storageFull: boolean;
+  /** Interrupted runs with a checkpoint in this browser (none that a tab is running). */
+  saved: SavedRun[];
+  /** An adapter imported in the Scan panel: scans use it instead of the latest run. */
+  importedAdapter?: ImportedAdapterInfo;
   setPanel(panel: PanelId): void;
   setLargeType(on: boolean): void;
   setTheme(theme: LabState['theme']): void;
   /** Asks the engine worker for its adapter, then runs the kernel self-test. */
   probeGpu(): Promise<void>;
   loadModel(source: ModelSource, name: string): Promise<boolean>;
-  importData(source: DataSource, name: string, fields?: Partial<FieldMapping>): Promise<boolean>;
+  importData(
+    source: DataSource,
+    name: string,
+    fields?: Partial<FieldMapping>,
+    split?: SplitOptions,
+  ): Promise<boolean>;
+  /** Splits the imported dataset again with other options (no re-import). */
+  splitData(split?: SplitOptions): Promise<boolean>;
   setDraft(config: RunConfig): void;
   setDraftField(path: string, value: unknown): void;
   startRun(config?: RunConfig, name?: string): Promise<FinishedRun | undefined>;
   controlRun(action: 'pause' | 'resume' | 'stop'): Promise<void>;
+  /** Asks the worker which interrupted runs it can resume. */
+  refreshSaved(): Promise<void>;
+  /** Loads the saved run's model if needed and continues the run from its checkpoint. */
+  resumeSaved(runId: string): Promise<FinishedRun | undefined>;
+  discardSaved(runId: string): Promise<void>;
+  /** Imports a PEFT adapter for scanning; returns the error when it cannot be used. */
+  importAdapter(files: File[]): Promise<SerializedError | undefined>;
+  /** Scans use the latest run again. */
+  clearAdapter(): Promise<void>;
   updateRun(path: string, value: unknown): Promise<SerializedError | undefined>;
   runDemo(overrides?: unknown): Promise<void>;
   runAblations(overrides?: unknown): Promise<void>;
   toggleSelected(id: string): void;
   deleteRun(id: string): void;
-  notify(kind: Notice['kind'], text: string): void;
+  notify(kind: Notice['kind'], text: string, tag?: string): void;
   dismiss(id: number): void;
+  dismissTag(tag: string): void;
 }
 
 let engine: EngineClient | undefined;
@@ -272,7 +317,9 @@ function flushSteps(): void {
   useLab.setState((s) => (s.live ? { live: { ...s.live, steps: [...s.live.steps, ...steps] } } : {}));
 }
 
-function onRunEvent(event: RunEvent): void {
+function onRunEvent(event: RunEvent, runId: string | undefined): void {
+  // Events of another run (e.g. one that ended while a resume was being prepared) are not this one's.
+  if (runId !== undefined && useLab.getState().live?.id !== runId) return;
   if (event.type === 'step') {
     stepBuffer.push({
       step: event.step,
@@ -300,8 +347,17 @@ function onRunEvent(event: RunEvent): void {
             stepsPerEpoch: event.stepsPerEpoch,
             wastedShare: event.wastedShare,
             trainFunctions: event.trainFunctions,
+            resumedAt: event.resumedAt,
+            markers:
+              event.resumedAt > 0
+                ? [...live.markers, { step: event.resumedAt, label: 'resumed' }]
+                : live.markers,
           },
         };
+      case 'checkpoint':
+        return live.checkpointsOff
+          ? {}
+          : { live: { ...live, lastCheckpoint: { step: event.step, epoch: event.epoch } } };
       case 'eval':
         if (event.split !== 'validation') return {};
         return {
@@ -353,14 +409,143 @@ function onRunEvent(event: RunEvent): void {
 
 export const shortName = (path: string) => path.split('.').pop() ?? path;
 
+/** A saved run's charts up to its checkpoint, in the live run's shapes. */
+export function restoredCharts(history: SavedHistory): Pick<LiveRun, 'steps' | 'evals' | 'markers'> {
+  return {
+    steps: history.steps.map((p) => ({ ...p, at: 0 })),
+    evals: history.evals.map((e) => ({ ...e })),
+    markers: history.markers.map((m) => ({
+      step: m.step,
+      label: `${shortName(m.path)} → ${formatValue(m.value)}`,
+    })),
+  };
+}
+
 function onEngineEvent(event: EngineEvent): void {
-  if (event.kind === 'run') onRunEvent(event.event);
-  else if (event.kind === 'model-progress')
+  if (event.kind === 'run') onRunEvent(event.event, event.runId);
+  else if (event.kind === 'run-restored') {
+    flushSteps();
+    useLab.setState((s) =>
+      s.live?.id === event.runId ? { live: { ...s.live, ...restoredCharts(event.history) } } : {},
+    );
+  } else if (event.kind === 'checkpoints-off') {
+    useLab.setState((s) =>
+      s.live?.id === event.runId ? { live: { ...s.live, checkpointsOff: event.error } } : {},
+    );
+  } else if (event.kind === 'model-progress')
     useLab.setState((s) => ({ model: { ...s.model, progress: event.progress } }));
   else if (event.kind === 'data-progress')
     useLab.setState((s) => ({
       data: { ...s.data, progress: { stage: event.stage, done: event.done, total: event.total } },
     }));
+}
+
+/**
+ * The draft for a newly loaded model, layered as the CLI layers a config: the paper's defaults, then
+ * the model preset's own (the demo model wants a higher learning rate), then what the user changed
+ * from the paper's defaults — so the same settings give the same run in the lab and on the CLI.
+ */
+export function draftForModel(draft: RunConfig, model: string): RunConfig {
+  const defaults = findPreset(model)?.runDefaults;
+  const config = { ...draft, model };
+  if (!defaults) return config;
+  try {
+    return configForModel(defaults, configDiff(config));
+  } catch {
+    return config;
+  }
+}
+
+/** The context the quality report counts truncation against: the run's pack, within the model's. */
+function previewContext(draft: RunConfig, model: ModelState): number {
+  return Math.min(draft.batching.packLength, model.info?.config.n_positions ?? draft.batching.packLength);
+}
+
+// ---- runs ----------------------------------------------------------------------------------------
+
+/** How to load a saved run's model again; undefined for a folder from this computer (dropped files). */
+export function modelSourceOf(saved: Pick<SavedRun, 'model'>): ModelSource | undefined {
+  if (saved.model.kind === 'demo') return { kind: 'demo' };
+  if (saved.model.kind === 'hub')
+    return { kind: 'hub', repo: saved.model.repo, revision: saved.model.revision };
+  return undefined;
+}
+
+/** What the lab keeps of a run that ended (persisted across reloads). */
+export function finishedRun(
+  id: string,
+  name: string,
+  live: LiveRun | undefined,
+  summary: RunSummary,
+  model: string,
+  dataset: string,
+): FinishedRun {
+  const config = live?.config;
+  return {
+    id,
+    name,
+    finishedAt: Date.now(),
+    model,
+    dataset,
+    config: config ?? resolveConfig({}),
+    state: live?.phase === 'stopped' ? 'stopped' : 'finished',
+    steps: summary.steps,
+    stepsPerEpoch: live?.stepsPerEpoch ?? summary.steps,
+    bestStep: summary.bestStep,
+    threshold: summary.threshold,
+    wastedShare: live?.wastedShare,
+    validation: summarizeMetrics(summary.validation),
+    test: summarizeMetrics(summary.test),
+    throughput: summary.throughput,
+    secondsPerEpoch:
+      summary.steps > 0
+        ? (summary.throughput.trainMs / 1000 / summary.steps) * (live?.stepsPerEpoch ?? summary.steps)
+        : 0,
+    history: summary.history,
+    loss: thinSeries(
+      (live?.steps ?? []).map((p) => ({ step: p.step, loss: p.loss })),
+      200,
+    ),
+    evals: (live?.evals ?? []).map((e) => ({ step: e.step, rocAuc: e.rocAuc })),
+    histogram: scoreHistogram(summary),
+  };
+}
+
+/** Waits for a started or resumed run to end; keeps its result, or its error, in the store. */
+async function followRun(id: string, request: () => Promise<RunSummary>): Promise<FinishedRun | undefined> {
+  let summary: RunSummary;
+  try {
+    summary = await request();
+  } catch (error) {
+    flushSteps();
+    useLab.setState((s) =>
+      s.live?.id === id ? { live: { ...s.live, phase: 'failed', error: asSerialized(error) } } : {},
+    );
+    // A run that failed after a checkpoint (a lost device, a crash) can be resumed from it.
+    void useLab.getState().refreshSaved();
+    return undefined;
+  }
+  flushSteps();
+  const state = useLab.getState();
+  const live = state.live?.id === id ? state.live : undefined;
+  const run = finishedRun(
+    id,
+    live?.name ?? id,
+    live,
+    summary,
+    state.model.name ?? live?.config.model ?? '',
+    live?.dataset ?? state.data.name ?? '',
+  );
+  useLab.setState((s) => ({
+    runs: [...s.runs.filter((r) => r.id !== id), run].slice(-MAX_RUNS),
+    selected: [...s.selected.filter((x) => x !== id), id].slice(-6),
+    live: s.live?.id === id ? { ...s.live, phase: run.state, finishedId: id } : s.live,
+    // The worker deleted the finished run's checkpoint.
+    saved: s.saved.filter((r) => r.runId !== id),
+  }));
+  // The newest detector is the one scans use: a run that ends replaces an imported adapter.
+  if (useLab.getState().importedAdapter) void useLab.getState().clearAdapter();
+  return run;
 }
 
 // ---- persistence ---------------------------------------------------------------------------------
@@ -437,6 +622,7 @@ export const useLab = create<LabState>()(
       selected: [],
       notices: [],
       storageFull: false,
+      saved: [],
       setPanel: (panel) => set({ panel }),
       setLargeType: (largeType) => set({ largeType }),
       setTheme: (theme) => set({ theme }),
@@ -465,10 +651,27 @@ export const useLab = create<LabState>()(
         try {
           const info = await engineClient().request({ type: 'loadModel', source });
           const loaded = source.kind === 'files' ? info.name : name;
+          const before = get().draft;
+          const draft = draftForModel(before, loaded);
           set((s) => ({
             model: { status: 'ready', name: loaded, info, progress: s.model.progress },
-            draft: { ...s.draft, model: loaded },
+            draft,
+            // The worker dropped an imported adapter: it was set up on the previous model.
+            importedAdapter: undefined,
           }));
+          const changed = FIELDS.filter(
+            (f) =>
+              f.path !== 'model' &&
+              JSON.stringify(getField(draft, f.path)) !== JSON.stringify(getField(before, f.path)),
+          );
+          if (changed.length) {
+            get().notify(
+              'info',
+              `${loaded}'s own defaults are set in the Train panel (as on the command line): ${changed
+                .map((f) => `${shortName(f.path)} ${formatValue(getField(draft, f.path))}`)
+                .join(', ')}.`,
+            );
+          }
           return true;
         } catch (error) {
           set((s) => ({
@@ -482,13 +685,21 @@ export const useLab = create<LabState>()(
           return false;
         }
       },
-      async importData(source, name, fields) {
+      async importData(source, name, fields, split) {
         set((s) => ({
           data: { ...s.data, status: 'loading', loading: name, progress: undefined, error: undefined },
         }));
+        const { draft, model } = get();
         try {
-          const info = await engineClient().request({ type: 'importData', source, fields });
-          set({ data: { status: 'ready', name: info.name || name, info, source, fields } });
+          const info = await engineClient().request({
+            type: 'importData',
+            source,
+            fields,
+            // The default split is shown with the run's seed, as a run (and the CLI) will make it.
+            split: split ?? { strategy: 'auto', seed: draft.seed },
+            contextLength: previewContext(draft, model),
+          });
+          set({ data: { status: 'ready', name: info.name || name, info, source, fields, split } });
           return true;
         } catch (error) {
           set((s) => ({
@@ -499,6 +710,21 @@ export const useLab = create<LabState>()(
               error: asSerialized(error),
             },
           }));
+          return false;
+        }
+      },
+      async splitData(split) {
+        const { draft, model } = get();
+        try {
+          const info = await engineClient().request({
+            type: 'splitData',
+            split: split ?? { strategy: 'auto', seed: draft.seed },
+            contextLength: previewContext(draft, model),
+          });
+          set((s) => ({ data: { ...s.data, info, split, error: undefined } }));
+          return true;
+        } catch (error) {
+          set((s) => ({ data: { ...s.data, error: asSerialized(error) } }));
           return false;
         }
       },
@@ -529,55 +755,97 @@ export const useLab = create<LabState>()(
             evals: [],
             markers: [],
             warnings: [],
+            dataset: get().data.name,
           },
         });
-        let summary: RunSummary;
+        return followRun(id, () => engineClient().request({ type: 'startRun', config, runId: id, name }));
+      },
+      async refreshSaved() {
         try {
-          summary = await engineClient().request({ type: 'startRun', config });
-        } catch (error) {
-          flushSteps();
-          set((s) =>
-            s.live?.id === id ? { live: { ...s.live, phase: 'failed', error: asSerialized(error) } } : {},
-          );
+          const saved = await engineClient().request({ type: 'listCheckpoints' });
+          set({ saved });
+        } catch {
+          // Listing is a convenience: without it the lab works as before.
+        }
+      },
+      async resumeSaved(runId) {
+        const live = get().live;
+        if (live && (live.phase === 'running' || live.phase === 'paused' || live.phase === 'preparing')) {
+          get().notify('warning', 'A run is already going: stop it before resuming another.');
           return undefined;
         }
-        flushSteps();
-        const current = get().live;
-        const run: FinishedRun = {
-          id,
-          name,
-          finishedAt: Date.now(),
-          model: get().model.name ?? config.model,
-          dataset: get().data.name ?? '',
-          config: current?.config ?? config,
-          state: current?.phase === 'stopped' ? 'stopped' : 'finished',
-          steps: summary.steps,
-          stepsPerEpoch: current?.stepsPerEpoch ?? summary.steps,
-          bestStep: summary.bestStep,
-          threshold: summary.threshold,
-          wastedShare: current?.wastedShare,
-          validation: summarizeMetrics(summary.validation),
-          test: summarizeMetrics(summary.test),
-          throughput: summary.throughput,
-          secondsPerEpoch:
-            summary.steps > 0
-              ? (summary.throughput.trainMs / 1000 / summary.steps) *
-                (current?.stepsPerEpoch ?? summary.steps)
-              : 0,
-          history: summary.history,
-          loss: thinSeries(
-            (current?.steps ?? []).map((p) => ({ step: p.step, loss: p.loss })),
-            200,
-          ),
-          evals: (current?.evals ?? []).map((e) => ({ step: e.step, rocAuc: e.rocAuc })),
-          histogram: scoreHistogram(summary),
+        const saved = get().saved.find((r) => r.runId === runId);
+        if (!saved) return undefined;
+        get().dismissTag('interrupted');
+        stepBuffer = [];
+        set({
+          live: {
+            id: runId,
+            name: saved.name,
+            config: saved.config,
+            phase: 'preparing',
+            startedAt: Date.now(),
+            steps: [],
+            evals: [],
+            markers: [],
+            warnings: [],
+            dataset: saved.dataset,
+            resumedAt: saved.step,
+            lastCheckpoint: { step: saved.step, epoch: saved.epoch },
+            totalSteps: saved.totalSteps,
+          },
+          panel: 'train',
+        });
+        const fail = (error: SerializedError) => {
+          set((s) => (s.live?.id === runId ? { live: { ...s.live, phase: 'failed', error } } : {}));
+          return undefined;
         };
-        set((s) => ({
-          runs: [...s.runs, run].slice(-MAX_RUNS),
-          selected: [...s.selected.filter((x) => x !== id), id].slice(-6),
-          live: s.live?.id === id ? { ...s.live, phase: run.state, finishedId: id } : s.live,
-        }));
-        return run;
+        // The run continues on its own model: load it unless it is the one loaded now.
+        if (get().model.status !== 'ready' || get().model.name !== saved.modelName) {
+          const source = modelSourceOf(saved);
+          if (!source) {
+            return fail({
+              code: 'bad-input',
+              message: `This run trained ${saved.modelName}, a model folder from this computer, which is not loaded now.`,
+              hint: `Pick the same folder (${saved.modelName}) in the Model panel, then press Resume again.`,
+            });
+          }
+          if (!(await get().loadModel(source, saved.modelName))) {
+            return fail(
+              get().model.error ?? {
+                code: 'internal',
+                message: `${saved.modelName} could not be loaded.`,
+                hint: 'Load it in the Model panel, then press Resume again.',
+              },
+            );
+          }
+        }
+        return followRun(runId, () => engineClient().request({ type: 'resumeRun', runId }));
+      },
+      async importAdapter(files) {
+        try {
+          const importedAdapter = await engineClient().request({ type: 'importAdapter', files });
+          set({ importedAdapter });
+          return undefined;
+        } catch (error) {
+          return asSerialized(error);
+        }
+      },
+      async clearAdapter() {
+        await engineClient()
+          .request({ type: 'clearAdapter' })
+          .catch(() => undefined);
+        set({ importedAdapter: undefined });
+      },
+      async discardSaved(runId) {
+        try {
+          await engineClient().request({ type: 'deleteCheckpoint', runId });
+        } catch (error) {
+          const e = asSerialized(error);
+          get().notify('error', `The saved run could not be removed: ${e.message} ${e.hint}`);
+        }
+        set((s) => ({ saved: s.saved.filter((r) => r.runId !== runId) }));
+        if (!get().saved.length) get().dismissTag('interrupted');
       },
       async controlRun(action) {
         try {
@@ -687,11 +955,12 @@ export const useLab = create<LabState>()(
           runs: s.runs.filter((r) => r.id !== id),
           selected: s.selected.filter((x) => x !== id),
         })),
-      notify(kind, text) {
+      notify(kind, text, tag) {
         const id = noticeId++;
-        set((s) => ({ notices: [...s.notices.slice(-4), { id, kind, text }] }));
+        set((s) => ({ notices: [...s.notices.slice(-4), { id, kind, text, tag }] }));
       },
       dismiss: (id) => set((s) => ({ notices: s.notices.filter((n) => n.id !== id) })),
+      dismissTag: (tag) => set((s) => ({ notices: s.notices.filter((n) => n.tag !== tag) })),
     }),
     {
       name: 'vulnlab',

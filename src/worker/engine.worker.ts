@@ -12,24 +12,50 @@ import { Rng, randomArray } from '../engine/random.ts';
 import { importDataset, type DatasetSource } from '../data/import.ts';
 import { extractJavaMethods } from '../data/java.ts';
 import { qualityReport } from '../data/quality.ts';
-import { assignSplits } from '../data/splits.ts';
 import type { DataRecord } from '../data/types.ts';
 import { BlobModelFiles, StaticHttpModelFiles, type ModelFiles } from '../io/files.ts';
 import { HubModelFiles } from '../io/hub.ts';
+import { CacheApiStore, OpfsCacheStore } from '../io/browser-cache.ts';
+import { WeightCache } from '../io/cache.ts';
 import { parameterCount } from '../io/load.ts';
 import { resolveConfig } from '../train/config.ts';
-import { exportPeftAdapter } from '../train/export.ts';
-import { loadRunModel, prepareRunData, type PreparedModel } from '../train/prepare.ts';
-import { RunError, TrainingRun, type RunResult } from '../train/run.ts';
+import {
+  DETECTOR_SETTINGS_FILE,
+  detectorSettingsFile,
+  exportPeftAdapter,
+  importPeftAdapter,
+  readDetectorSettings,
+} from '../train/export.ts';
+import { Detector } from '../train/detector.ts';
+import { loadRunModel, ntpAnswers, prepareRunData, type PreparedModel } from '../train/prepare.ts';
+import { RunError, TrainingRun, type RunData, type RunEvent, type RunResult } from '../train/run.ts';
+import type { RunCheckpoint } from '../train/checkpoint.ts';
+import type { RunConfig } from '../train/config.ts';
+import { tabularColumns } from './columns.ts';
+import { splitDataset } from './dataset-splits.ts';
+import {
+  CheckpointStorageError,
+  holdRunLock,
+  RunStore,
+  type RunManifest,
+  type RunSaver,
+} from './run-store.ts';
+import type { ImportedAdapter } from '../train/export.ts';
+import { exportOnnxDetector, readTokenizerFiles } from '../train/onnx/export.ts';
+import type { OnnxWeightFormat } from '../train/onnx/weights.ts';
 import type {
   DatasetInfo,
   EngineEvent,
   EngineRequest,
   EngineResponses,
+  ImportedAdapterInfo,
   ModelSource,
   RequestMessage,
   ResponseMessage,
+  SavedHistory,
+  SavedModelSource,
   SerializedError,
+  SplitOptions,
 } from './protocol.ts';
 
 const DEMO_MODEL_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'];
@@ -39,8 +65,21 @@ const PREVIEW_ROWS = 20;
 
 let context: Promise<GpuContext> | undefined;
 let model: PreparedModel | undefined;
-let dataset: { name: string; records: DataRecord[] } | undefined;
+/**
+ * The imported dataset: `imported` as read, `records` with the chosen split applied (what runs use),
+ * and the page's view of it (re-split without reading the files again).
+ */
+let dataset: { name: string; imported: DataRecord[]; records: DataRecord[]; info: DatasetInfo } | undefined;
+/** Interrupted runs in OPFS (undefined where the browser has no OPFS). */
+const runStore = RunStore.browser();
+/** Hub models are kept converted in OPFS (else the Cache API), so a reload does not download them again. */
+const weightCache: WeightCache | undefined = OpfsCacheStore.available()
+  ? new WeightCache(new OpfsCacheStore())
+  : CacheApiStore.available()
+    ? new WeightCache(new CacheApiStore())
+    : undefined;
 let run: TrainingRun | undefined;
+let activeRunId: string | undefined;
 let lastResult: { result: RunResult; run: TrainingRun; config: ReturnType<typeof resolveConfig> } | undefined;
 
 function gpu(): Promise<GpuContext> {
@@ -114,8 +153,15 @@ function modelFiles(source: ModelSource): { files: ModelFiles; name: string } {
 
 async function loadModel(source: ModelSource): Promise<EngineResponses['loadModel']> {
   const { files, name } = modelFiles(source);
-  const prepared = await loadRunModel(files, name, (progress) => emit({ kind: 'model-progress', progress }));
+  const prepared = await loadRunModel(files, name, {
+    onProgress: (progress) => emit({ kind: 'model-progress', progress }),
+    // Only Hub downloads are worth keeping: the demo is small and local files are already here.
+    cache: source.kind === 'hub' ? weightCache : undefined,
+  });
   model = prepared;
+  modelSource = source;
+  // An imported adapter was set up on the previous model (and its tokenizer).
+  clearAdapter();
   return {
     name,
     config: prepared.model.config,
@@ -143,6 +189,10 @@ async function importData(
         ? { name: files[0].name, data: files[0] }
         : { files: files.map((f) => ({ path: f.webkitRelativePath || f.name, data: f })), name };
   }
+  const columns =
+    request.source.kind === 'files'
+      ? tabularColumns(request.source.files.map((f) => ({ name: f.name, blob: f })))
+      : Promise.resolve(undefined);
   const result = await importDataset(source, {
     fields: request.fields,
     onProgress: (p) =>
@@ -154,28 +204,56 @@ async function importData(
       'Check the file format and the code/label columns (the mapping can be set by hand).',
     );
   }
-  dataset = { name, records: result.records };
-  const splits = assignSplits(result.records, { strategy: 'auto', seed: 42 });
-  const quality = qualityReport(result.records, {
-    tokenizer: model?.tokenizer,
-    contextLength: model ? Math.min(2048, model.model.config.n_positions) : 2048,
-    splits: splits.assignment,
-  });
-  const info: DatasetInfo = {
+  const base = {
     name,
     format: result.format,
     recordCount: result.records.length,
-    preview: result.records
-      .slice(0, PREVIEW_ROWS)
-      .map(({ code, label, cwe, split }) => ({ code, label, cwe, split })),
     fieldMapping: result.fieldMapping,
+    columns: await columns,
     issues: result.issues.slice(0, 100),
     issueCounts: result.issueCounts,
     parseFailures: result.parseFailures.slice(0, 100),
+  };
+  return applySplit(name, result.records, base, request.split, request.contextLength);
+}
+
+/** Splits the records as asked and reports the splits and the quality per split to the page. */
+function applySplit(
+  name: string,
+  imported: DataRecord[],
+  base: Omit<DatasetInfo, 'preview' | 'quality' | 'splits' | 'split'>,
+  requested: SplitOptions | undefined,
+  contextLengthArg: number | undefined,
+): DatasetInfo {
+  const { records, splits, info: split } = splitDataset(imported, requested);
+  const contextLength = contextLengthArg ?? (model ? Math.min(2048, model.model.config.n_positions) : 2048);
+  const quality = qualityReport(records, {
+    tokenizer: model?.tokenizer,
+    contextLength,
+    splits: splits.assignment,
+  });
+  const info: DatasetInfo = {
+    ...base,
+    preview: records
+      .slice(0, PREVIEW_ROWS)
+      .map(({ code, label, cwe, split }) => ({ code, label, cwe, split })),
     quality,
     splits: splits.summary,
+    split: { ...split, contextLength },
   };
+  dataset = { name, imported, records, info };
   return info;
+}
+
+function resplit(request: Extract<EngineRequest, { type: 'splitData' }>): DatasetInfo {
+  if (!dataset) throw new RunError('No dataset is loaded.', 'Import a dataset in the Data panel.');
+  if (run) {
+    throw new RunError('A run is going on this dataset.', 'Change the split when the run has ended.');
+  }
+  const { name, imported, info } = dataset;
+  const base = { ...info } as Partial<DatasetInfo>;
+  for (const key of ['preview', 'quality', 'splits', 'split'] as const) delete base[key];
+  return applySplit(name, imported, base as DatasetInfo, request.split, request.contextLength);
 }
 
 async function startRun(
@@ -188,26 +266,201 @@ async function startRun(
   const config = resolveConfig(request.config);
   const ctx = await gpu();
   const packLength = Math.min(config.batching.packLength, model.model.config.n_positions);
-  const { data } = prepareRunData(dataset.records, model.tokenizer, config, packLength, (done, total) =>
-    emit({ kind: 'data-progress', stage: 'tokenize', done, total }),
+  const { data, splits } = prepareRunData(
+    dataset.records,
+    model.tokenizer,
+    config,
+    packLength,
+    (done, total) => emit({ kind: 'data-progress', stage: 'tokenize', done, total }),
   );
+  const runId = request.runId ?? `run-${Date.now().toString(36)}`;
+  const manifest: RunManifest = {
+    format: 'vulnlab-browser-run',
+    version: 1,
+    runId,
+    name: request.name ?? runId,
+    createdAt: Date.now(),
+    model: savedModelSource(modelSource, model.model.name),
+    modelName: model.model.name,
+    dataset: { name: dataset.name, records: dataset.records.length },
+    config,
+  };
+  const saver = runStore?.saver(manifest, dataset.records, splits.assignment);
+  return execute(ctx, runId, config, data, saver);
+}
+
+function savedModelSource(source: ModelSource | undefined, name: string): SavedModelSource {
+  if (source?.kind === 'demo') return { kind: 'demo' };
+  if (source?.kind === 'hub') return { kind: 'hub', repo: source.repo, revision: source.revision };
+  return { kind: 'files', name };
+}
+
+/** A run's charts, kept beside its checkpoints so a resumed run continues them. */
+function historyRecorder(initial?: SavedHistory) {
+  const history: SavedHistory = initial ? structuredClone(initial) : { steps: [], evals: [], markers: [] };
+  const thin = (curve: { x: number[]; y: number[] }) => {
+    const n = curve.x.length;
+    const keep =
+      n <= 100
+        ? curve.x.map((_, i) => i)
+        : Array.from({ length: 100 }, (_, i) => Math.round((i * (n - 1)) / 99));
+    return keep.map((i) => ({ x: curve.x[i], y: curve.y[i] }));
+  };
+  return {
+    history,
+    record(event: RunEvent) {
+      if (event.type === 'step') {
+        const { step, epoch, loss, lr, gradNorm, tokensPerSecond } = event;
+        history.steps.push({ step, epoch, loss, lr, gradNorm, tokensPerSecond });
+      } else if (event.type === 'eval' && event.split === 'validation') {
+        history.evals.push({
+          step: event.step,
+          epoch: event.epoch,
+          rocAuc: event.metrics.rocAuc,
+          prAuc: event.metrics.prAuc,
+          f1: event.metrics.atThreshold.f1,
+          threshold: event.threshold,
+          roc: thin(event.metrics.roc),
+          pr: thin(event.metrics.pr),
+        });
+      } else if (event.type === 'change') {
+        history.markers.push({ step: event.step, path: event.path, value: event.value });
+      }
+    },
+  };
+}
+
+/**
+ * Runs a new or resumed run to its end. Checkpoints go to OPFS (a storage failure turns them off
+ * with a warning; the run goes on); the finished run's checkpoint is deleted, a failed run's kept
+ * so the page can offer to resume it.
+ */
+async function execute(
+  ctx: GpuContext,
+  runId: string,
+  config: RunConfig,
+  data: RunData,
+  saver: RunSaver | undefined,
+  resume?: { checkpoint: RunCheckpoint; history: SavedHistory },
+): Promise<EngineResponses['startRun']> {
+  const recorder = historyRecorder(resume?.history);
+  const checkpointsOff = (error: SerializedError, step: number) => {
+    emit({ kind: 'checkpoints-off', runId, error });
+    emit({
+      kind: 'run',
+      runId,
+      event: {
+        type: 'warning',
+        step,
+        message: `Checkpoints are off: ${error.message} The run goes on, but cannot be resumed after a reload.`,
+      },
+    });
+  };
   lastResult?.run.destroy();
   lastResult = undefined;
-  const current = await TrainingRun.create(ctx, config, model.model, data, (event) =>
-    emit({ kind: 'run', event }),
-  );
-  run = current;
+  const release = holdRunLock(runId);
+  activeRunId = runId;
+  let current: TrainingRun | undefined;
   try {
+    current = await TrainingRun.create(
+      ctx,
+      config,
+      model!.model,
+      data,
+      (event) => {
+        recorder.record(event);
+        if (event.type === 'started' && saver) saver.manifest.totalSteps = event.totalSteps;
+        emit({ kind: 'run', runId, event });
+      },
+      {
+        resume: resume?.checkpoint,
+        onCheckpoint: saver
+          ? async (checkpoint) => {
+              await saver.save(checkpoint, recorder.history, (error) =>
+                checkpointsOff(error.serialize(), checkpoint.step),
+              );
+            }
+          : undefined,
+      },
+    );
+    if (!runStore) {
+      checkpointsOff(
+        {
+          code: 'storage-unavailable',
+          message: 'This browser offers no private file storage (OPFS) for checkpoints.',
+          hint: 'Use Chrome or Edge in a normal (not private) window to resume runs after a reload.',
+        },
+        resume?.checkpoint.step ?? 0,
+      );
+    }
+    run = current;
     const result = await current.run();
     lastResult = { result, run: current, config };
+    await saver?.discard();
     const { trainables, ...summary } = result; // weights stay in the worker
     return summary;
   } catch (error) {
-    current.destroy();
+    current?.destroy();
+    // Kept for a resume only when a checkpoint was completed; a half-written first one is removed.
+    if (saver && !saver.hasCheckpoint) await saver.discard();
     throw error;
   } finally {
     run = undefined;
+    activeRunId = undefined;
+    release();
   }
+}
+
+function requireStore(): RunStore {
+  if (!runStore) {
+    throw new CheckpointStorageError(
+      'storage-unavailable',
+      'This browser offers no private file storage (OPFS), so no run was saved.',
+      'Use Chrome or Edge in a normal (not private) window.',
+    );
+  }
+  return runStore;
+}
+
+async function resumeRun(runId: string): Promise<EngineResponses['resumeRun']> {
+  if (run) throw new RunError('A run is already going.', 'Stop it first, or wait until it finishes.');
+  const store = requireStore();
+  if (await store.isHeldElsewhere(runId)) {
+    throw new RunError('This run is going on in another tab.', 'Watch it there, or close that tab first.');
+  }
+  const saved = await store.load(runId);
+  const { manifest, checkpoint } = saved;
+  if (!model || model.model.name !== manifest.modelName) {
+    throw new RunError(
+      `The run trained ${manifest.modelName}, which is not the loaded model${model ? ` (${model.model.name})` : ''}.`,
+      manifest.model.kind === 'files'
+        ? `Pick the same model folder (${manifest.modelName}) in the Model panel, then resume again.`
+        : `Load ${manifest.modelName} in the Model panel, then resume again.`,
+    );
+  }
+  const ctx = await gpu();
+  const config = checkpoint.config;
+  const packLength = Math.min(config.batching.packLength, model.model.config.n_positions);
+  // The saved records carry the splits the run was given, so the training data is the same.
+  const { data } = prepareRunData(saved.records, model.tokenizer, config, packLength, (done, total) =>
+    emit({ kind: 'data-progress', stage: 'tokenize', done, total }),
+  );
+  const history: SavedHistory = {
+    steps: saved.history.steps.filter((p) => p.step <= checkpoint.step),
+    evals: saved.history.evals.filter((e) => e.step <= checkpoint.step),
+    markers: saved.history.markers.filter((m) => m.step <= checkpoint.step),
+  };
+  emit({ kind: 'run-restored', runId, history });
+  return execute(ctx, runId, config, data, store.resumedSaver(manifest), { checkpoint, history });
+}
+
+async function listCache(): Promise<EngineResponses['listCache']> {
+  const [models, checkpointBytes, storage] = await Promise.all([
+    weightCache?.list() ?? [],
+    runStore?.bytes() ?? 0,
+    (weightCache?.estimate() ?? runStore?.estimate())?.catch(() => undefined),
+  ]);
+  return { models, checkpointBytes, storage, store: weightCache?.store.kind };
 }
 
 function requireRun(): TrainingRun {
@@ -215,9 +468,82 @@ function requireRun(): TrainingRun {
   return run;
 }
 
+/** A PEFT adapter imported in the Scan panel; while set, scans use it instead of the latest run. */
+let imported:
+  { detector: Detector; config: RunConfig; threshold: number | null; info: ImportedAdapterInfo } | undefined;
+
+const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'] as const;
+
+async function importAdapter(files: File[]): Promise<EngineResponses['importAdapter']> {
+  if (run) throw new RunError('A run is going.', 'Import the adapter when the run has ended.');
+  if (!model) {
+    throw new RunError(
+      'No base model is loaded: an adapter holds only the LoRA weights and the classification head.',
+      'Load the model the adapter was trained on in the Model panel, then import the adapter again.',
+    );
+  }
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const missing = ADAPTER_FILES.filter((name) => !byName.has(name));
+  if (missing.length) {
+    throw new RunError(
+      `The adapter needs ${missing.join(' and ')} (got ${files.map((f) => f.name).join(', ') || 'no files'}).`,
+      'Drop the whole adapter folder, or pick adapter_config.json and adapter_model.safetensors together.',
+    );
+  }
+  const adapter = await importPeftAdapter(
+    await byName.get(ADAPTER_FILES[0])!.text(),
+    new Uint8Array(await byName.get(ADAPTER_FILES[1])!.arrayBuffer()),
+  );
+  const settingsFile = byName.get(DETECTOR_SETTINGS_FILE);
+  const settings = settingsFile ? readDetectorSettings(await settingsFile.text()) : undefined;
+  const ntp = adapter.config.taskType === 'CAUSAL_LM';
+  // Scored as its run scored: its pack length and attention mode, truncation and normalization.
+  const detector = await Detector.create(await gpu(), model.model, adapter, {
+    packLength: settings?.packLength,
+    mode: settings?.batching === 'paper' ? 'paper' : 'packed',
+    answers: ntp ? ntpAnswers(model.tokenizer) : undefined,
+  });
+  const baseModel = settings?.baseModel ?? adapter.config.baseModel;
+  const info: ImportedAdapterInfo = {
+    name: files[0]?.webkitRelativePath.split('/')[0] ?? '',
+    baseModel,
+    modelName: model.model.name,
+    r: adapter.config.r,
+    alpha: adapter.config.alpha,
+    tensors: adapter.tensors.size,
+    objective: ntp ? 'ntp' : 'cls',
+    threshold: settings?.threshold ?? null,
+    packLength: detector.packLength,
+    validationRocAuc: settings?.validation?.rocAuc ?? null,
+    warning:
+      baseModel && baseModel !== model.model.name
+        ? `The adapter was trained on ${baseModel}; it scores with the loaded ${model.model.name}.`
+        : undefined,
+  };
+  imported?.detector.destroy();
+  imported = {
+    detector,
+    config: resolveConfig({
+      objective: ntp ? 'ntp' : 'cls',
+      ...(settings && { truncation: settings.truncation, normalize: settings.normalize }),
+    }),
+    threshold: settings?.threshold ?? null,
+    info,
+  };
+  return info;
+}
+
+function clearAdapter(): void {
+  imported?.detector.destroy();
+  imported = undefined;
+}
+
 async function scan(code: string): Promise<EngineResponses['scan']> {
-  if (!lastResult || !model) {
-    throw new RunError('There is no trained detector yet.', 'Train a run (or the classroom demo) first.');
+  if (!imported && (!lastResult || !model)) {
+    throw new RunError(
+      'There is no trained detector yet.',
+      'Train a run (or the classroom demo) first, or import an adapter exported from a run.',
+    );
   }
   const extracted = extractJavaMethods(code);
   // Code that is one method, not a whole class, is scanned as it is.
@@ -226,15 +552,21 @@ async function scan(code: string): Promise<EngineResponses['scan']> {
       ? extracted.methods
       : [{ name: '(pasted code)', code, line: 1 }];
   const records: DataRecord[] = methods.map((m) => ({ code: m.code, label: 0, split: 'test' }));
-  const packLength = lastResult.run.packLength;
-  const { data } = prepareRunData(records, model.tokenizer, lastResult.config, packLength);
-  const scored = await lastResult.run.score(data.test);
+  const scorer = imported
+    ? { config: imported.config, packLength: imported.detector.packLength, score: imported.detector }
+    : { config: lastResult!.config, packLength: lastResult!.run.packLength, score: lastResult!.run };
+  const { data } = prepareRunData(records, model!.tokenizer, scorer.config, scorer.packLength);
+  const scored = await scorer.score.score(data.test);
   const byIndex = new Map(scored.map((s) => [s.exampleIndex, s.score]));
   return {
     methods: methods
       .map((m, i) => ({ name: m.name, line: m.line, code: m.code, probability: byIndex.get(i) ?? NaN }))
       .sort((a, b) => b.probability - a.probability),
     parseFailures: extracted.ok ? [] : [{ file: 'pasted code', message: extracted.message }],
+    threshold: imported ? imported.threshold : lastResult!.result.threshold,
+    note: imported
+      ? `Scored with the imported adapter${imported.info.name ? ` ${imported.info.name}` : ''} on ${imported.info.modelName}.`
+      : 'Scored with the latest run.',
   };
 }
 
@@ -242,7 +574,48 @@ function exportAdapter(): EngineResponses['exportAdapter'] {
   if (!lastResult || !model) throw new RunError('There is no finished run to export.', 'Train a run first.');
   const { result, run: finished, config } = lastResult;
   const shapes = new Map([...result.trainables.keys()].map((name) => [name, finished.shapeOf(name)]));
-  return exportPeftAdapter(result.trainables, shapes, config, model.model.name);
+  return [
+    ...exportPeftAdapter(result.trainables, shapes, config, model.model.name),
+    // The threshold and data settings, so an import here or `vulnlab scan` scores as this run did.
+    detectorSettingsFile({
+      threshold: result.threshold,
+      packLength: finished.packLength,
+      batching: config.batching.mode,
+      truncation: config.truncation,
+      normalize: config.normalize,
+      baseModel: model.model.name,
+      validation: { rocAuc: result.validation.rocAuc, n: result.validation.n },
+    }),
+  ];
+}
+
+/** Where the loaded model came from: an ONNX export ships its tokenizer files. */
+let modelSource: ModelSource | undefined;
+
+async function exportOnnx(format: OnnxWeightFormat): Promise<EngineResponses['exportOnnx']> {
+  if (!lastResult || !model || !modelSource) {
+    throw new RunError('There is no finished run to export.', 'Train a run first.');
+  }
+  const { result, run: finished, config } = lastResult;
+  const adapter: ImportedAdapter = {
+    config: { ...config.lora, baseModel: model.model.name, taskType: 'SEQ_CLS' },
+    tensors: result.trainables,
+  };
+  const exported = exportOnnxDetector(model.model, adapter, {
+    format,
+    threshold: result.threshold,
+    tokenization: {
+      maxTokens: finished.packLength - 1,
+      truncation: config.truncation,
+      normalize: config.normalize,
+      padId: model.model.padId,
+    },
+    tokenizerFiles: await readTokenizerFiles(modelFiles(modelSource).files),
+  });
+  return {
+    files: exported.files.map((f) => ({ name: f.name, blob: new Blob(f.chunks as BlobPart[]) })),
+    metadata: exported.metadata,
+  };
 }
 
 async function handle(request: EngineRequest): Promise<EngineResponses[EngineRequest['type']]> {
@@ -255,8 +628,24 @@ async function handle(request: EngineRequest): Promise<EngineResponses[EngineReq
       return loadModel(request.source);
     case 'importData':
       return importData(request);
+    case 'splitData':
+      return resplit(request);
     case 'startRun':
       return startRun(request);
+    case 'listCheckpoints':
+      return runStore ? runStore.list() : [];
+    case 'resumeRun':
+      return resumeRun(request.runId);
+    case 'listCache':
+      return listCache();
+    case 'deleteCache':
+      if (!weightCache) throw new RunError('This browser has no model cache.', 'Nothing to delete.');
+      return weightCache.delete(request.key);
+    case 'deleteCheckpoint':
+      if (run && activeRunId === request.runId) {
+        throw new RunError('This run is going on.', 'Stop it first; its checkpoint is removed when it ends.');
+      }
+      return requireStore().remove(request.runId);
     case 'controlRun': {
       const current = requireRun();
       if (request.action === 'pause') current.pause();
@@ -269,12 +658,19 @@ async function handle(request: EngineRequest): Promise<EngineResponses[EngineReq
       return;
     case 'scan':
       return scan(request.code);
+    case 'importAdapter':
+      return importAdapter(request.files);
+    case 'clearAdapter':
+      return clearAdapter();
     case 'exportAdapter':
       return exportAdapter();
+    case 'exportOnnx':
+      return exportOnnx(request.format);
   }
 }
 
 function serialize(error: unknown): SerializedError {
+  if (error instanceof CheckpointStorageError) return error.serialize();
   if (error instanceof VulnLabError) return { code: error.code, message: error.message, hint: error.hint };
   return {
     code: 'internal',

@@ -8,17 +8,21 @@ import type { VulnLabErrorCode } from '../engine/errors.ts';
 import type { GptBigCodeConfig } from '../engine/model/config.ts';
 import type { FieldMapping } from '../data/fields.ts';
 import type { QualityReport } from '../data/quality.ts';
-import type { SplitSummary } from '../data/splits.ts';
+import type { GroupKey, SplitFractions, SplitStrategy, SplitSummary } from '../data/splits.ts';
 import type { DatasetFormat, ImportIssue, ImportIssueKind, SplitName } from '../data/types.ts';
+import type { CachedModelInfo } from '../io/cache.ts';
 import type { LoadProgress } from '../io/progress.ts';
 import type { RunConfig } from '../train/config.ts';
 import type { EvalMetrics, ScoredExample } from '../train/evaluate.ts';
 import type { RunEvent } from '../train/run.ts';
+import type { DetectorMetadata } from '../train/onnx/export.ts';
+import type { OnnxWeightFormat } from '../train/onnx/weights.ts';
 
 export type { AdapterSummary, RunConfig, RunEvent, EvalMetrics };
 
 export interface SerializedError {
-  code: VulnLabErrorCode | 'internal';
+  /** storage-*: browser storage (checkpoints) failed; the engine's own codes otherwise. */
+  code: VulnLabErrorCode | 'internal' | 'storage-full' | 'storage-unavailable';
   message: string;
   hint: string;
 }
@@ -54,12 +58,85 @@ export interface DatasetInfo {
   /** First rows as imported (code is plain text; the UI must render it as text). */
   preview: { code: string; label: 0 | 1; cwe?: string; split?: SplitName }[];
   fieldMapping?: Partial<FieldMapping>;
-  /** Columns seen in the first tabular file, for manual mapping. */
+  /** Columns seen in the first tabular file, for manual mapping (absent for .java files). */
+  columns?: string[];
   issues: ImportIssue[];
   issueCounts: Partial<Record<ImportIssueKind, number>>;
   parseFailures: { file: string; message: string }[];
   quality: QualityReport;
   splits: SplitSummary[];
+  /** How the splits above were made, and what a run will use. */
+  split: SplitInfo;
+}
+
+/** How the Data panel splits a dataset; the default (`auto`) is what the CLI does. */
+export interface SplitOptions {
+  strategy: SplitStrategy;
+  fractions?: SplitFractions;
+  /** For stratified/grouped splits; default: the run's seed (as the CLI). */
+  seed?: number;
+  groupBy?: GroupKey;
+}
+
+export interface SplitInfo {
+  strategy: Exclude<SplitStrategy, 'auto'>;
+  requested: SplitOptions;
+  seed: number;
+  groupBy?: GroupKey;
+  notes: string[];
+  /**
+   * true: runs use exactly these splits (the options were chosen by hand). false: the default, the
+   * same rule as the CLI (the split field, else a stratified split seeded by the run's seed).
+   */
+  fixed: boolean;
+  /** Functions longer than this many tokens are counted as truncated in the quality report. */
+  contextLength: number;
+}
+
+/** Where a saved run's base model came from (tokens are never stored). */
+export type SavedModelSource =
+  { kind: 'demo' } | { kind: 'hub'; repo: string; revision?: string } | { kind: 'files'; name: string };
+
+/** A run interrupted (reload, crash, lost device) with a checkpoint in this browser's storage. */
+export interface SavedRun {
+  runId: string;
+  name: string;
+  /** Optimizer steps done at the checkpoint, and the epoch it was in. */
+  step: number;
+  epoch: number;
+  totalSteps?: number;
+  /** Date.now() of the checkpoint. */
+  savedAt: number;
+  model: SavedModelSource;
+  /** The model's name as loaded ("demo", a repo id or a folder name). */
+  modelName: string;
+  dataset: string;
+  records: number;
+  /** The config the run started with. */
+  config: RunConfig;
+}
+
+/** The charts of a run up to its checkpoint, so a resumed run continues them. */
+export interface SavedHistory {
+  steps: {
+    step: number;
+    epoch: number;
+    loss: number;
+    lr: number;
+    gradNorm: number;
+    tokensPerSecond: number;
+  }[];
+  evals: {
+    step: number;
+    epoch: number;
+    rocAuc: number | null;
+    prAuc: number | null;
+    f1: number;
+    threshold: number;
+    roc: { x: number; y: number }[];
+    pr: { x: number; y: number }[];
+  }[];
+  markers: { step: number; path: string; value: unknown }[];
 }
 
 /** What the worker keeps of a finished run for the page (weights stay in the worker). */
@@ -77,11 +154,52 @@ export interface RunSummary {
 export interface ScanResult {
   methods: { name: string; line: number; code: string; probability: number }[];
   parseFailures: { file: string; message: string }[];
+  /** Methods at or above it are flagged (the threshold its run chose on validation); null: none known. */
+  threshold?: number | null;
+  /** Which detector scored (the latest run, or an imported adapter). */
+  note?: string;
+}
+
+/** A PEFT adapter imported for scanning (base model + adapter on the GPU). */
+export interface ImportedAdapterInfo {
+  /** The picked folder's name ('' for picked files). */
+  name: string;
+  /** The model the adapter was trained on, as recorded in it (may be empty). */
+  baseModel: string;
+  /** The loaded model it scores with. */
+  modelName: string;
+  r: number;
+  alpha: number;
+  tensors: number;
+  objective: 'cls' | 'ntp';
+  /** From vulnlab_detector.json when the adapter came with it. */
+  threshold: number | null;
+  packLength: number;
+  validationRocAuc: number | null;
+  /** e.g. the adapter was trained on another base model. */
+  warning?: string;
 }
 
 export interface ExportedFile {
   name: string;
   bytes: Uint8Array;
+}
+
+/** An ONNX export of the latest run: files as Blobs (external weights can be large). */
+export interface OnnxExport {
+  files: { name: string; blob: Blob }[];
+  metadata: DetectorMetadata;
+}
+
+/** Converted Hub models kept in this browser, and how much storage the site uses. */
+export interface CacheListing {
+  models: CachedModelInfo[];
+  /** Bytes of interrupted runs' checkpoints (Train panel). */
+  checkpointBytes: number;
+  /** navigator.storage.estimate(), when the browser gives it. */
+  storage?: { usage: number; quota: number };
+  /** OPFS or the Cache API; absent when the browser has neither. */
+  store?: string;
 }
 
 type NoFields = Record<never, never>;
@@ -91,12 +209,37 @@ export interface EngineApi {
   probe: [NoFields, AdapterSummary];
   selftest: [NoFields, SelftestResult];
   loadModel: [{ source: ModelSource }, ModelInfo];
-  importData: [{ source: DataSource; fields?: Partial<FieldMapping> }, DatasetInfo];
-  startRun: [{ config: RunConfig }, RunSummary];
+  importData: [
+    {
+      source: DataSource;
+      fields?: Partial<FieldMapping>;
+      split?: SplitOptions;
+      /** Tokens a function may have before it counts as truncated (default: the model's, at most 2048). */
+      contextLength?: number;
+    },
+    DatasetInfo,
+  ];
+  /** Splits the imported dataset again (other options) without reading its files again. */
+  splitData: [{ split?: SplitOptions; contextLength?: number }, DatasetInfo];
+  /** `runId` names the run's checkpoint folder and its events; `name`/`dataset` are shown on resume. */
+  startRun: [{ config: RunConfig; runId?: string; name?: string }, RunSummary];
+  /** Interrupted runs with a checkpoint in this browser (none that another tab is running). */
+  listCheckpoints: [NoFields, SavedRun[]];
+  /** Continues a saved run from its checkpoint (the model must be loaded, see SavedRun.model). */
+  resumeRun: [{ runId: string }, RunSummary];
+  deleteCheckpoint: [{ runId: string }, void];
+  /** Hub models cached (converted) in this browser, with the storage used and available. */
+  listCache: [NoFields, CacheListing];
+  deleteCache: [{ key: CachedModelInfo['key'] }, void];
   controlRun: [{ action: 'pause' | 'resume' | 'stop' }, void];
   updateRun: [{ path: string; value: unknown }, void];
   scan: [{ code: string }, ScanResult];
+  /** Scans use this adapter (files of a PEFT folder, vulnlab_detector.json optional) until cleared. */
+  importAdapter: [{ files: File[] }, ImportedAdapterInfo];
+  /** Scans use the latest run again. */
+  clearAdapter: [NoFields, void];
   exportAdapter: [NoFields, ExportedFile[]];
+  exportOnnx: [{ format: OnnxWeightFormat }, OnnxExport];
 }
 
 export type RequestType = keyof EngineApi;
@@ -106,7 +249,11 @@ export type EngineResponses = { [K in RequestType]: EngineApi[K][1] };
 export type EngineEvent =
   | { kind: 'model-progress'; progress: LoadProgress }
   | { kind: 'data-progress'; stage: 'import' | 'tokenize'; done: number; total?: number }
-  | { kind: 'run'; event: RunEvent };
+  | { kind: 'run'; runId?: string; event: RunEvent }
+  /** A resumed run's charts up to its checkpoint, sent before its first event. */
+  | { kind: 'run-restored'; runId: string; history: SavedHistory }
+  /** Checkpoints stopped being saved (storage full or refused); the run goes on. */
+  | { kind: 'checkpoints-off'; runId: string; error: SerializedError };
 
 export type RequestMessage = EngineRequest & { id: number };
 

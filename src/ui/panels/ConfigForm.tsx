@@ -20,7 +20,9 @@ const GROUPS: { title: string; prefix: (path: string) => boolean }[] = [
   },
   {
     title: 'Run',
-    prefix: (p) => ['epochs', 'evalEvery', 'checkpointEvery', 'truncation', 'seed'].includes(p) || p.startsWith('normalize.'),
+    prefix: (p) =>
+      ['epochs', 'evalEvery', 'checkpointEvery', 'truncation', 'seed'].includes(p) ||
+      p.startsWith('normalize.'),
   },
 ];
 

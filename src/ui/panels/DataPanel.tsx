@@ -1,7 +1,8 @@
 import { useState, type DragEvent } from 'react';
 import type { FieldMapping } from '../../data/fields.ts';
 import type { QualityReport } from '../../data/quality.ts';
-import type { DatasetInfo } from '../../worker/protocol.ts';
+import type { GroupKey } from '../../data/splits.ts';
+import type { DatasetInfo, SplitOptions } from '../../worker/protocol.ts';
 import { BarsChart } from '../charts/BarsChart.tsx';
 import { SERIES_COLORS } from '../charts/CurveChart.tsx';
 import { ErrorBox } from '../errors.tsx';
@@ -72,7 +73,7 @@ function DropZone({ disabled }: { disabled: boolean }) {
 function Mapping({ info }: { info: DatasetInfo }) {
   const data = useLab((s) => s.data);
   const importData = useLab((s) => s.importData);
-  const columns = (info as DatasetInfo & { columns?: string[] }).columns;
+  const columns = info.columns;
   const [override, setOverride] = useState<Partial<FieldMapping>>({});
   const detected = info.fieldMapping ?? {};
   const canRemap =
@@ -83,6 +84,17 @@ function Mapping({ info }: { info: DatasetInfo }) {
       <p className="muted">
         Which column holds what, detected from the column names. Change a column and re-import if it is wrong.
       </p>
+      {columns && columns.length > 0 && (
+        <p className="small" data-testid="columns">
+          Columns in the file:{' '}
+          {columns.map((c, i) => (
+            <span key={c}>
+              {i > 0 && ', '}
+              <code>{c}</code>
+            </span>
+          ))}
+        </p>
+      )}
       <datalist id="column-names">
         {(columns ?? []).map((c) => (
           <option key={c} value={c} />
@@ -316,7 +328,50 @@ function Issues({ info }: { info: DatasetInfo }) {
   );
 }
 
+const STRATEGIES: { value: SplitOptions['strategy']; label: string }[] = [
+  { value: 'auto', label: 'as the command line: the split column, else stratified by label' },
+  { value: 'field', label: 'the split column (rows without one: stratified)' },
+  { value: 'stratified', label: 'stratified by label, at random' },
+  { value: 'grouped', label: 'grouped: a project, commit or file in one split only' },
+];
+const GROUP_KEYS: GroupKey[] = ['project', 'commit', 'file'];
+
 function Splits({ info }: { info: DatasetInfo }) {
+  const splitData = useLab((s) => s.splitData);
+  const runSeed = useLab((s) => s.draft.seed);
+  const requested = info.split.requested;
+  const [strategy, setStrategy] = useState(requested.strategy);
+  const [percent, setPercent] = useState(() => {
+    const f = requested.fractions ?? { train: 0.8, validation: 0.1, test: 0.1 };
+    return { train: f.train * 100, validation: f.validation * 100, test: f.test * 100 };
+  });
+  const [seed, setSeed] = useState(String(requested.seed ?? runSeed));
+  const [groupBy, setGroupBy] = useState<GroupKey>(requested.groupBy ?? 'commit');
+  const [busy, setBusy] = useState(false);
+  const total = percent.train + percent.validation + percent.test;
+  const seedValue = Number(seed);
+  const seedOk = Number.isInteger(seedValue) && seedValue >= 0 && seedValue < 2 ** 32;
+  const defaultFractions = percent.train === 80 && percent.validation === 10 && percent.test === 10;
+  const valid = seedOk && total > 0 && Object.values(percent).every((p) => p >= 0);
+  const apply = async () => {
+    setBusy(true);
+    const options: SplitOptions =
+      strategy === 'auto' && defaultFractions
+        ? { strategy: 'auto', seed: seedValue }
+        : {
+            strategy,
+            seed: seedValue,
+            fractions: {
+              train: percent.train / total,
+              validation: percent.validation / total,
+              test: percent.test / total,
+            },
+            ...(strategy === 'grouped' ? { groupBy } : {}),
+          };
+    await splitData(options);
+    setBusy(false);
+  };
+  const grouped = info.splits.some((s) => s.groups !== undefined);
   return (
     <section aria-labelledby="splits-title">
       <h3 id="splits-title">Splits</h3>
@@ -328,6 +383,7 @@ function Splits({ info }: { info: DatasetInfo }) {
             <th scope="col">vulnerable</th>
             <th scope="col">safe</th>
             <th scope="col">share vulnerable</th>
+            {grouped && <th scope="col">groups</th>}
           </tr>
         </thead>
         <tbody>
@@ -338,13 +394,100 @@ function Splits({ info }: { info: DatasetInfo }) {
               <td>{s.positives}</td>
               <td>{s.negatives}</td>
               <td>{formatPercent(s.positiveShare)}</td>
+              {grouped && <td>{s.groups ?? '—'}</td>}
             </tr>
           ))}
         </tbody>
       </table>
+      <p className="muted small" data-testid="split-explanation">
+        {info.split.fixed
+          ? `Split ${info.split.strategy}${info.split.groupBy ? ` by ${info.split.groupBy}` : ''} with seed ${info.split.seed}, chosen here: every run uses exactly these splits.`
+          : info.split.strategy === 'field'
+            ? 'From the dataset’s split column, as the command line does.'
+            : `No split column: a seeded split, stratified by label (the same share of vulnerable functions in each), shown with seed ${info.split.seed}. A run splits with its own seed, as the command line does.`}
+        {info.split.notes.map((n) => ` ${n}`).join('')}
+      </p>
+      <form
+        className="split-options"
+        aria-label="Split options"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (valid && !busy) void apply();
+        }}
+      >
+        <label>
+          Split{' '}
+          <select
+            aria-label="Split strategy"
+            value={strategy}
+            onChange={(e) => setStrategy(e.target.value as SplitOptions['strategy'])}
+          >
+            {STRATEGIES.map((s) => (
+              <option key={s.value} value={s.value}>
+                {s.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        {strategy === 'grouped' && (
+          <label>
+            Group by{' '}
+            <select
+              aria-label="Group by"
+              value={groupBy}
+              onChange={(e) => setGroupBy(e.target.value as GroupKey)}
+            >
+              {GROUP_KEYS.map((k) => (
+                <option key={k} value={k}>
+                  {k}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        {strategy !== 'field' &&
+          (['train', 'validation', 'test'] as const).map((split) => (
+            <label key={split}>
+              {split} %{' '}
+              <input
+                type="number"
+                aria-label={`${split} share (%)`}
+                min={0}
+                max={100}
+                step={1}
+                value={percent[split]}
+                onChange={(e) => setPercent({ ...percent, [split]: Number(e.target.value) })}
+                style={{ width: '4.5em' }}
+              />
+            </label>
+          ))}
+        <label>
+          Seed{' '}
+          <input
+            type="number"
+            aria-label="Split seed"
+            min={0}
+            step={1}
+            value={seed}
+            aria-invalid={!seedOk}
+            onChange={(e) => setSeed(e.target.value)}
+            style={{ width: '7em' }}
+          />
+        </label>
+        <button type="submit" disabled={!valid || busy}>
+          {busy ? 'Splitting…' : 'Apply the split'}
+        </button>
+        {!valid && (
+          <span className="warning" role="alert">
+            {seedOk
+              ? 'The shares must be positive numbers.'
+              : 'The seed must be a whole number from 0 to 2³²−1.'}
+          </span>
+        )}
+      </form>
       <p className="muted small">
-        Splits come from the dataset’s split column when it has one; otherwise a seeded 80/10/10 split,
-        stratified by label (the same proportion of vulnerable functions in each).
+        Truncation in the quality report is counted against {info.split.contextLength} tokens (the Train
+        panel’s pack length, within the model’s context).
       </p>
     </section>
   );
@@ -399,7 +542,7 @@ export function DataPanel() {
           <Mapping info={info} />
           <Preview info={info} />
           <Quality quality={info.quality} />
-          <Splits info={info} />
+          <Splits key={`${data.name}:${info.recordCount}:${info.format}`} info={info} />
         </>
       )}
     </div>

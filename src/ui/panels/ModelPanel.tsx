@@ -4,6 +4,7 @@ import type { WeightFormat } from '../../train/config.ts';
 import { ErrorBox } from '../errors.tsx';
 import { formatBytes, formatCount, formatDuration, formatPercent } from '../format.ts';
 import { useLab } from '../store.ts';
+import { CachedModels } from './CachedModels.tsx';
 
 const FORMATS: WeightFormat[] = ['f32', 'f16', 'q8_0', 'q4_0'];
 const GiB = 1024 ** 3;
@@ -249,6 +250,8 @@ export function ModelPanel() {
           <span className="muted">config.json, tokenizer.json and *.safetensors (or .bin / .gguf).</span>
         </div>
       </section>
+
+      <CachedModels />
 
       <section aria-labelledby="model-presets">
         <h3 id="model-presets">Known models and whether they fit</h3>

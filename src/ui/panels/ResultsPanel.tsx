@@ -7,6 +7,7 @@ import { ErrorBox } from '../errors.tsx';
 import { download, formatDuration, formatMetric } from '../format.ts';
 import { configUrl } from '../share.ts';
 import { asSerialized, engineClient, useLab, type FinishedRun, type MetricsSummary } from '../store.ts';
+import { OnnxExportButton } from './OnnxDetector.tsx';
 
 type Split = 'validation' | 'test';
 
@@ -290,6 +291,7 @@ export function ResultsPanel() {
           kept here across reloads.
         </p>
         <AdapterExport />
+        <OnnxExportButton />
       </div>
     );
   }
@@ -421,6 +423,7 @@ export function ResultsPanel() {
           </button>
         </div>
         <AdapterExport />
+        <OnnxExportButton />
       </section>
     </div>
   );

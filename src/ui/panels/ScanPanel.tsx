@@ -1,7 +1,10 @@
 import { useState, type DragEvent } from 'react';
 import type { ScanResult, SerializedError } from '../../worker/protocol.ts';
+import { onnxScanClient, type OnnxDetectorSummary } from '../../worker/onnx-scan-client.ts';
 import { ErrorBox } from '../errors.tsx';
 import { asSerialized, engineClient, useLab } from '../store.ts';
+import { OnnxDetectorPicker } from './OnnxDetector.tsx';
+import { AdapterImport } from './AdapterImport.tsx';
 
 const EXAMPLE = `public class Accounts {
     public ResultSet find(Connection conn, String name) throws SQLException {
@@ -21,7 +24,9 @@ export function ScanPanel() {
   const live = useLab((s) => s.live);
   const setPanel = useLab((s) => s.setPanel);
   const [code, setCode] = useState('');
-  const [result, setResult] = useState<ScanResult>();
+  const [result, setResult] = useState<ScanResult & { threshold?: number | null; note?: string }>();
+  const [source, setSource] = useState<'run' | 'onnx'>('run');
+  const [onnxDetector, setOnnxDetector] = useState<OnnxDetectorSummary>();
   const [error, setError] = useState<SerializedError>();
   const [busy, setBusy] = useState(false);
   const trained =
@@ -31,7 +36,13 @@ export function ScanPanel() {
     setBusy(true);
     setError(undefined);
     try {
-      setResult(await engineClient().request({ type: 'scan', code }));
+      if (source === 'onnx') {
+        const scanned = await onnxScanClient().request({ type: 'scan', code });
+        setResult({
+          ...scanned,
+          note: `${scanned.methods.length} method${scanned.methods.length === 1 ? '' : 's'} in ${scanned.ms.toFixed(0)} ms on ${scanned.executionProvider === 'webgpu' ? 'WebGPU' : 'WASM'}.`,
+        });
+      } else setResult(await engineClient().request({ type: 'scan', code }));
     } catch (e) {
       setError(asSerialized(e));
       setResult(undefined);
@@ -50,7 +61,30 @@ export function ScanPanel() {
 
   return (
     <div className="scan-panel">
-      {!trained && (
+      <fieldset className="row inline">
+        <legend>Detector</legend>
+        <label>
+          <input
+            type="radio"
+            name="scan-detector"
+            checked={source === 'run'}
+            onChange={() => setSource('run')}
+          />{' '}
+          current run (the lab&apos;s WebGPU engine)
+        </label>
+        <label>
+          <input
+            type="radio"
+            name="scan-detector"
+            checked={source === 'onnx'}
+            onChange={() => setSource('onnx')}
+          />{' '}
+          ONNX file (ONNX Runtime Web: WebGPU, or WASM without it)
+        </label>
+      </fieldset>
+      {source === 'onnx' && <OnnxDetectorPicker detector={onnxDetector} onLoaded={setOnnxDetector} />}
+      {source === 'run' && <AdapterImport />}
+      {source === 'run' && !trained && (
         <p className="muted">
           Scanning uses the model of the latest run in this tab.{' '}
           <button type="button" className="link" onClick={() => setPanel('train')}>
@@ -71,7 +105,12 @@ export function ScanPanel() {
         onDrop={(e) => void onDrop(e)}
       />
       <div className="row">
-        <button type="button" className="primary" disabled={busy || !code.trim()} onClick={() => void scan()}>
+        <button
+          type="button"
+          className="primary"
+          disabled={busy || !code.trim() || (source === 'onnx' && !onnxDetector)}
+          onClick={() => void scan()}
+        >
           {busy ? 'Scanning…' : 'Scan'}
         </button>
         <button type="button" onClick={() => setCode(EXAMPLE)}>
@@ -89,6 +128,9 @@ export function ScanPanel() {
         <table data-testid="scan-results">
           <caption className="muted small">
             Riskiest first. p = the model’s probability that the method is vulnerable.
+            {result.threshold != null &&
+              ` Flagged: p ≥ ${result.threshold.toFixed(3)} (threshold chosen on validation).`}
+            {result.note && ` ${result.note}`}
           </caption>
           <thead>
             <tr>
@@ -106,6 +148,7 @@ export function ScanPanel() {
                 <td>
                   <meter min={0} max={1} value={m.probability} aria-label={`probability for ${m.name}`} />{' '}
                   {m.probability.toFixed(3)}
+                  {result.threshold != null && m.probability >= result.threshold && <strong> flagged</strong>}
                 </td>
                 <td>
                   <details>

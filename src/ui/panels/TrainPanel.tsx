@@ -19,7 +19,8 @@ function thin<T>(values: T[], max = MAX_CHART_POINTS): T[] {
 
 /** Seconds left from the wall-clock rate of the last steps (evaluations included). */
 function eta(live: LiveRun): number | undefined {
-  const steps = live.steps;
+  // Steps restored from a checkpoint carry no arrival time.
+  const steps = live.steps.filter((p) => p.at > 0);
   if (!live.totalSteps || steps.length < 2) return undefined;
   const recent = steps.slice(-30);
   const first = recent[0];
@@ -35,7 +36,9 @@ function stateText(live: LiveRun): string {
     case 'preparing':
       return 'Preparing: putting the model on the GPU and packing the training data…';
     case 'running':
-      return step === 0 ? 'Running: first step…' : `Running — step ${step}${of}`;
+      return step === 0 || step === live.resumedAt
+        ? `Running: ${live.resumedAt ? `resumed at step ${live.resumedAt}, ` : ''}first step…`
+        : `Running — step ${step}${of}`;
     case 'paused':
       return `Paused at step ${step}${of}.`;
     case 'stopped':
@@ -121,6 +124,22 @@ function RunControls({ live }: { live?: LiveRun }) {
           )}
         </div>
       )}
+      {live && (live.lastCheckpoint || live.checkpointsOff) && active && (
+        <p className="muted small" data-testid="checkpoint-status">
+          {live.lastCheckpoint &&
+            `Last checkpoint at step ${live.lastCheckpoint.step}, kept in this browser: a reload or a GPU reset resumes from it. `}
+          {!live.checkpointsOff &&
+            (live.config.checkpointEvery > 0
+              ? `A checkpoint every ${live.config.checkpointEvery} steps and whenever paused.`
+              : 'A checkpoint whenever paused.')}
+        </p>
+      )}
+      {live?.checkpointsOff && (
+        <p className="warning" role="alert" data-testid="checkpoints-off">
+          Checkpoints are off: {live.checkpointsOff.message} The run goes on, but cannot be resumed after a
+          reload. {live.checkpointsOff.hint}
+        </p>
+      )}
       {live?.phase === 'paused' && live.reason && (
         <p className="warning" role="alert">
           Paused by the lab: {live.reason}
@@ -150,6 +169,9 @@ function RunError({ live }: { live: LiveRun }) {
   const setDraft = useLab((s) => s.setDraft);
   const startRun = useLab((s) => s.startRun);
   const setPanel = useLab((s) => s.setPanel);
+  const resumeSaved = useLab((s) => s.resumeSaved);
+  const discardSaved = useLab((s) => s.discardSaved);
+  const saved = useLab((s) => s.saved.find((r) => r.runId === live.id));
   const smaller = () => {
     let c = live.config;
     c = withField(c, 'batching.packLength', Math.max(64, Math.floor(c.batching.packLength / 2)));
@@ -168,7 +190,17 @@ function RunError({ live }: { live: LiveRun }) {
           Use smaller settings (half the pack length and rank, q4_0, recompute)
         </button>
       )}
-      {error.code === 'device-lost' && (
+      {saved && (
+        <>
+          <button type="button" className="primary" onClick={() => void resumeSaved(saved.runId)}>
+            Resume from the last checkpoint (step {saved.step})
+          </button>
+          <button type="button" onClick={() => void discardSaved(saved.runId)}>
+            Discard the checkpoint
+          </button>
+        </>
+      )}
+      {!saved && error.code === 'device-lost' && (
         <button type="button" onClick={() => void startRun(live.config, `${live.name} (again)`)}>
           Start the run again with the same settings
         </button>
@@ -317,11 +349,66 @@ function RunCharts({ live }: { live: LiveRun }) {
   );
 }
 
+/** Runs interrupted by a reload, a crash or a lost GPU device, with a checkpoint in this browser. */
+function SavedRuns({ live }: { live?: LiveRun }) {
+  const saved = useLab((s) => s.saved);
+  const model = useLab((s) => s.model);
+  const resumeSaved = useLab((s) => s.resumeSaved);
+  const discardSaved = useLab((s) => s.discardSaved);
+  const active = !!live && ['preparing', 'running', 'paused'].includes(live.phase);
+  // The live run's own checkpoint is offered in its error box.
+  const shown = saved.filter((r) => r.runId !== live?.id);
+  if (!shown.length) return null;
+  return (
+    <section className="saved-runs" aria-labelledby="saved-runs-title" data-testid="saved-runs">
+      <h3 id="saved-runs-title">Interrupted runs</h3>
+      <ul>
+        {shown.map((r) => (
+          <li key={r.runId} data-testid="saved-run" data-run-id={r.runId}>
+            <span>
+              Run <strong>{r.name}</strong> stopped at step {r.step}
+              {r.totalSteps ? ` of ${r.totalSteps}` : ''} — {r.modelName} · {r.dataset}, saved{' '}
+              {new Date(r.savedAt).toLocaleString()}.
+            </span>{' '}
+            {r.model.kind === 'files' && model.name !== r.modelName && (
+              <span className="muted">
+                It trained a model folder from this computer: pick the same folder ({r.modelName}) in the
+                Model panel first.{' '}
+              </span>
+            )}
+            <button
+              type="button"
+              className="primary"
+              disabled={active}
+              aria-label={`Resume ${r.name} from step ${r.step}`}
+              onClick={() => void resumeSaved(r.runId)}
+            >
+              Resume
+            </button>{' '}
+            <button
+              type="button"
+              aria-label={`Discard the saved run ${r.name}`}
+              onClick={() => void discardSaved(r.runId)}
+            >
+              Discard
+            </button>
+          </li>
+        ))}
+      </ul>
+      <p className="muted small">
+        Checkpoints are kept in this browser only, and removed when a run ends. A resumed run continues to the
+        same weights as if it had never stopped.
+      </p>
+    </section>
+  );
+}
+
 export function TrainPanel() {
   const live = useLab((s) => s.live);
   const ablation = useLab((s) => s.ablation);
   return (
     <div className="train-panel">
+      <SavedRuns live={live} />
       <RunControls live={live} />
       {ablation && <AblationView />}
       {live ? (

@@ -1,0 +1,123 @@
+/** Store logic without a browser: config layering for a loaded model, restored charts, saved-run sources. */
+import { describe, expect, it } from 'vitest';
+import { findPreset } from '../../src/io/presets.ts';
+import { configForModel, resolveConfig } from '../../src/train/config.ts';
+import { draftForModel, finishedRun, modelSourceOf, restoredCharts } from '../../src/ui/store.ts';
+import type { RunSummary } from '../../src/worker/protocol.ts';
+
+describe('draftForModel', () => {
+  it('layers a preset’s defaults under what the user changed, as the CLI does', () => {
+    const partials = [
+      {},
+      { optimizer: { lr: 1e-3 }, batching: { packLength: 128 }, epochs: 1 },
+      { lora: { r: 4 }, weightFormat: 'q4_0', seed: 11 },
+    ];
+    for (const partial of partials) {
+      // The lab: a draft from a #config= link, then the model is loaded.
+      const lab = draftForModel(resolveConfig(partial), 'demo');
+      // The CLI: `train --model demo --config partial.json`.
+      const cli = configForModel(findPreset('demo')!.runDefaults, partial);
+      expect(lab).toEqual(cli);
+    }
+    const demo = draftForModel(resolveConfig({}), 'demo');
+    expect(demo).toMatchObject({ weightFormat: 'f32', epochs: 4, optimizer: { lr: 2e-3 } });
+  });
+
+  it('leaves the draft alone for a model without defaults', () => {
+    const draft = resolveConfig({ optimizer: { lr: 3e-4 } });
+    expect(draftForModel(draft, 'someone/some-model')).toEqual({ ...draft, model: 'someone/some-model' });
+  });
+});
+
+describe('saved runs', () => {
+  it('restores a checkpoint’s charts: steps without arrival times, markers named as live ones', () => {
+    const charts = restoredCharts({
+      steps: [{ step: 1, epoch: 0, loss: 0.7, lr: 1e-3, gradNorm: 1, tokensPerSecond: 50 }],
+      evals: [
+        {
+          step: 1,
+          epoch: 0,
+          rocAuc: 0.6,
+          prAuc: 0.5,
+          f1: 0.4,
+          threshold: 0.3,
+          roc: [{ x: 0, y: 0 }],
+          pr: [],
+        },
+      ],
+      markers: [{ step: 2, path: 'optimizer.lr', value: 5e-4 }],
+    });
+    expect(charts.steps[0]).toMatchObject({ step: 1, loss: 0.7, at: 0 });
+    expect(charts.evals[0].rocAuc).toBe(0.6);
+    expect(charts.markers).toEqual([{ step: 2, label: 'lr → 5e-4' }]);
+  });
+
+  it('knows how to load a saved run’s model again, except a folder from this computer', () => {
+    expect(modelSourceOf({ model: { kind: 'demo' } })).toEqual({ kind: 'demo' });
+    expect(modelSourceOf({ model: { kind: 'hub', repo: 'a/b', revision: 'main' } })).toEqual({
+      kind: 'hub',
+      repo: 'a/b',
+      revision: 'main',
+    });
+    expect(modelSourceOf({ model: { kind: 'files', name: 'my-model' } })).toBeUndefined();
+  });
+
+  it('keeps a resumed run’s restored and new losses in its result', () => {
+    const metrics = {
+      n: 2,
+      positives: 1,
+      rocAuc: 1,
+      prAuc: 1,
+      prAucTrapezoid: 1,
+      atThreshold: {
+        threshold: 0.5,
+        precision: 1,
+        recall: 1,
+        f1: 1,
+        confusion: { tp: 1, fp: 0, tn: 1, fn: 0 },
+      },
+      selfTunedF1: {
+        threshold: 0.5,
+        precision: 1,
+        recall: 1,
+        f1: 1,
+        confusion: { tp: 1, fp: 0, tn: 1, fn: 0 },
+      },
+      perCwe: {},
+      roc: { x: [0, 1], y: [0, 1] },
+      pr: { x: [0, 1], y: [1, 1] },
+    };
+    const summary = {
+      steps: 3,
+      bestStep: 2,
+      threshold: 0.5,
+      validation: metrics,
+      test: metrics,
+      scores: [],
+      throughput: { tokensPerSecond: 1, examplesPerSecond: 1, trainMs: 30 },
+      history: [],
+    } as unknown as RunSummary;
+    const restored = restoredCharts({
+      steps: [1, 2].map((step) => ({ step, epoch: 0, loss: step, lr: 1, gradNorm: 1, tokensPerSecond: 1 })),
+      evals: [],
+      markers: [],
+    });
+    const live = {
+      id: 'r',
+      name: 'r',
+      config: resolveConfig({}),
+      phase: 'finished' as const,
+      startedAt: 0,
+      warnings: [],
+      ...restored,
+      steps: [
+        ...restored.steps,
+        { step: 3, epoch: 0, loss: 3, lr: 1, gradNorm: 1, tokensPerSecond: 1, at: 5 },
+      ],
+      stepsPerEpoch: 3,
+    };
+    const run = finishedRun('r', 'r', live, summary, 'demo', 'slice.jsonl');
+    expect(run.loss).toEqual([1, 2, 3].map((step) => ({ step, loss: step })));
+    expect(run).toMatchObject({ state: 'finished', steps: 3, bestStep: 2, dataset: 'slice.jsonl' });
+  });
+});
