@@ -101,7 +101,7 @@ function progressPrinter(log: (line: string) => void) {
         break;
       }
       case 'eval': {
-        const line = `eval ${event.split} at step ${event.step}: ROC AUC ${fmt(event.metrics.rocAuc)} PR AUC ${fmt(event.metrics.prAuc)} F1 ${event.metrics.atThreshold.f1.toFixed(3)} (threshold ${event.threshold.toFixed(3)})`;
+        const line = `eval ${event.split} at step ${event.step}: loss ${event.loss.toFixed(4)}, ROC AUC ${fmt(event.metrics.rocAuc)} PR AUC ${fmt(event.metrics.prAuc)} F1 ${event.metrics.atThreshold.f1.toFixed(3)} (threshold ${event.threshold.toFixed(3)})`;
         if (tty) process.stdout.write('\n');
         console.log(line);
         log(line);
@@ -120,6 +120,21 @@ function progressPrinter(log: (line: string) => void) {
         break;
     }
   };
+}
+
+/** Per-step training values and per-evaluation validation values, as metrics.json reports them. */
+class Curves {
+  readonly train: { step: number; loss: number; lr: number; grad_norm: number }[] = [];
+  readonly validation: { step: number; loss: number; roc_auc: number | null; pr_auc: number | null }[] = [];
+
+  record(event: RunEvent): void {
+    if (event.type === 'step') {
+      this.train.push({ step: event.step, loss: event.loss, lr: event.lr, grad_norm: event.gradNorm });
+    } else if (event.type === 'eval' && event.split === 'validation') {
+      const { rocAuc, prAuc } = event.metrics;
+      this.validation.push({ step: event.step, loss: event.loss, roc_auc: rocAuc, pr_auc: prAuc });
+    }
+  }
 }
 
 /** What `train --resume DIR` needs besides the checkpoint: the model and the records with their splits. */
@@ -163,6 +178,7 @@ async function writeOutputs(
   model: string,
   packLength: number,
   log: string[],
+  curves: Curves,
 ) {
   await mkdir(join(out, 'adapter'), { recursive: true });
   await writeFile(join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
@@ -178,6 +194,8 @@ async function writeOutputs(
       train_seconds: result.throughput.trainMs / 1000,
     },
     changes: result.history,
+    // Full precision, for plots and comparisons (a resumed run's curves start at its resume step).
+    curves: { train: curves.train, validation: curves.validation },
   };
   await writeFile(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
   const files = [
@@ -255,6 +273,8 @@ export const train: Command = {
       }
     }
     const log: string[] = [];
+    const printer = progressPrinter((l) => log.push(l));
+    const curves = new Curves();
     const started = performance.now();
 
     const prepared = await loadCliModel(model);
@@ -283,7 +303,10 @@ export const train: Command = {
         config,
         prepared.model,
         data,
-        progressPrinter((l) => log.push(l)),
+        (event) => {
+          curves.record(event);
+          printer(event);
+        },
         {
           resume,
           onCheckpoint: async (checkpoint) => {
@@ -307,7 +330,7 @@ export const train: Command = {
       try {
         const result = await run.run();
         for (const name of result.trainables.keys()) shapes.set(name, run.shapeOf(name));
-        await writeOutputs(out, config, result, shapes, model, packLength, log);
+        await writeOutputs(out, config, result, shapes, model, packLength, log, curves);
         const seconds = (performance.now() - started) / 1000;
         console.log(
           `test: ROC AUC ${fmt(result.test.rocAuc)}, PR AUC ${fmt(result.test.prAuc)}, F1 ${result.test.atThreshold.f1.toFixed(3)} at the validation threshold ${result.threshold.toFixed(3)} — ${seconds.toFixed(0)} s; outputs in ${out}`,

@@ -18,6 +18,7 @@ import { dataFingerprint, type RunCheckpoint } from './checkpoint.ts';
 import { FIELDS, withField, type RunConfig } from './config.ts';
 import { chooseThreshold, evaluateScores, type EvalMetrics, type ScoredExample } from './evaluate.ts';
 import { initialTrainables } from './init.ts';
+import { focalLossRef } from '../engine/reference/loss.ts';
 import { learningRate } from './schedule.ts';
 import { uploadRunModel } from './upload.ts';
 
@@ -80,7 +81,16 @@ export type RunEvent =
       gpuBytes: number;
       elapsedMs: number;
     }
-  | { type: 'eval'; step: number; epoch: number; split: EvalSplit; metrics: EvalMetrics; threshold: number }
+  | {
+      type: 'eval';
+      step: number;
+      epoch: number;
+      split: EvalSplit;
+      metrics: EvalMetrics;
+      threshold: number;
+      /** The training loss (focal/CE with the run's weights; next-token: on the answer) on this split. */
+      loss: number;
+    }
   | { type: 'change'; step: number; path: string; value: unknown }
   | { type: 'checkpoint'; step: number; epoch: number }
   | { type: 'warning'; step: number; message: string }
@@ -354,6 +364,25 @@ export class TrainingRun {
     this.emit({ type: 'checkpoint', step: this.step, epoch: this.cursor.epoch });
   }
 
+  /**
+   * The loss the run optimizes, on scored examples: focal (or CE) with the sample and class weights,
+   * the mean over functions as in training — from each score's logit margin log(p / (1 − p)).
+   */
+  private lossOf(scored: readonly ScoredExample[]): number {
+    const logits = new Float64Array(scored.length * 2);
+    const weights = new Float64Array(scored.length);
+    const byIndex = new Map([...this.data.validation, ...this.data.test].map((e) => [e.exampleIndex, e]));
+    scored.forEach((s, i) => {
+      // Clamped: a saturated score (p = 0 or 1 in float64) keeps a finite margin of about ±37.
+      const p = Math.min(Math.max(s.score, 1e-16), 1 - 1e-16);
+      logits[2 * i + 1] = Math.log(p) - Math.log1p(-p);
+      const weight = byIndex.get(s.exampleIndex)?.weight ?? 1;
+      weights[i] = weight * (s.label === 1 ? this.config.loss.positiveWeight : 1);
+    });
+    const labels = scored.map((s) => s.label);
+    return focalLossRef(logits, labels, weights, focalOf(this.config)).loss;
+  }
+
   private async readTrainables(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     for (const name of this.model.trainableNames) out.set(name, await this.model.readParam(name));
@@ -392,7 +421,8 @@ export class TrainingRun {
       const scored = await this.score(this.data.validation);
       const threshold = chooseThreshold(scored);
       const metrics = evaluateScores(scored, threshold);
-      this.emit({ type: 'eval', step: this.step, epoch, split: 'validation', metrics, threshold });
+      const loss = this.lossOf(scored);
+      this.emit({ type: 'eval', step: this.step, epoch, split: 'validation', metrics, threshold, loss });
       const auc = metrics.rocAuc ?? -Infinity;
       if (!this.best || auc > this.best.auc) {
         this.best = { step: this.step, auc, trainables: await this.readTrainables() };
@@ -498,6 +528,7 @@ export class TrainingRun {
       split: 'test',
       metrics: result.test,
       threshold,
+      loss: this.lossOf(test),
     });
     if (this.state !== 'stopped') this.setState('finished');
     return result;

@@ -87,6 +87,8 @@ export interface StepPoint {
 export interface EvalPoint {
   step: number;
   epoch: number;
+  /** Validation loss (undefined in runs saved before it was recorded). */
+  loss?: number;
   rocAuc: number | null;
   prAuc: number | null;
   f1: number;
@@ -368,6 +370,7 @@ function onRunEvent(event: RunEvent, runId: string | undefined): void {
               {
                 step: event.step,
                 epoch: event.epoch,
+                loss: event.loss,
                 rocAuc: event.metrics.rocAuc,
                 prAuc: event.metrics.prAuc,
                 f1: event.metrics.atThreshold.f1,

@@ -252,6 +252,17 @@ function RunCharts({ live }: { live: LiveRun }) {
       })),
     [live.steps],
   );
+  // Validation loss sits on the training-loss chart at the steps it was evaluated.
+  const losses = useMemo(() => {
+    const rows = new Map<number, Record<string, number | undefined>>(
+      steps.map((p) => [p.step, { step: p.step, loss: p.loss }]),
+    );
+    for (const e of live.evals) {
+      if (e.loss === undefined || !Number.isFinite(e.loss)) continue;
+      rows.set(e.step, { step: e.step, ...rows.get(e.step), validation: e.loss });
+    }
+    return [...rows.values()].sort((a, b) => a.step! - b.step!);
+  }, [steps, live.evals]);
   const auc = useMemo(
     () => live.evals.map((e) => ({ step: e.step, auc: e.rocAuc ?? undefined, ap: e.prAuc ?? undefined })),
     [live.evals],
@@ -280,11 +291,14 @@ function RunCharts({ live }: { live: LiveRun }) {
         )}
       </div>
       <div>
-        <h4>Training loss</h4>
+        <h4>Loss</h4>
         <SeriesChart
           testId="loss-chart"
-          data={steps}
-          lines={[{ key: 'loss', name: 'train loss', color: SERIES_COLORS[0] }]}
+          data={losses}
+          lines={[
+            { key: 'loss', name: 'train loss', color: SERIES_COLORS[0] },
+            { key: 'validation', name: 'validation loss', color: SERIES_COLORS[1] },
+          ]}
           markers={live.markers}
           yLabel="loss"
         />
