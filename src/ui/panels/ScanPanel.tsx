@@ -23,6 +23,7 @@ const EXAMPLE = `public class Accounts {
 export function ScanPanel() {
   const live = useLab((s) => s.live);
   const setPanel = useLab((s) => s.setPanel);
+  const importedAdapter = useLab((s) => s.importedAdapter);
   const [code, setCode] = useState('');
   const [result, setResult] = useState<ScanResult & { threshold?: number | null; note?: string }>();
   const [source, setSource] = useState<'run' | 'onnx'>('run');
@@ -84,9 +85,9 @@ export function ScanPanel() {
       </fieldset>
       {source === 'onnx' && <OnnxDetectorPicker detector={onnxDetector} onLoaded={setOnnxDetector} />}
       {source === 'run' && <AdapterImport />}
-      {source === 'run' && !trained && (
+      {source === 'run' && !trained && !importedAdapter && (
         <p className="muted">
-          Scanning uses the model of the latest run in this tab.{' '}
+          Scanning uses the model of the latest run in this tab, or an adapter you import above.{' '}
           <button type="button" className="link" onClick={() => setPanel('train')}>
             Train one first
           </button>{' '}
