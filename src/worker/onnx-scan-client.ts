@@ -3,7 +3,7 @@
  * onnxruntime-web, on WebGPU where the browser has it and on WASM (CPU) otherwise. Typed
  * request/response pairs plus progress events, as with the engine worker.
  */
-import { EngineError } from './client.ts';
+import { WorkerChannel } from './client.ts';
 import type { ScanResult, SerializedError } from './protocol.ts';
 
 export type ExecutionPreference = 'auto' | 'wasm';
@@ -55,55 +55,26 @@ export type OnnxScanMessage =
   | { id: 0; progress: OnnxScanProgress };
 
 export class OnnxScanClient {
-  private readonly worker: Worker;
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (value: never) => void; reject: (error: Error) => void }
-  >();
-  private readonly listeners = new Set<(progress: OnnxScanProgress) => void>();
+  private readonly channel: WorkerChannel<OnnxScanProgress>;
 
   constructor() {
-    this.worker = new Worker(new URL('./onnx-scan.worker.ts', import.meta.url), {
+    const worker = new Worker(new URL('./onnx-scan.worker.ts', import.meta.url), {
       type: 'module',
       name: 'onnx-scan',
     });
-    this.worker.onmessage = (event: MessageEvent<OnnxScanMessage>) => {
-      const message = event.data;
-      if ('progress' in message) {
-        for (const listener of this.listeners) listener(message.progress);
-        return;
-      }
-      const waiter = this.pending.get(message.id);
-      if (!waiter) return;
-      this.pending.delete(message.id);
-      if (message.ok) waiter.resolve(message.result as never);
-      else waiter.reject(new EngineError(message.error));
-    };
-    this.worker.onerror = (event) => {
-      const error = new EngineError({
-        code: 'internal',
-        message: `The ONNX scan worker failed: ${event.message}`,
-        hint: 'Reload the page; if it persists, report it.',
-      });
-      for (const waiter of this.pending.values()) waiter.reject(error);
-      this.pending.clear();
-    };
+    this.channel = new WorkerChannel(worker, 'ONNX scan worker', (message) =>
+      'progress' in message ? (message as { progress: OnnxScanProgress }).progress : undefined,
+    );
   }
 
   request<T extends OnnxScanRequestType>(
     request: Extract<OnnxScanRequest, { type: T }>,
   ): Promise<OnnxScanApi[T][1]> {
-    const id = this.nextId++;
-    return new Promise<OnnxScanApi[T][1]>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: never) => void, reject });
-      this.worker.postMessage({ ...request, id });
-    });
+    return this.channel.request<OnnxScanApi[T][1]>(request);
   }
 
   onProgress(listener: (progress: OnnxScanProgress) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.channel.listen(listener);
   }
 }
 

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { demoSliceJsonl } from '../helpers/demo-data.ts';
 import { FakeHub } from '../io/helpers/hub-server.ts';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
@@ -44,13 +45,7 @@ const TRAIN = ['--model', 'demo', '--data', data, '--epochs', '2', '--pack-lengt
 const FLAGS = [...TRAIN, '--packs-per-step', '2', '--seed', '3', '--lora-r', '4'];
 
 beforeAll(() => {
-  const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
-  const picked = ['train', 'validation', 'test'].flatMap((split) =>
-    lines
-      .filter((l) => (JSON.parse(l) as { split: string }).split === split)
-      .slice(0, split === 'train' ? 24 : 12),
-  );
-  writeFileSync(data, picked.join('\n') + '\n');
+  writeFileSync(data, demoSliceJsonl(24, 12));
 });
 
 describe('vulnlab CLI: resume, eval and scan', () => {

@@ -3,9 +3,7 @@
  * token, and a function's score compares the " YES" and " NO" logits at the prompt's last token —
  * checked against the float64 reference forward; the exported CAUSAL_LM adapter scores the same.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { importDataset } from '../../src/data/import.ts';
 import { forwardRef } from '../../src/engine/reference/gptbigcode.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { configForModel } from '../../src/train/config.ts';
@@ -13,19 +11,14 @@ import { Detector } from '../../src/train/detector.ts';
 import { exportPeftAdapter, importPeftAdapter } from '../../src/train/export.ts';
 import { loadRunModel, NTP_PROMPT, prepareRunData } from '../../src/train/prepare.ts';
 import { TrainingRun, type RunEvent } from '../../src/train/run.ts';
+import { demoSlice } from '../helpers/demo-data.ts';
 import { useGpu } from '../helpers/gpu.ts';
 
 const gpu = useGpu();
 
 describe('the next-token objective', async () => {
   const prepared = await loadRunModel(new NodeDirModelFiles('public/models/demo'), 'demo');
-  const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
-  const picked = ['train', 'validation', 'test'].flatMap((split) =>
-    lines
-      .filter((l) => (JSON.parse(l) as { split: string }).split === split)
-      .slice(0, split === 'train' ? 12 : 6),
-  );
-  const { records } = await importDataset({ name: 'slice.jsonl', data: picked.join('\n') });
+  const records = await demoSlice(12, 6);
   const config = configForModel(undefined, {
     objective: 'ntp',
     weightFormat: 'f32',

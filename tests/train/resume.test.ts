@@ -3,27 +3,20 @@
  * killed process) and resumed continues to the same weights, Adam moments and scores as the run that
  * never stopped — bit for bit, LoRA dropout included.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { importDataset } from '../../src/data/import.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { checkpointFiles, readCheckpoint, type RunCheckpoint } from '../../src/train/checkpoint.ts';
 import { configForModel } from '../../src/train/config.ts';
 import { loadRunModel, prepareRunData } from '../../src/train/prepare.ts';
 import { TrainingRun, type RunEvent } from '../../src/train/run.ts';
+import { demoSlice } from '../helpers/demo-data.ts';
 import { useGpu } from '../helpers/gpu.ts';
 
 const gpu = useGpu();
 
 async function setup() {
   const prepared = await loadRunModel(new NodeDirModelFiles('public/models/demo'), 'demo');
-  const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
-  const picked = ['train', 'validation', 'test'].flatMap((split) =>
-    lines
-      .filter((l) => (JSON.parse(l) as { split: string }).split === split)
-      .slice(0, split === 'train' ? 12 : 6),
-  );
-  const { records } = await importDataset({ name: 'slice.jsonl', data: picked.join('\n') });
+  const records = await demoSlice(12, 6);
   const config = configForModel(undefined, {
     weightFormat: 'f32',
     lora: { dropout: 0.1 },

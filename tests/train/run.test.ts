@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { importDataset } from '../../src/data/import.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { configForModel } from '../../src/train/config.ts';
 import { Detector } from '../../src/train/detector.ts';
 import { loadRunModel, prepareRunData } from '../../src/train/prepare.ts';
 import { TrainingRun, type RunEvent } from '../../src/train/run.ts';
+import { demoSlice } from '../helpers/demo-data.ts';
 import { useGpu } from '../helpers/gpu.ts';
 
 const gpu = useGpu();
@@ -13,14 +12,7 @@ const gpu = useGpu();
 describe('a training run on the real adapter', () => {
   it('applies live changes from the next step, records them, pauses and resumes', async () => {
     const prepared = await loadRunModel(new NodeDirModelFiles('public/models/demo'), 'demo');
-    const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
-    // A small slice of every split keeps the run short.
-    const picked = ['train', 'validation', 'test'].flatMap((split) =>
-      lines
-        .filter((l) => (JSON.parse(l) as { split: string }).split === split)
-        .slice(0, split === 'train' ? 16 : 8),
-    );
-    const { records } = await importDataset({ name: 'slice.jsonl', data: picked.join('\n') });
+    const records = await demoSlice(16, 8);
     const config = configForModel(undefined, {
       weightFormat: 'f32',
       batching: { packLength: 256, packsPerStep: 2 },
@@ -69,11 +61,7 @@ describe('a training run on the real adapter', () => {
     const streamed = await loadRunModel(files, 'demo', { weights: 'stream' });
     expect(streamed.model.weights.size).toBe(0);
     expect(streamed.model.files).toBeDefined();
-    const lines = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
-    const picked = ['train', 'validation', 'test'].flatMap((split) =>
-      lines.filter((l) => (JSON.parse(l) as { split: string }).split === split).slice(0, 6),
-    );
-    const { records } = await importDataset({ name: 'slice.jsonl', data: picked.join('\n') });
+    const records = await demoSlice(6, 6);
     const config = configForModel(undefined, {
       weightFormat: 'q8_0',
       batching: { packLength: 128, packsPerStep: 2 },
