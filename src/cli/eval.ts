@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createNodeContext } from '../engine/gpu/node.ts';
 import { chooseThreshold, evaluateScores, type ScoredExample } from '../train/evaluate.ts';
 import { openDetector } from './detect.ts';
-import { parseFlags, UsageError, type Command } from './flags.ts';
+import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
 import { readRecords } from './inputs.ts';
 import { fmt, metricsSummary, scoresCsv } from './report.ts';
 
@@ -39,10 +39,7 @@ export const evaluate: Command = {
     if (values.split && !['train', 'validation', 'test'].includes(values.split)) {
       throw new UsageError(`--split must be train, validation or test (got "${values.split}").`, HELP);
     }
-    const fixed = values.threshold === undefined ? undefined : Number(values.threshold);
-    if (fixed !== undefined && !(fixed >= 0 && fixed <= 1)) {
-      throw new UsageError(`--threshold must be a probability in [0, 1] (got "${values.threshold}").`, HELP);
-    }
+    const fixed = probabilityFlag('threshold', values.threshold, HELP);
     const usage = HELP.split('\n')[0];
     const all = await readRecords(values.data, 'data', usage);
     // Indices into the whole file, so scores.csv lines up with the file whatever --split picks.

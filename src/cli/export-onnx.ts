@@ -6,7 +6,7 @@ import { resolveConfig } from '../train/config.ts';
 import { exportOnnxDetector, readTokenizerFiles, type OnnxExportFile } from '../train/onnx/export.ts';
 import { ONNX_WEIGHT_FORMATS, type OnnxWeightFormat } from '../train/onnx/weights.ts';
 import { loadRunModel } from '../train/prepare.ts';
-import { parseFlags, UsageError, type Command } from './flags.ts';
+import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
 import { modelFiles, readAdapterDir } from './inputs.ts';
 
 const HELP = `Usage: npm run vulnlab -- export-onnx --model demo|DIR|HUB_ID --adapter DIR --out FILE.onnx [options]
@@ -58,10 +58,7 @@ export const exportOnnx: Command = {
         HELP,
       );
     }
-    const threshold = values.threshold === undefined ? undefined : Number(values.threshold);
-    if (threshold !== undefined && !(threshold >= 0 && threshold <= 1)) {
-      throw new UsageError(`--threshold must be a probability in [0, 1] (got "${values.threshold}").`, HELP);
-    }
+    const threshold = probabilityFlag('threshold', values.threshold, HELP);
     const maxInline =
       values['max-inline-bytes'] === undefined ? undefined : Number(values['max-inline-bytes']);
     if (maxInline !== undefined && !(maxInline >= 0)) {

@@ -23,3 +23,13 @@ export function parseFlags<T extends ParseArgsConfig['options']>(args: string[],
     throw new UsageError((error as Error).message, help);
   }
 }
+
+/** An optional `--threshold`-style flag: undefined when absent, else a probability in [0, 1]. */
+export function probabilityFlag(name: string, raw: string | undefined, help: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!(value >= 0 && value <= 1)) {
+    throw new UsageError(`--${name} must be a probability in [0, 1] (got "${raw}").`, help);
+  }
+  return value;
+}

@@ -3,7 +3,7 @@ import { createNodeContext } from '../engine/gpu/node.ts';
 import { extractJavaMethods } from '../data/java.ts';
 import type { DataRecord } from '../data/types.ts';
 import { openDetector } from './detect.ts';
-import { parseFlags, UsageError, type Command } from './flags.ts';
+import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
 
 const HELP = `Usage: npm run vulnlab -- scan --model demo|DIR|HUB_ID --adapter DIR FILE.java...
 
@@ -40,10 +40,7 @@ export const scan: Command = {
     );
     if (!values.adapter) throw new UsageError('--adapter DIR is required.', HELP);
     if (positionals.length === 0) throw new UsageError('Name at least one .java file to scan.', HELP);
-    const fixed = values.threshold === undefined ? undefined : Number(values.threshold);
-    if (fixed !== undefined && !(fixed >= 0 && fixed <= 1)) {
-      throw new UsageError(`--threshold must be a probability in [0, 1] (got "${values.threshold}").`, HELP);
-    }
+    const fixed = probabilityFlag('threshold', values.threshold, HELP);
     const methods: Omit<ScannedMethod, 'probability' | 'flagged'>[] = [];
     const records: DataRecord[] = [];
     let failures = 0;
