@@ -15,6 +15,7 @@ import { prepareRunData, type PreparedModel } from '../../src/train/prepare.ts';
 import type { RunExample } from '../../src/train/run.ts';
 import { findPreset } from '../../src/io/presets.ts';
 import { useGpu } from '../helpers/gpu.ts';
+import { expectRocAucClose, rocAucTolerance } from '../helpers/metric-tolerance.ts';
 import {
   exportDetector,
   loadDemo,
@@ -94,7 +95,22 @@ describe('the exported demo detector agrees with the lab engine on the demo test
           examples.map((e, i) => ({ score: p[i], label: e.label, exampleIndex: e.exampleIndex })),
           0.5,
         ).rocAuc!;
-      expect(Math.abs(auc(onnxP) - auc(lab))).toBeLessThan(format === 'int4' ? 0.05 : 0.01);
+      // ROC AUC within what the probability differences allow (tests/helpers/metric-tolerance.ts): the
+      // fraction of (positive, negative) pairs whose lab scores lie within 2·max |Δp|, each of which may
+      // swap. The measured max |Δp| (asserted below tolerance[format] above) is exact for these very
+      // scores and keeps the bound tight; at tolerance[format] itself int8/int4 would allow ~0.4/~1.
+      const labels = examples.map((e) => e.label);
+      const bound = expectRocAucClose(auc(onnxP), auc(lab), {
+        scores: lab,
+        labels,
+        scoreTol: diff,
+        what: `${format} ROC AUC, onnxruntime-node vs lab`,
+      });
+      console.log(
+        `parity ${format}: ROC AUC ${auc(onnxP)} vs ${auc(lab)}, |Δ| ${Math.abs(auc(onnxP) - auc(lab)).toExponential(2)}, ` +
+          `allowed ${bound.toExponential(2)} at |Δp| ≤ ${diff.toExponential(2)} ` +
+          `(${rocAucTolerance(lab, labels, tolerance[format]).toExponential(2)} at |Δp| ≤ ${tolerance[format]})`,
+      );
     });
   }
 
