@@ -1,26 +1,31 @@
 /**
- * Generates the embedded demo dataset: public/demo/java-vulns.jsonl.
+ * Generates the embedded demo dataset: public/demo/java-vulns.jsonl (dataset card: public/demo/README.md).
  *
- *   npx tsx scripts/make-demo-dataset.ts [--seed 2401] [--pairs 260] [--out public/demo/java-vulns.jsonl]
+ *   npx tsx scripts/make-demo-dataset.ts [--seed 2401] [--pairs 260] [--out public/demo/java-vulns.jsonl] [--no-check]
  *
  * Each line is one Java method: {"code", "target" (1 vulnerable / 0 not), "cwe", "project", "split"}.
- * Methods come in pairs: a vulnerable version and a fixed version of the same method, as in the
- * paper's balanced dataset (vulnerable vs fixed functions of real commits). The two versions share
- * everything except the security-relevant code, and that differs the way real fixes do (a prepared
- * statement with bound parameters instead of concatenation, an argument vector instead of a shell,
- * a normalized path checked against its base, a parser with DOCTYPEs disallowed …), never by one
- * giveaway token. Vulnerable versions sometimes carry insufficient checks (a `startsWith` on a
- * non-normalized path, a prepared statement that still concatenates) and fixed versions are
- * sometimes shorter, so that length or the presence of "some validation" does not give the label.
+ * Methods come in pairs: a vulnerable version and a fixed version of the same method (consecutive
+ * records), as in the paper's balanced dataset. The two versions share their signature, preamble and
+ * business logic; only the security-relevant core differs.
+ *
+ * Every family has several vulnerable idioms and several fixed idioms, drawn independently for each
+ * pair, and the idioms share their API names across the two sides (`executeQuery` with concatenation
+ * or with bound parameters, `Runtime.exec` and `ProcessBuilder` with a shell string or with an argument
+ * vector, `Cipher.getInstance` with ECB, a constant IV or a random IV …), so that no single token gives
+ * the label away; the label follows from a few local, visible patterns (what is concatenated into a
+ * query, whether a shell is involved, whether a check throws). tests/data/demo.test.ts checks that no
+ * lexical or BPE token separates the classes within a family.
  *
  * Families (CWE): SQL injection (89), OS command injection (78), LDAP injection (90), XPath injection
  * (643), path traversal (22), XSS (79), weak hash (328), weak cipher (327), weak random (330),
  * XXE (611), insecure deserialization (502), hard-coded credentials (798), missing authorization (862).
  *
- * Variety: identifiers drawn from pools (entities, columns, variable names), per-project style
- * (indent unit, brace placement, logger name), optional Javadoc and comments without label words,
- * and shared business logic of heavy-tailed size (null checks, logging, mapping loops, reports,
- * retries), so methods range from tens to many hundreds of tokens.
+ * Variety: identifiers drawn from pools, per-project style (indent unit, brace placement, logger
+ * name), optional Javadoc and shared business logic (null checks, logging, mapping loops, reports,
+ * retries) of moderate, label-independent size.
+ *
+ * Every method compiles: scripts/check-demo-compiles.ts wraps each one in a class over a stub
+ * compilation unit and runs javac; writing the dataset runs that check (skip with --no-check).
  *
  * Splits are grouped by project (both versions of a method live in the same project), so no
  * project — and no vulnerable/fixed pair — sits on both sides of a split. Deterministic from the seed.
@@ -40,6 +45,9 @@ export interface DemoOptions {
   seed: number;
   pairs: number;
 }
+
+/** The committed public/demo/java-vulns.jsonl (the demo model's pretraining corpus leaves these methods out). */
+export const DEMO_DATASET: DemoOptions = { seed: 2401, pairs: 260 };
 
 interface Style {
   indent: string;
@@ -62,11 +70,6 @@ class Gen {
   int(lo: number, hi: number): number {
     return lo + this.rng.int(hi - lo + 1);
   }
-  /** Heavy-tailed count: mostly small, sometimes large. */
-  heavy(max: number): number {
-    const x = Math.floor(Math.exp(this.rng.normal() * 0.9 + 0.3));
-    return Math.min(max, Math.max(0, x));
-  }
   get log(): string {
     return this.style.logger;
   }
@@ -75,7 +78,8 @@ class Gen {
   }
 }
 
-const ENTITIES = [
+/** Entity names; the compile check declares a class (and repository, DTO, request, summary) for each. */
+export const DEMO_ENTITIES = [
   'user',
   'account',
   'order',
@@ -88,12 +92,25 @@ const ENTITIES = [
   'patient',
   'device',
   'shipment',
-  'document',
+  'contract',
   'payment',
   'tenant',
   'member',
 ];
-const COLUMNS = ['name', 'email', 'status', 'code', 'region', 'owner', 'title', 'category', 'reference'];
+const ENTITIES = DEMO_ENTITIES;
+/** Columns; the compile check gives every entity a String getter for each. */
+export const DEMO_COLUMNS = [
+  'name',
+  'email',
+  'status',
+  'code',
+  'region',
+  'owner',
+  'title',
+  'category',
+  'reference',
+];
+const COLUMNS = DEMO_COLUMNS;
 const cap = (s: string) => s[0].toUpperCase() + s.slice(1);
 
 // ---------------------------------------------------------------- shared business logic
@@ -121,14 +138,11 @@ function preamble(g: Gen, params: string[]): string[] {
     out.push(
       `${g.log}.debug("${g.pick(['handling', 'processing', 'start', 'request for'])} {}", ${params[0] ?? '""'});`,
     );
-  if (g.chance(0.2))
-    out.push(
-      `long started = System.nanoTime();`,
-      `metrics.counter("${g.pick(ENTITIES)}.calls").increment();`,
-    );
+  if (g.chance(0.2)) out.push(`metrics.counter("${g.pick(ENTITIES)}.calls").increment();`);
   return out;
 }
 
+/** Business-logic blocks; their locals never clash with each other or with a family's core. */
 const FILLERS: ((g: Gen) => string[])[] = [
   (g) => {
     const e = g.pick(ENTITIES);
@@ -150,7 +164,7 @@ const FILLERS: ((g: Gen) => string[])[] = [
     `    report.append(entry.getKey()).append(": ").append(entry.getValue()).append('\\n');`,
     `}`,
     `int total = counts.values().stream().mapToInt(Integer::intValue).sum();`,
-    `report.append("total: ").append(total);`,
+    `${g.log}.info("{} (total {})", report, total);`,
   ],
   (g) => {
     const n = g.pick(['attempts', 'tries', 'retry']);
@@ -185,20 +199,21 @@ const FILLERS: ((g: Gen) => string[])[] = [
     `}`,
   ],
   (g) => {
-    const v = g.pick(['limit', 'pageSize', 'max']);
+    const v = g.pick(['pageLimit', 'batchSize', 'maxItems']);
     return [
       `int ${v} = config.getInt("${g.pick(ENTITIES)}.${v}", ${g.pick([20, 50, 100])});`,
       `if (${v} <= 0 || ${v} > ${g.pick([500, 1000, 5000])}) {`,
       `    ${v} = ${g.pick([20, 50, 100])};`,
       `}`,
+      `${g.log}.debug("${v}={}", ${v});`,
     ];
   },
   (g) => [
     `double[] window = new double[${g.pick([8, 16, 32])}];`,
     `double mean = 0;`,
-    `for (int i = 0; i < window.length; i++) {`,
-    `    window[i] = samples.isEmpty() ? 0 : samples.get(i % samples.size());`,
-    `    mean += window[i] / window.length;`,
+    `for (int k = 0; k < window.length; k++) {`,
+    `    window[k] = samples.isEmpty() ? 0 : samples.get(k % samples.size());`,
+    `    mean += window[k] / window.length;`,
     `}`,
     `double variance = 0;`,
     `for (double x : window) {`,
@@ -208,10 +223,17 @@ const FILLERS: ((g: Gen) => string[])[] = [
   ],
 ];
 
+/** 0–3 distinct filler blocks (mostly 0 or 1). */
 function filler(g: Gen): string[] {
+  const r = g.rng.next();
+  const n = r < 0.4 ? 0 : r < 0.75 ? 1 : r < 0.93 ? 2 : 3;
+  const order = FILLERS.map((_, i) => i);
   const out: string[] = [];
-  const n = g.heavy(9);
-  for (let i = 0; i < n; i++) out.push(...g.pick(FILLERS)(g));
+  for (let i = 0; i < n; i++) {
+    const k = i + g.rng.int(order.length - i);
+    [order[i], order[k]] = [order[k], order[i]];
+    out.push(...FILLERS[order[i]](g));
+  }
   return out;
 }
 
@@ -221,36 +243,55 @@ interface Pair {
   fixed: string[];
 }
 
+type Idiom = () => string[];
+
+/** Word-level difference of two versions (the measure tests/data/demo.test.ts bounds from below). */
+function wordDiff(a: string[], b: string[]): number {
+  const x = a.join('\n').split(/\W+/);
+  const y = b.join('\n').split(/\W+/);
+  return Math.abs(x.length - y.length) + x.filter((t, k) => y[k] !== t).length;
+}
+
+/**
+ * One vulnerable and one fixed idiom, drawn independently; the fixed one is drawn again while the two
+ * differ in a single word (a real fix can flip one `false` to `true`, but a pair must not hinge on it).
+ */
+function draw(g: Gen, vulnerable: Idiom[], fixed: Idiom[]): { vulnerable: string[]; fixed: string[] } {
+  const v = g.pick(vulnerable)();
+  let f = g.pick(fixed)();
+  while (wordDiff(v, f) <= 1) f = g.pick(fixed)();
+  return { vulnerable: v, fixed: f };
+}
+
 /** Wrap core lines in a method with shared preamble/filler; the two versions differ only in `core`. */
 function method(
   g: Gen,
   header: string,
   params: string[],
   cores: { vulnerable: string[]; fixed: string[] },
-  opts: { throws?: string; tail?: string[]; doc?: string } = {},
+  opts: { throws?: string; doc?: string } = {},
 ): { vulnerable: string[]; fixed: string[] } {
   const pre = preamble(
     g,
     params.filter((p) => /^(final )?String /.test(p)).map((p) => p.split(' ').pop()!),
   );
-  const before = g.chance(0.5) ? filler(g) : [];
-  const after = g.chance(0.4) ? filler(g) : [];
+  const before = filler(g);
   const docLines: string[] = [];
-  if (opts.doc && g.chance(0.45)) {
+  if (opts.doc && g.chance(0.4)) {
     docLines.push('/**', ` * ${opts.doc}`);
     for (const p of params)
       if (g.chance(0.5)) docLines.push(` * @param ${p.split(' ').pop()} the ${p.split(' ').pop()}`);
     docLines.push(' */');
   }
   const annotations = g.chance(0.15)
-    ? [g.pick(['@Transactional', '@Override', '@Timed', '@Transactional(readOnly = true)'])]
+    ? [g.pick(['@Transactional', '@Timed', '@Transactional(readOnly = true)'])]
     : [];
   const sig = `${header}(${params.join(', ')})${opts.throws ? ` throws ${opts.throws}` : ''} {`;
   const build = (core: string[]) => [
     ...docLines,
     ...annotations,
     sig,
-    ...[...pre, ...before, ...core, ...after, ...(opts.tail ?? [])].map((l) => '    ' + l),
+    ...[...pre, ...before, ...core].map((l) => '    ' + l),
     '}',
   ];
   return { vulnerable: build(cores.vulnerable), fixed: build(cores.fixed) };
@@ -260,89 +301,90 @@ function method(
 
 function sqlInjection(g: Gen): Pair {
   const e = g.pick(ENTITIES);
+  const E = cap(e);
   const col = g.pick(COLUMNS);
   const table = g.pick([`${e}s`, `${e}_table`, `t_${e}`, `app_${e}s`]);
   const p = g.pick([col, `${col}Filter`, 'value', 'term', `${e}${cap(col)}`]);
-  const conn = g.pick(['conn', 'connection', 'dbConnection', 'c']);
+  const lim = g.pick(['limit', 'maxRows', 'pageSize']);
+  const conn = g.pick(['conn', 'connection', 'dbConnection']);
   const rs = g.pick(['rs', 'results', 'resultSet']);
-  const list = g.pick(['found', 'items', 'out', `${e}s`]);
+  const list = g.pick(['found', 'items', 'rows', `${e}s`]);
+  const tpl = g.pick(['jdbcTemplate', 'jdbc', 'template']);
+  const select = `SELECT id, ${col} FROM ${table}`;
+  const other = g.pick(COLUMNS.filter((c) => c !== col));
   const mapLoop = [
-    `List<${cap(e)}> ${list} = new ArrayList<>();`,
+    `List<${E}> ${list} = new ArrayList<>();`,
     `while (${rs}.next()) {`,
-    `    ${list}.add(new ${cap(e)}(${rs}.getLong("id"), ${rs}.getString("${col}")));`,
+    `    ${list}.add(new ${E}(${rs}.getLong("id"), ${rs}.getString("${col}")));`,
     `}`,
     `return ${list};`,
   ];
-  const variant = g.int(0, 3);
-  const header = `public List<${cap(e)}> ${g.pick(['find', 'search', 'load', 'lookup', 'fetch'])}${cap(e)}sBy${cap(col)}`;
-  let vulnerable: string[];
-  let fixed: string[];
-  let params = [g.param('String', p)];
-  if (variant === 0) {
-    vulnerable = [
+  const mapper = `(row, n) -> new ${E}(row.getLong("id"), row.getString("${col}"))`;
+  const vulnerable: Idiom[] = [
+    () => [
       `Statement stmt = ${conn}.createStatement();`,
-      `String sql = "SELECT id, ${col} FROM ${table} WHERE ${col} = '" + ${p} + "'";`,
+      `String sql = "${select} WHERE ${col} = '" + ${p} + "' LIMIT " + ${lim};`,
       `ResultSet ${rs} = stmt.executeQuery(sql);`,
       ...mapLoop,
-    ];
-    fixed = [
-      `String sql = "SELECT id, ${col} FROM ${table} WHERE ${col} = ?";`,
-      `PreparedStatement stmt = ${conn}.prepareStatement(sql);`,
-      `stmt.setString(1, ${p});`,
-      `ResultSet ${rs} = stmt.executeQuery();`,
-      ...mapLoop,
-    ];
-  } else if (variant === 1) {
-    // a prepared statement that still concatenates user input
-    vulnerable = [
-      `PreparedStatement ps = ${conn}.prepareStatement(`,
-      `        "SELECT id, ${col} FROM ${table} WHERE ${col} LIKE '%" + ${p}.trim() + "%' AND deleted = ?");`,
-      `ps.setBoolean(1, false);`,
+    ],
+    () => [
+      `PreparedStatement ps = ${conn}.prepareStatement("${select} WHERE ${col} LIKE '%" + ${p} + "%' LIMIT ?");`,
+      `ps.setInt(1, ${lim});`,
       `ResultSet ${rs} = ps.executeQuery();`,
       ...mapLoop,
-    ];
-    fixed = [
-      `PreparedStatement ps = ${conn}.prepareStatement(`,
-      `        "SELECT id, ${col} FROM ${table} WHERE ${col} LIKE ? AND deleted = ?");`,
-      `ps.setString(1, "%" + ${p}.trim() + "%");`,
-      `ps.setBoolean(2, false);`,
+    ],
+    () => [
+      `String sql = String.format("${select} WHERE ${col} = '%s' LIMIT %d", ${p}, ${lim});`,
+      `PreparedStatement ps = ${conn}.prepareStatement(sql);`,
       `ResultSet ${rs} = ps.executeQuery();`,
       ...mapLoop,
-    ];
-  } else if (variant === 2) {
-    const sort = g.pick(['sortBy', 'orderColumn', 'sortField']);
-    params = [g.param('String', p), g.param('String', sort)];
-    vulnerable = [
-      `String sql = String.format("SELECT id, ${col} FROM ${table} WHERE ${col} = ? ORDER BY %s", ${sort});`,
+    ],
+    () => [
+      `return ${tpl}.query("${select} WHERE ${col} = '" + ${p} + "' LIMIT " + ${lim},`,
+      `        ${mapper});`,
+    ],
+    () => [
+      `PreparedStatement ps = ${conn}.prepareStatement(`,
+      `        "${select} WHERE ${col} = ? OR ${other} = '" + ${p} + "' LIMIT " + ${lim});`,
+      `ps.setString(1, ${p});`,
+      `ResultSet ${rs} = ps.executeQuery();`,
+      ...mapLoop,
+    ],
+  ];
+  const fixed: Idiom[] = [
+    () => [
+      `PreparedStatement ps = ${conn}.prepareStatement("${select} WHERE ${col} = ? LIMIT " + ${lim});`,
+      `ps.setString(1, ${p});`,
+      `ResultSet ${rs} = ps.executeQuery();`,
+      ...mapLoop,
+    ],
+    () => [
+      `PreparedStatement ps = ${conn}.prepareStatement("${select} WHERE ${col} LIKE ? LIMIT ?");`,
+      `ps.setString(1, "%" + ${p} + "%");`,
+      `ps.setInt(2, ${lim});`,
+      `ResultSet ${rs} = ps.executeQuery();`,
+      ...mapLoop,
+    ],
+    () => [
+      `String sql = String.format("${select} WHERE ${col} = ? LIMIT %d", ${lim});`,
       `PreparedStatement ps = ${conn}.prepareStatement(sql);`,
       `ps.setString(1, ${p});`,
       `ResultSet ${rs} = ps.executeQuery();`,
       ...mapLoop,
-    ];
-    fixed = [
-      `String column = Set.of("id", "${col}", "created_at").contains(${sort}) ? ${sort} : "id";`,
-      `String sql = String.format("SELECT id, ${col} FROM ${table} WHERE ${col} = ? ORDER BY %s", column);`,
-      `PreparedStatement ps = ${conn}.prepareStatement(sql);`,
-      `ps.setString(1, ${p});`,
-      `ResultSet ${rs} = ps.executeQuery();`,
+    ],
+    () => [`return ${tpl}.query("${select} WHERE ${col} = ? LIMIT ?",`, `        ${mapper}, ${p}, ${lim});`],
+    () => [
+      `Statement stmt = ${conn}.createStatement();`,
+      `String sql = "${select} WHERE id = " + Long.parseLong(${p}) + " LIMIT " + ${lim};`,
+      `ResultSet ${rs} = stmt.executeQuery(sql);`,
       ...mapLoop,
-    ];
-  } else {
-    const tpl = g.pick(['jdbcTemplate', 'jdbc', 'template']);
-    vulnerable = [
-      `return ${tpl}.query("SELECT id, ${col} FROM ${table} WHERE ${col} = '" + ${p} + "' AND tenant_id = " + tenantId,`,
-      `        (row, i) -> new ${cap(e)}(row.getLong("id"), row.getString("${col}")));`,
-    ];
-    fixed = [
-      `return ${tpl}.query("SELECT id, ${col} FROM ${table} WHERE ${col} = ? AND tenant_id = ?",`,
-      `        (row, i) -> new ${cap(e)}(row.getLong("id"), row.getString("${col}")), ${p}, tenantId);`,
-    ];
-  }
+    ],
+  ];
   const m = method(
     g,
-    header,
-    params,
-    { vulnerable, fixed },
+    `public List<${E}> ${g.pick(['find', 'search', 'load', 'lookup', 'fetch'])}${E}sBy${cap(col)}`,
+    [g.param('String', p), g.param('int', lim)],
+    draw(g, vulnerable, fixed),
     { throws: 'SQLException', doc: `Finds ${e}s by ${col}.` },
   );
   return { cwe: 'CWE-89', ...m };
@@ -350,9 +392,16 @@ function sqlInjection(g: Gen): Pair {
 
 function commandInjection(g: Gen): Pair {
   const what = g.pick(['host', 'target', 'address', 'server']);
-  const file = g.pick(['fileName', 'inputFile', 'upload', 'imageName']);
-  const variant = g.int(0, 2);
-  const proc = g.pick(['process', 'proc', 'p']);
+  const proc = g.pick(['process', 'proc', 'child']);
+  const tool = g.pick([
+    ['ping', '-c', String(g.int(1, 4))],
+    ['nslookup'],
+    ['traceroute', '-m', String(g.int(5, 30))],
+    ['dig', '+short'],
+    ['whois'],
+  ]);
+  const shell = tool.join(' ') + ' ';
+  const argv = tool.map((t) => `"${t}"`).join(', ');
   const read = [
     `StringBuilder output = new StringBuilder();`,
     `try (BufferedReader reader = new BufferedReader(new InputStreamReader(${proc}.getInputStream()))) {`,
@@ -364,64 +413,56 @@ function commandInjection(g: Gen): Pair {
     `int exit = ${proc}.waitFor();`,
     `return exit == 0 ? output.toString() : "";`,
   ];
-  let vulnerable: string[];
-  let fixed: string[];
-  let header: string;
-  let params: string[];
-  if (variant === 0) {
-    header = `public String ${g.pick(['ping', 'checkReachable', 'probe'])}${cap(what)}`;
-    params = [g.param('String', what)];
-    vulnerable = [
-      `Process ${proc} = Runtime.getRuntime().exec("ping -c ${g.int(1, 4)} " + ${what});`,
+  const check = (pattern: string) => [
+    `if (!${what}.matches("${pattern}")) {`,
+    `    throw new IllegalArgumentException("invalid ${what}: " + ${what});`,
+    `}`,
+  ];
+  const vulnerable: Idiom[] = [
+    () => [`Process ${proc} = Runtime.getRuntime().exec("${shell}" + ${what});`, ...read],
+    () => [
+      `Process ${proc} = new ProcessBuilder("sh", "-c", "${shell}" + ${what}).redirectErrorStream(true).start();`,
       ...read,
-    ];
-    fixed = [
-      `if (!${what}.matches("[A-Za-z0-9.-]{1,253}")) {`,
-      `    throw new IllegalArgumentException("invalid ${what}");`,
-      `}`,
-      `Process ${proc} = new ProcessBuilder("ping", "-c", "${g.int(1, 4)}", ${what}).redirectErrorStream(true).start();`,
-      ...read,
-    ];
-  } else if (variant === 1) {
-    header = `public String ${g.pick(['convert', 'makeThumbnail', 'resize'])}${cap(g.pick(['image', 'picture', 'scan']))}`;
-    params = [g.param('String', file)];
-    vulnerable = [
-      `String cmd = "convert " + ${file} + " -resize ${g.pick([64, 128, 256])}x${g.pick([64, 128, 256])} /tmp/thumb.png";`,
-      `Process ${proc} = new ProcessBuilder("sh", "-c", cmd).start();`,
-      ...read,
-    ];
-    fixed = [
-      `Path input = uploads.resolve(${file}).normalize();`,
-      `if (!input.startsWith(uploads)) {`,
-      `    throw new IllegalArgumentException("file outside uploads: " + ${file});`,
-      `}`,
-      `Process ${proc} = new ProcessBuilder("convert", input.toString(), "-resize", "${g.pick([64, 128, 256])}x${g.pick([64, 128, 256])}", "/tmp/thumb.png").start();`,
-      ...read,
-    ];
-  } else {
-    const branch = g.pick(['branch', 'ref', 'tag']);
-    header = `public String ${g.pick(['checkout', 'showLog', 'describe'])}${cap(branch)}`;
-    params = [g.param('String', branch)];
-    vulnerable = [
-      `String[] cmd = {"/bin/bash", "-c", "git -C " + repoDir + " log --oneline -n 20 " + ${branch}};`,
+    ],
+    () => [
+      `String[] cmd = {"/bin/bash", "-c", "${shell}" + ${what}};`,
       `Process ${proc} = Runtime.getRuntime().exec(cmd);`,
       ...read,
-    ];
-    fixed = [
-      `if (${branch}.startsWith("-") || !${branch}.matches("[\\\\w./-]+")) {`,
-      `    throw new IllegalArgumentException("unsupported ${branch}: " + ${branch});`,
-      `}`,
-      `String[] cmd = {"git", "-C", repoDir.toString(), "log", "--oneline", "-n", "20", "--end-of-options", ${branch}};`,
+    ],
+    () => [
+      ...check('.{1,253}'),
+      `Process ${proc} = new ProcessBuilder("sh", "-c", "${shell}" + ${what}).start();`,
+      ...read,
+    ],
+  ];
+  const fixed: Idiom[] = [
+    () => [
+      `Process ${proc} = new ProcessBuilder(${argv}, ${what}).redirectErrorStream(true).start();`,
+      ...read,
+    ],
+    () => [
+      `String[] cmd = {${argv}, ${what}};`,
       `Process ${proc} = Runtime.getRuntime().exec(cmd);`,
       ...read,
-    ];
-  }
+    ],
+    () => [
+      ...check('[A-Za-z0-9.-]{1,253}'),
+      `Process ${proc} = Runtime.getRuntime().exec("${shell}" + ${what});`,
+      ...read,
+    ],
+    () => [
+      `List<String> cmd = new ArrayList<>(List.of(${argv}));`,
+      `cmd.add(${what});`,
+      `Process ${proc} = new ProcessBuilder(cmd).start();`,
+      ...read,
+    ],
+  ];
   const m = method(
     g,
-    header,
-    params,
-    { vulnerable, fixed },
-    { throws: 'IOException, InterruptedException', doc: 'Runs a helper tool.' },
+    `public String ${g.pick(['probe', 'check', 'resolve', 'query'])}${cap(what)}`,
+    [g.param('String', what)],
+    draw(g, vulnerable, fixed),
+    { throws: 'IOException, InterruptedException', doc: 'Runs a network tool.' },
   );
   return { cwe: 'CWE-78', ...m };
 }
@@ -431,51 +472,52 @@ function ldapInjection(g: Gen): Pair {
   const ctx = g.pick(['ctx', 'dirContext', 'ldap']);
   const base = g.pick(['"ou=people,dc=example,dc=com"', 'baseDn', 'config.getUserBase()']);
   const res = g.pick(['results', 'answer', 'found']);
-  const tail = [
+  const head = [
     `SearchControls controls = new SearchControls();`,
     `controls.setSearchScope(SearchControls.SUBTREE_SCOPE);`,
   ];
-  const after = [`return ${res}.hasMore() ? ${res}.next().getAttributes() : null;`];
-  const variant = g.int(0, 1);
-  const vulnerable =
-    variant === 0
-      ? [
-          ...tail,
-          `String filter = "(&(objectClass=person)(uid=" + ${u} + "))";`,
-          `NamingEnumeration<SearchResult> ${res} = ${ctx}.search(${base}, filter, controls);`,
-          ...after,
-        ]
-      : [
-          ...tail,
-          `NamingEnumeration<SearchResult> ${res} = ${ctx}.search(${base}, "(|(uid=" + ${u} + ")(mail=" + ${u} + "))", controls);`,
-          ...after,
-        ];
-  const fixed =
-    variant === 0
-      ? [
-          ...tail,
-          `String filter = "(&(objectClass=person)(uid={0}))";`,
-          `NamingEnumeration<SearchResult> ${res} = ${ctx}.search(${base}, filter, new Object[] {${u}}, controls);`,
-          ...after,
-        ]
-      : [
-          ...tail,
-          `StringBuilder escaped = new StringBuilder();`,
-          `for (char ch : ${u}.toCharArray()) {`,
-          `    if ("\\\\*()\\0".indexOf(ch) >= 0) {`,
-          `        escaped.append('\\\\').append(String.format("%02x", (int) ch));`,
-          `    } else {`,
-          `        escaped.append(ch);`,
-          `    }`,
-          `}`,
-          `NamingEnumeration<SearchResult> ${res} = ${ctx}.search(${base}, "(|(uid=" + escaped + ")(mail=" + escaped + "))", controls);`,
-          ...after,
-        ];
+  const search = (filter: string, args = '') => [
+    `NamingEnumeration<SearchResult> ${res} = ${ctx}.search(${base}, ${filter}, ${args}controls);`,
+    `return ${res}.hasMore() ? ${res}.next().getAttributes() : null;`,
+  ];
+  const cls = g.pick(['person', 'inetOrgPerson', 'user']);
+  const vulnerable: Idiom[] = [
+    () => [...head, `String filter = "(&(objectClass=${cls})(uid=" + ${u} + "))";`, ...search('filter')],
+    () => [
+      ...head,
+      `String filter = String.format("(&(objectClass=${cls})(uid=%s))", ${u});`,
+      ...search('filter'),
+    ],
+    () => [...head, ...search(`"(|(uid=" + ${u} + ")(mail=" + ${u} + "))"`)],
+    () => [
+      ...head,
+      `String filter = "(&(objectClass=${cls})(uid=" + ${u}.replace("*", "") + "))";`,
+      ...search('filter'),
+    ],
+  ];
+  const fixed: Idiom[] = [
+    () => [
+      ...head,
+      `String filter = "(&(objectClass=${cls})(uid={0}))";`,
+      ...search('filter', `new Object[] {${u}}, `),
+    ],
+    () => [
+      ...head,
+      `String filter = "(&(objectClass=${cls})(uid=" + LdapEncoder.filterEncode(${u}) + "))";`,
+      ...search('filter'),
+    ],
+    () => [
+      ...head,
+      `String filter = String.format("(&(objectClass=${cls})(uid=%s))", LdapEncoder.filterEncode(${u}));`,
+      ...search('filter'),
+    ],
+    () => [...head, ...search(`"(|(uid={0})(mail={0}))"`, `new Object[] {${u}}, `)],
+  ];
   const m = method(
     g,
     `public Attributes ${g.pick(['findUser', 'lookupAccount', 'resolvePerson'])}`,
     [g.param('String', u)],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'NamingException', doc: 'Looks a directory entry up.' },
   );
   return { cwe: 'CWE-90', ...m };
@@ -485,25 +527,48 @@ function xpathInjection(g: Gen): Pair {
   const name = g.pick(['user', 'login', 'name']);
   const pass = g.pick(['password', 'pass', 'secret']);
   const xp = g.pick(['xpath', 'xPath', 'xp']);
-  const doc = g.pick(['usersDoc', 'document', 'doc']);
-  const vulnerable = [
-    `XPath ${xp} = XPathFactory.newInstance().newXPath();`,
-    `String expr = "/users/user[name='" + ${name} + "' and password='" + hash(${pass}) + "']";`,
+  const doc = g.pick(['usersDoc', 'document', 'userStore']);
+  const root = g.pick(['users/user', 'accounts/account', 'directory/entry']);
+  const head = [`XPath ${xp} = XPathFactory.newInstance().newXPath();`];
+  const evaluate = [
     `Node node = (Node) ${xp}.evaluate(expr, ${doc}, XPathConstants.NODE);`,
     `return node != null;`,
   ];
-  const fixed = [
-    `XPath ${xp} = XPathFactory.newInstance().newXPath();`,
-    `${xp}.setXPathVariableResolver(v -> "name".equals(v.getLocalPart()) ? ${name} : hash(${pass}));`,
-    `String expr = "/users/user[name=$name and password=$pw]";`,
-    `Node node = (Node) ${xp}.evaluate(expr, ${doc}, XPathConstants.NODE);`,
-    `return node != null;`,
+  const concat = (n: string) =>
+    `String expr = "/${root}[name='" + ${n} + "' and password='" + hash(${pass}) + "']";`;
+  const resolver = `${xp}.setXPathVariableResolver(qn -> "name".equals(qn.getLocalPart()) ? ${name} : hash(${pass}));`;
+  const vulnerable: Idiom[] = [
+    () => [...head, concat(name), ...evaluate],
+    () => [
+      ...head,
+      `String expr = String.format("/${root}[name='%s' and password='%s']", ${name}, hash(${pass}));`,
+      ...evaluate,
+    ],
+    () => [...head, concat(`${name}.replace("\\"", "")`), ...evaluate],
+  ];
+  const fixed: Idiom[] = [
+    () => [...head, resolver, `String expr = "/${root}[name=$name and password=$pw]";`, ...evaluate],
+    () => [
+      `if (!${name}.matches("[A-Za-z0-9_.-]{1,64}")) {`,
+      `    return false;`,
+      `}`,
+      ...head,
+      concat(name),
+      ...evaluate,
+    ],
+    () => [
+      ...head,
+      resolver,
+      `XPathExpression expr = ${xp}.compile("/${root}[name=$name and password=$pw]");`,
+      `Node node = (Node) expr.evaluate(${doc}, XPathConstants.NODE);`,
+      `return node != null;`,
+    ],
   ];
   const m = method(
     g,
     `public boolean ${g.pick(['authenticate', 'checkCredentials', 'verifyLogin'])}`,
     [g.param('String', name), g.param('String', pass)],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'XPathExpressionException', doc: 'Checks credentials against the XML store.' },
   );
   return { cwe: 'CWE-643', ...m };
@@ -512,56 +577,57 @@ function xpathInjection(g: Gen): Pair {
 function pathTraversal(g: Gen): Pair {
   const f = g.pick(['fileName', 'name', 'path', 'relativePath', 'attachment']);
   const base = g.pick(['baseDir', 'storageRoot', 'uploadDir', 'ROOT']);
-  const variant = g.int(0, 2);
   const ret = g.pick([
     [`return Files.readAllBytes(target);`],
     [`try (InputStream in = Files.newInputStream(target)) {`, `    return in.readAllBytes();`, `}`],
   ]);
-  let vulnerable: string[];
-  let fixed: string[];
-  if (variant === 0) {
-    vulnerable = [`Path target = Paths.get(${base}.toString(), ${f});`, ...ret];
-    fixed = [
-      `Path root = ${base}.toRealPath();`,
-      `Path target = root.resolve(${f}).normalize();`,
-      `if (!target.startsWith(root)) {`,
-      `    throw new SecurityException("access outside " + root);`,
-      `}`,
-      ...ret,
-    ];
-  } else if (variant === 1) {
-    // a check that does not normalize first
-    vulnerable = [
+  const deny = (what: string) => [`    throw new SecurityException("access outside " + ${what});`, `}`];
+  const vulnerable: Idiom[] = [
+    () => [`Path target = Paths.get(${base}.toString(), ${f});`, ...ret],
+    () => [
       `Path target = ${base}.resolve(${f});`,
       `if (!target.startsWith(${base})) {`,
-      `    throw new SecurityException("access outside " + ${base});`,
-      `}`,
+      ...deny(base),
       ...ret,
-    ];
-    fixed = [
-      `Path target = ${base}.resolve(${f}).normalize().toAbsolutePath();`,
-      `if (!target.startsWith(${base}.toAbsolutePath().normalize())) {`,
-      `    throw new SecurityException("access outside " + ${base});`,
-      `}`,
-      ...ret,
-    ];
-  } else {
-    vulnerable = [
+    ],
+    () => [
       `String cleaned = ${f}.replace("../", "");`,
       `Path target = new File(${base}.toFile(), cleaned).toPath();`,
       ...ret,
-    ];
-    fixed = [
+    ],
+    () => [`Path target = ${base}.resolve(${f}).normalize();`, ...ret],
+  ];
+  const fixed: Idiom[] = [
+    () => [
+      `Path root = ${base}.toRealPath();`,
+      `Path target = root.resolve(${f}).normalize();`,
+      `if (!target.startsWith(root)) {`,
+      ...deny('root'),
+      ...ret,
+    ],
+    () => [
       `String cleaned = Paths.get(${f}).getFileName().toString();`,
       `Path target = new File(${base}.toFile(), cleaned).toPath();`,
       ...ret,
-    ];
-  }
+    ],
+    () => [
+      `Path target = ${base}.resolve(${f}).normalize().toAbsolutePath();`,
+      `if (!target.startsWith(${base}.toAbsolutePath().normalize())) {`,
+      ...deny(base),
+      ...ret,
+    ],
+    () => [
+      `if (${f}.contains("..") || ${f}.startsWith("/") || ${f}.contains("\\\\")) {`,
+      ...deny(f),
+      `Path target = ${base}.resolve(${f});`,
+      ...ret,
+    ],
+  ];
   const m = method(
     g,
     `public byte[] ${g.pick(['download', 'readAttachment', 'loadFile', 'serve'])}`,
     [g.param('String', f)],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'IOException', doc: 'Returns the stored file.' },
   );
   return { cwe: 'CWE-22', ...m };
@@ -570,47 +636,38 @@ function pathTraversal(g: Gen): Pair {
 function xss(g: Gen): Pair {
   const v = g.pick(['name', 'query', 'comment', 'title', 'message']);
   const out = g.pick(['out', 'writer', 'w']);
-  const variant = g.int(0, 1);
+  const items = g.pick(['comments', 'entries', 'posts']);
+  const greet = g.pick(['Results for', 'Hello', 'You searched']);
   const head = [
     `String ${v} = request.getParameter("${v === 'query' ? 'q' : v}");`,
     `response.setContentType("text/html;charset=UTF-8");`,
     `PrintWriter ${out} = response.getWriter();`,
   ];
-  let vulnerable: string[];
-  let fixed: string[];
-  if (variant === 0) {
-    vulnerable = [
-      ...head,
-      `${out}.println("<h2>${g.pick(['Results for', 'Hello', 'You searched'])} " + ${v} + "</h2>");`,
-    ];
-    fixed = [
-      ...head,
-      `${out}.println("<h2>${g.pick(['Results for', 'Hello', 'You searched'])} " + HtmlUtils.htmlEscape(${v}) + "</h2>");`,
-    ];
-  } else {
-    const items = g.pick(['comments', 'entries', 'posts']);
-    vulnerable = [
-      ...head,
-      `${out}.write("<ul>");`,
-      `for (Comment c : ${items}Service.latest(${v})) {`,
-      `    ${out}.write("<li>" + c.getAuthor() + ": " + c.getText() + "</li>");`,
-      `}`,
-      `${out}.write("</ul>");`,
-    ];
-    fixed = [
-      ...head,
-      `${out}.write("<ul>");`,
-      `for (Comment c : ${items}Service.latest(${v})) {`,
-      `    ${out}.write("<li>" + Encode.forHtml(c.getAuthor()) + ": " + Encode.forHtml(c.getText()) + "</li>");`,
-      `}`,
-      `${out}.write("</ul>");`,
-    ];
-  }
+  const list = (author: string, text: string) => [
+    ...head,
+    `${out}.write("<ul>");`,
+    `for (Comment c : ${items}Service.latest(${v})) {`,
+    `    ${out}.write("<li>" + ${author} + ": " + ${text} + "</li>");`,
+    `}`,
+    `${out}.write("</ul>");`,
+  ];
+  const vulnerable: Idiom[] = [
+    () => [...head, `${out}.println("<h2>${greet} " + ${v} + "</h2>");`],
+    () => list('c.getAuthor()', 'c.getText()'),
+    () => list('HtmlUtils.htmlEscape(c.getAuthor())', 'c.getText()'),
+    () => [...head, `${out}.printf("<p>${greet} %s</p>%n", ${v});`],
+  ];
+  const fixed: Idiom[] = [
+    () => [...head, `${out}.println("<h2>${greet} " + HtmlUtils.htmlEscape(${v}) + "</h2>");`],
+    () => list('Encode.forHtml(c.getAuthor())', 'Encode.forHtml(c.getText())'),
+    () => list('HtmlUtils.htmlEscape(c.getAuthor())', 'HtmlUtils.htmlEscape(c.getText())'),
+    () => [...head, `${out}.printf("<p>${greet} %s</p>%n", Encode.forHtml(${v}));`],
+  ];
   const m = method(
     g,
     `protected void ${g.pick(['doGet', 'doPost', 'render'])}`,
     [g.param('HttpServletRequest', 'request'), g.param('HttpServletResponse', 'response')],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'IOException', doc: 'Renders the page.' },
   );
   return { cwe: 'CWE-79', ...m };
@@ -618,32 +675,47 @@ function xss(g: Gen): Pair {
 
 function weakHash(g: Gen): Pair {
   const pw = g.pick(['password', 'rawPassword', 'secret', 'pin']);
-  const variant = g.int(0, 1);
-  const vulnerable =
-    variant === 0
-      ? [
-          `MessageDigest md = MessageDigest.getInstance("${g.pick(['MD5', 'SHA-1'])}");`,
-          `byte[] digest = md.digest(${pw}.getBytes(StandardCharsets.UTF_8));`,
-          `return Base64.getEncoder().encodeToString(digest);`,
-        ]
-      : [
-          `MessageDigest md = MessageDigest.getInstance("${g.pick(['MD5', 'SHA-1'])}");`,
-          `md.update(salt);`,
-          `byte[] digest = md.digest(${pw}.getBytes(StandardCharsets.UTF_8));`,
-          `return Base64.getEncoder().encodeToString(salt) + ":" + Base64.getEncoder().encodeToString(digest);`,
-        ];
-  const fixed = [
-    `PBEKeySpec spec = new PBEKeySpec(${pw}.toCharArray(), salt, ${g.pick([210000, 310000, 600000])}, 256);`,
-    `SecretKeyFactory factory = SecretKeyFactory.getInstance("PBKDF2WithHmacSHA256");`,
+  const weak = g.pick(['MD5', 'SHA-1']);
+  const b64 = `Base64.getEncoder().encodeToString`;
+  const salted = `return ${b64}(salt) + ":" + ${b64}(digest);`;
+  const pbkdf2 = (algorithm: string, iterations: number) => [
+    `PBEKeySpec spec = new PBEKeySpec(${pw}.toCharArray(), salt, ${iterations}, 256);`,
+    `SecretKeyFactory factory = SecretKeyFactory.getInstance("${algorithm}");`,
     `byte[] digest = factory.generateSecret(spec).getEncoded();`,
     `spec.clearPassword();`,
-    `return Base64.getEncoder().encodeToString(salt) + ":" + Base64.getEncoder().encodeToString(digest);`,
+    salted,
+  ];
+  const algorithm = g.pick(['PBKDF2WithHmacSHA256', 'PBKDF2WithHmacSHA512']);
+  const vulnerable: Idiom[] = [
+    () => [
+      `MessageDigest md = MessageDigest.getInstance("${weak}");`,
+      `byte[] digest = md.digest(${pw}.getBytes(StandardCharsets.UTF_8));`,
+      `return ${b64}(digest);`,
+    ],
+    () => [
+      `MessageDigest md = MessageDigest.getInstance("${weak}");`,
+      `md.update(salt);`,
+      `byte[] digest = md.digest(${pw}.getBytes(StandardCharsets.UTF_8));`,
+      salted,
+    ],
+    () => pbkdf2('PBKDF2WithHmacSHA1', g.pick([1, 100, 1000, 1024])),
+    () => [
+      `MessageDigest md = MessageDigest.getInstance("SHA-256");`,
+      `md.update(salt);`,
+      `byte[] digest = md.digest(${pw}.getBytes(StandardCharsets.UTF_8));`,
+      salted,
+    ],
+  ];
+  const fixed: Idiom[] = [
+    () => pbkdf2(algorithm, g.pick([210000, 310000, 600000])),
+    () => [`return passwordEncoder.encode(${pw});`],
+    () => [`byte[] digest = argon2.hash(${g.int(2, 4)}, 65536, 1, ${pw}.toCharArray(), salt);`, salted],
   ];
   const m = method(
     g,
     `public String ${g.pick(['hashPassword', 'encode', 'digestCredential'])}`,
     [g.param('String', pw), g.param('byte[]', 'salt')],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'GeneralSecurityException', doc: 'Hashes a credential for storage.' },
   );
   return { cwe: 'CWE-328', ...m };
@@ -652,24 +724,44 @@ function weakHash(g: Gen): Pair {
 function weakCipher(g: Gen): Pair {
   const data = g.pick(['plaintext', 'payload', 'data', 'record']);
   const key = g.pick(['key', 'secretKey', 'dataKey']);
-  const vulnerable = [
-    `Cipher cipher = Cipher.getInstance("${g.pick(['DES/ECB/PKCS5Padding', 'AES/ECB/PKCS5Padding', 'DESede/ECB/PKCS5Padding', 'AES'])}");`,
+  const simple = (transformation: string) => [
+    `Cipher cipher = Cipher.getInstance("${transformation}");`,
     `cipher.init(Cipher.ENCRYPT_MODE, ${key});`,
     `return cipher.doFinal(${data});`,
   ];
-  const fixed = [
-    `byte[] iv = new byte[12];`,
-    `secureRandom.nextBytes(iv);`,
-    `Cipher cipher = Cipher.getInstance("AES/GCM/NoPadding");`,
-    `cipher.init(Cipher.ENCRYPT_MODE, ${key}, new GCMParameterSpec(128, iv));`,
+  const withIv = (transformation: string, ivLen: number, fill: string[], spec: string) => [
+    `byte[] iv = new byte[${ivLen}];`,
+    ...fill,
+    `Cipher cipher = Cipher.getInstance("${transformation}");`,
+    `cipher.init(Cipher.ENCRYPT_MODE, ${key}, ${spec});`,
     `byte[] sealed = cipher.doFinal(${data});`,
     `return ByteBuffer.allocate(iv.length + sealed.length).put(iv).put(sealed).array();`,
+  ];
+  const vulnerable: Idiom[] = [
+    () => simple(g.pick(['DES/ECB/PKCS5Padding', 'DESede/ECB/PKCS5Padding'])),
+    () => simple('AES/ECB/PKCS5Padding'),
+    () => simple('AES'),
+    () => withIv('AES/GCM/NoPadding', 12, [], 'new GCMParameterSpec(128, iv)'),
+    () => withIv('AES/CBC/PKCS5Padding', 16, [], 'new IvParameterSpec(iv)'),
+  ];
+  const fixed: Idiom[] = [
+    () => withIv('AES/GCM/NoPadding', 12, [`secureRandom.nextBytes(iv);`], 'new GCMParameterSpec(128, iv)'),
+    () => withIv('ChaCha20-Poly1305', 12, [`secureRandom.nextBytes(iv);`], 'new IvParameterSpec(iv)'),
+    () =>
+      withIv('AES/GCM/NoPadding', 12, [`new SecureRandom().nextBytes(iv);`], 'new GCMParameterSpec(128, iv)'),
+    () => [
+      `Cipher cipher = Cipher.getInstance("AES/GCM/NoPadding");`,
+      `cipher.init(Cipher.ENCRYPT_MODE, ${key});`,
+      `byte[] iv = cipher.getIV();`,
+      `byte[] sealed = cipher.doFinal(${data});`,
+      `return ByteBuffer.allocate(iv.length + sealed.length).put(iv).put(sealed).array();`,
+    ],
   ];
   const m = method(
     g,
     `public byte[] ${g.pick(['encrypt', 'seal', 'protect'])}${cap(g.pick(ENTITIES))}`,
     [g.param('byte[]', data), g.param('SecretKey', key)],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'GeneralSecurityException', doc: 'Encrypts data at rest.' },
   );
   return { cwe: 'CWE-327', ...m };
@@ -677,49 +769,45 @@ function weakCipher(g: Gen): Pair {
 
 function weakRandom(g: Gen): Pair {
   const len = g.pick([16, 24, 32]);
-  const variant = g.int(0, 1);
   const purpose = g.pick(['resetToken', 'sessionId', 'apiKey', 'inviteCode']);
-  const vulnerable =
-    variant === 0
-      ? [
-          `Random random = new Random();`,
-          `byte[] bytes = new byte[${len}];`,
-          `random.nextBytes(bytes);`,
-          `String ${purpose} = Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);`,
-        ]
-      : [
-          `StringBuilder sb = new StringBuilder();`,
-          `for (int i = 0; i < ${len}; i++) {`,
-          `    sb.append(ALPHABET.charAt((int) (Math.random() * ALPHABET.length())));`,
-          `}`,
-          `String ${purpose} = sb.toString();`,
-        ];
-  const fixed =
-    variant === 0
-      ? [
-          `SecureRandom random = new SecureRandom();`,
-          `byte[] bytes = new byte[${len}];`,
-          `random.nextBytes(bytes);`,
-          `String ${purpose} = Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);`,
-        ]
-      : [
-          `StringBuilder sb = new StringBuilder();`,
-          `for (int i = 0; i < ${len}; i++) {`,
-          `    sb.append(ALPHABET.charAt(secureRandom.nextInt(ALPHABET.length())));`,
-          `}`,
-          `String ${purpose} = sb.toString();`,
-        ];
   const owner = g.pick(['userId', 'accountId', 'ownerId']);
+  const bytes = (create: string[]) => [
+    ...create,
+    `byte[] bytes = new byte[${len}];`,
+    `random.nextBytes(bytes);`,
+    `String ${purpose} = Base64.getUrlEncoder().withoutPadding().encodeToString(bytes);`,
+  ];
+  const chars = (next: string) => [
+    `StringBuilder sb = new StringBuilder();`,
+    `for (int i = 0; i < ${len}; i++) {`,
+    `    sb.append(ALPHABET.charAt(${next}));`,
+    `}`,
+    `String ${purpose} = sb.toString();`,
+  ];
+  const vulnerable: Idiom[] = [
+    () => bytes([`Random random = new Random();`]),
+    () => chars('(int) (Math.random() * ALPHABET.length())'),
+    () => bytes([`Random random = new Random(System.currentTimeMillis());`]),
+    () => chars('ThreadLocalRandom.current().nextInt(ALPHABET.length())'),
+    () => bytes([`SecureRandom random = SecureRandom.getInstance("SHA1PRNG");`, `random.setSeed(${owner});`]),
+  ];
+  const fixed: Idiom[] = [
+    () => bytes([`SecureRandom random = new SecureRandom();`]),
+    () => chars('secureRandom.nextInt(ALPHABET.length())'),
+    () => bytes([`SecureRandom random = SecureRandom.getInstanceStrong();`]),
+    () => bytes([`Random random = SecureRandom.getInstance("NativePRNGNonBlocking");`]),
+  ];
   const store = [
     `tokenStore.save(${owner}, ${purpose}, Instant.now().plus(Duration.ofHours(${g.int(1, 48)})));`,
     `return ${purpose};`,
   ];
+  const cores = draw(g, vulnerable, fixed);
   const m = method(
     g,
     `public String ${g.pick(['issue', 'create', 'generate'])}${cap(purpose)}`,
     [g.param('long', owner)],
-    { vulnerable: [...vulnerable, ...store], fixed: [...fixed, ...store] },
-    { doc: 'Issues a one-time token.' },
+    { vulnerable: [...cores.vulnerable, ...store], fixed: [...cores.fixed, ...store] },
+    { throws: 'GeneralSecurityException', doc: 'Issues a one-time token.' },
   );
   return { cwe: 'CWE-330', ...m };
 }
@@ -727,33 +815,44 @@ function weakRandom(g: Gen): Pair {
 function xxe(g: Gen): Pair {
   const input = g.pick(['input', 'xml', 'body', 'stream']);
   const dbf = g.pick(['factory', 'dbf', 'builderFactory']);
-  const shared = [
+  const head = [
     `DocumentBuilderFactory ${dbf} = DocumentBuilderFactory.newInstance();`,
     `${dbf}.setNamespaceAware(true);`,
   ];
-  const decoy = g.chance(0.5) ? [`${dbf}.setValidating(false);`, `${dbf}.setIgnoringComments(true);`] : [];
+  const feature = (name: string, value: boolean) => `${dbf}.setFeature("http://${name}", ${value});`;
   const parse = [
     `Document doc = ${dbf}.newDocumentBuilder().parse(${input});`,
     `doc.getDocumentElement().normalize();`,
     `return doc.getElementsByTagName("${g.pick(['item', 'entry', 'order', 'record'])}").getLength();`,
   ];
-  const vulnerable = [...shared, ...decoy, ...parse];
-  const fixed = [
-    ...shared,
-    `${dbf}.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);`,
-    ...(g.chance(0.5)
-      ? [`${dbf}.setFeature("http://xml.org/sax/features/external-general-entities", false);`]
-      : []),
-    `${dbf}.setXIncludeAware(false);`,
-    `${dbf}.setExpandEntityReferences(false);`,
-    ...decoy,
-    ...parse,
+  const vulnerable: Idiom[] = [
+    () => [...head, ...parse],
+    () => [...head, feature('apache.org/xml/features/disallow-doctype-decl', false), ...parse],
+    () => [...head, `${dbf}.setExpandEntityReferences(false);`, ...parse],
+    () => [...head, `${dbf}.setValidating(false);`, `${dbf}.setXIncludeAware(false);`, ...parse],
+  ];
+  const fixed: Idiom[] = [
+    () => [...head, feature('apache.org/xml/features/disallow-doctype-decl', true), ...parse],
+    () => [
+      ...head,
+      `${dbf}.setAttribute(XMLConstants.ACCESS_EXTERNAL_DTD, "");`,
+      `${dbf}.setAttribute(XMLConstants.ACCESS_EXTERNAL_SCHEMA, "");`,
+      ...parse,
+    ],
+    () => [
+      ...head,
+      feature('xml.org/sax/features/external-general-entities', false),
+      feature('xml.org/sax/features/external-parameter-entities', false),
+      feature('apache.org/xml/features/nonvalidating/load-external-dtd', false),
+      `${dbf}.setExpandEntityReferences(false);`,
+      ...parse,
+    ],
   ];
   const m = method(
     g,
     `public int ${g.pick(['countItems', 'importFeed', 'parseUpload'])}`,
     [g.param('InputStream', input)],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     {
       throws: 'ParserConfigurationException, SAXException, IOException',
       doc: 'Parses an uploaded XML document.',
@@ -765,9 +864,9 @@ function xxe(g: Gen): Pair {
 function deserialization(g: Gen): Pair {
   const input = g.pick(['in', 'input', 'body', 'payload']);
   const t = cap(g.pick(ENTITIES));
-  const variant = g.int(0, 1);
-  const vulnerable = [
+  const ois = (filter: string[]) => [
     `try (ObjectInputStream ois = new ObjectInputStream(${input})) {`,
+    ...filter.map((l) => '    ' + l),
     `    Object obj = ois.readObject();`,
     `    if (!(obj instanceof ${t}Dto)) {`,
     `        throw new InvalidObjectException("unexpected type");`,
@@ -775,24 +874,38 @@ function deserialization(g: Gen): Pair {
     `    return (${t}Dto) obj;`,
     `}`,
   ];
-  const fixed =
-    variant === 0
-      ? [
-          `try (ObjectInputStream ois = new ObjectInputStream(${input})) {`,
-          `    ois.setObjectInputFilter(ObjectInputFilter.Config.createFilter("com.example.dto.${t}Dto;java.lang.*;!*"));`,
-          `    Object obj = ois.readObject();`,
-          `    if (!(obj instanceof ${t}Dto)) {`,
-          `        throw new InvalidObjectException("unexpected type");`,
-          `    }`,
-          `    return (${t}Dto) obj;`,
-          `}`,
-        ]
-      : [`return objectMapper.readValue(${input}, ${t}Dto.class);`];
+  const vulnerable: Idiom[] = [
+    () => ois([]),
+    () =>
+      ois([`ois.setObjectInputFilter(ObjectInputFilter.Config.createFilter("*;maxdepth=${g.int(5, 20)}"));`]),
+    () => [
+      `try (XMLDecoder decoder = new XMLDecoder(${input})) {`,
+      `    return (${t}Dto) decoder.readObject();`,
+      `}`,
+    ],
+    () => [
+      `objectMapper.enableDefaultTyping();`,
+      `return (${t}Dto) objectMapper.readValue(${input}, Object.class);`,
+    ],
+  ];
+  const fixed: Idiom[] = [
+    () =>
+      ois([
+        `ois.setObjectInputFilter(ObjectInputFilter.Config.createFilter("com.example.dto.${t}Dto;java.lang.*;!*"));`,
+      ]),
+    () => [`return objectMapper.readValue(${input}, ${t}Dto.class);`],
+    () =>
+      ois([
+        `ois.setObjectInputFilter(info -> info.serialClass() == null || info.serialClass() == ${t}Dto.class`,
+        `        ? ObjectInputFilter.Status.ALLOWED`,
+        `        : ObjectInputFilter.Status.REJECTED);`,
+      ]),
+  ];
   const m = method(
     g,
     `public ${t}Dto ${g.pick(['read', 'decode', 'restore'])}${t}`,
     [g.param('InputStream', input)],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'IOException, ClassNotFoundException', doc: 'Reads a transferred object.' },
   );
   return { cwe: 'CWE-502', ...m };
@@ -802,46 +915,55 @@ function hardcodedCredentials(g: Gen): Pair {
   const user = g.pick(['admin', 'svc_app', 'reporting', 'root']);
   const pw = g.pick(['Summer2019!', 'p@ssw0rd', 'changeme123', 'Tr0ub4dor&3', 'letmein!42']);
   const url = g.pick(['"jdbc:postgresql://db.internal:5432/app"', 'jdbcUrl', 'settings.getUrl()']);
-  const variant = g.int(0, 1);
-  const vulnerable =
-    variant === 0
-      ? [
-          `Connection conn = DriverManager.getConnection(${url}, "${user}", "${pw}");`,
-          `conn.setAutoCommit(false);`,
-          `return conn;`,
-        ]
-      : [
-          `Properties props = new Properties();`,
-          `props.setProperty("user", "${user}");`,
-          `props.setProperty("password", "${pw}");`,
-          `Connection conn = DriverManager.getConnection(${url}, props);`,
-          `conn.setAutoCommit(false);`,
-          `return conn;`,
-        ];
-  const fixed =
-    variant === 0
-      ? [
-          `String password = System.getenv("DB_PASSWORD");`,
-          `if (password == null) {`,
-          `    throw new IllegalStateException("DB_PASSWORD is not set");`,
-          `}`,
-          `Connection conn = DriverManager.getConnection(${url}, System.getenv().getOrDefault("DB_USER", "${user}"), password);`,
-          `conn.setAutoCommit(false);`,
-          `return conn;`,
-        ]
-      : [
-          `Properties props = new Properties();`,
-          `props.setProperty("user", "${user}");`,
-          `props.setProperty("password", secrets.get("db/${user}/password"));`,
-          `Connection conn = DriverManager.getConnection(${url}, props);`,
-          `conn.setAutoCommit(false);`,
-          `return conn;`,
-        ];
+  const open = (args: string) => [
+    `Connection conn = DriverManager.getConnection(${url}, ${args});`,
+    `conn.setAutoCommit(false);`,
+    `return conn;`,
+  ];
+  const props = (password: string) => [
+    `Properties props = new Properties();`,
+    `props.setProperty("user", "${user}");`,
+    `props.setProperty("password", ${password});`,
+    ...open('props'),
+  ];
+  const vulnerable: Idiom[] = [
+    () => open(`"${user}", "${pw}"`),
+    () => props(`"${pw}"`),
+    () => [
+      `String password = System.getenv().getOrDefault("DB_PASSWORD", "${pw}");`,
+      ...open(`"${user}", password`),
+    ],
+    () => [
+      `String password = config.getString("db.password");`,
+      `if (password == null) {`,
+      `    password = "${pw}";`,
+      `}`,
+      ...open(`"${user}", password`),
+    ],
+  ];
+  const fixed: Idiom[] = [
+    () => [
+      `String password = System.getenv("DB_PASSWORD");`,
+      `if (password == null) {`,
+      `    throw new IllegalStateException("DB_PASSWORD is not set");`,
+      `}`,
+      ...open(`"${user}", password`),
+    ],
+    () => props(`secrets.get("db/${user}/password")`),
+    () => [
+      `String password = config.getString("db.password");`,
+      `if (password == null) {`,
+      `    throw new IllegalStateException("db.password is not configured");`,
+      `}`,
+      ...open(`"${user}", password`),
+    ],
+    () => open(`"${user}", secrets.get("db/${user}/password")`),
+  ];
   const m = method(
     g,
     `${g.pick(['public', 'private', 'protected'])} Connection ${g.pick(['openConnection', 'connect', 'newConnection'])}`,
     [],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { throws: 'SQLException', doc: 'Opens a database connection.' },
   );
   return { cwe: 'CWE-798', ...m };
@@ -867,20 +989,24 @@ function missingAuthorization(g: Gen): Pair {
         : verb === 'export'
           ? [`exporter.write(entity, response.getOutputStream());`]
           : [`entity.close(Instant.now());`, `${repo}.save(entity);`];
-  const variant = g.int(0, 1);
-  const vulnerable = [
-    ...load,
-    ...(variant === 1
-      ? [`if (!principal.isAuthenticated()) {`, `    throw new AccessDeniedException("login required");`, `}`]
-      : []),
-    ...act,
+  const deny = [`    throw new AccessDeniedException("not allowed to ${verb} ${e} " + ${id});`, `}`];
+  const owner = `!entity.getOwnerId().equals(principal.getId())`;
+  const vulnerable: Idiom[] = [
+    () => [...load, ...act],
+    () => [`if (!principal.isAuthenticated()) {`, ...deny, ...load, ...act],
+    () => [
+      ...load,
+      `if (!principal.hasRole("ADMIN") && ${owner}) {`,
+      `    ${g.log}.warn("{} changes ${e} {}", principal.getName(), ${id});`,
+      `}`,
+      ...act,
+    ],
   ];
-  const fixed = [
-    ...load,
-    `if (!principal.hasRole("ADMIN") && !entity.getOwnerId().equals(principal.getId())) {`,
-    `    throw new AccessDeniedException("not allowed to ${verb} ${e} " + ${id});`,
-    `}`,
-    ...act,
+  const fixed: Idiom[] = [
+    () => [...load, `if (!principal.hasRole("ADMIN") && ${owner}) {`, ...deny, ...act],
+    () => [...load, `accessPolicy.check(principal, "${verb}", entity);`, ...act],
+    () => [...load, `if (${owner}) {`, ...deny, ...act],
+    () => [`if (!principal.hasRole("ADMIN")) {`, ...deny, ...load, ...act],
   ];
   const m = method(
     g,
@@ -894,7 +1020,7 @@ function missingAuthorization(g: Gen): Pair {
           ? [g.param('HttpServletResponse', 'response')]
           : []),
     ],
-    { vulnerable, fixed },
+    draw(g, vulnerable, fixed),
     { doc: `${cap(verb)}s a ${e}.`, throws: verb === 'export' ? 'IOException' : undefined },
   );
   return { cwe: 'CWE-862', ...m };
@@ -983,9 +1109,16 @@ export function makeDemoDataset(options: DemoOptions): DataRecord[] {
       logger: ['log', 'LOG', 'logger'][rng.int(3)],
       finalParams: rng.next() < 0.25,
     });
+  // projects in a seeded order, dealt round-robin: 13 families and 24 projects are coprime, so every
+  // family spreads over (nearly) every project and every split gets some of each family
+  const order = PROJECTS.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const k = rng.int(i + 1);
+    [order[i], order[k]] = [order[k], order[i]];
+  }
   const records: DataRecord[] = [];
   for (let i = 0; i < options.pairs; i++) {
-    const project = PROJECTS[rng.int(PROJECTS.length)];
+    const project = PROJECTS[order[i % order.length]];
     const style = styles.get(project)!;
     const g = new Gen(rng, style);
     const pair = FAMILIES[i % FAMILIES.length](g);
@@ -1015,8 +1148,8 @@ export function toJsonl(records: DataRecord[]): string {
 }
 
 if (process.argv[1] && /make-demo-dataset\.ts$/.test(process.argv[1])) {
-  const seed = Number(arg('seed', '2401'));
-  const pairs = Number(arg('pairs', '260'));
+  const seed = Number(arg('seed', String(DEMO_DATASET.seed)));
+  const pairs = Number(arg('pairs', String(DEMO_DATASET.pairs)));
   const out = arg('out', 'public/demo/java-vulns.jsonl');
   const records = makeDemoDataset({ seed, pairs });
   mkdirSync(dirname(out), { recursive: true });
@@ -1030,4 +1163,17 @@ if (process.argv[1] && /make-demo-dataset\.ts$/.test(process.argv[1])) {
   }
   console.log(`${out}: ${records.length} methods, ${(text.length / 1024).toFixed(0)} KiB`);
   for (const [s, [neg, pos]] of bySplit) console.log(`  ${s}: ${pos} vulnerable / ${neg} not`);
+  if (!process.argv.includes('--no-check')) {
+    // every method must compile (javac over a stub compilation unit); see scripts/check-demo-compiles.ts
+    // (not awaited at top level: the check script imports this module)
+    const methods = records.map((r) => r.code);
+    void import('./check-demo-compiles.ts').then(({ checkCompiles, reportFailures }) => {
+      const failures = checkCompiles(methods);
+      if (failures.length > 0) {
+        reportFailures(failures, methods);
+        process.exit(1);
+      }
+      console.log(`  javac: all ${methods.length} methods compile`);
+    });
+  }
 }

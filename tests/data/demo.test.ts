@@ -1,12 +1,52 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { importDataset } from '../../src/data/import';
 import { extractJavaMethods } from '../../src/data/java';
 import { qualityReport } from '../../src/data/quality';
 import { ByteTokenizer } from '../../src/data/tokenize';
+import { loadTokenizer } from '../../src/io/tokenizer';
 import { makeDemoDataset, toJsonl } from '../../scripts/make-demo-dataset';
 
 const FILE = 'public/demo/java-vulns.jsonl';
+const TOKENIZER = 'public/models/demo/tokenizer.json';
+const TOKENIZER_CONFIG = 'public/models/demo/tokenizer_config.json';
+
+/** Java lexical tokens as a simple lexer splits them (same pattern as scripts/bow-baseline.py). */
+const javaTokens = (code: string): string[] => code.match(/[A-Za-z_$][\w$]*|\d+|"(?:[^"\\]|\\.)*"|\S/g) ?? [];
+
+interface Row {
+  code: string;
+  target: number;
+  cwe: string;
+}
+
+/**
+ * Tokens whose presence is exactly the label within a family: present in every vulnerable method and
+ * no fixed one, or in every fixed method and no vulnerable one. `family token` strings.
+ */
+function separatingTokens(rows: readonly Row[], tokens: (code: string) => readonly (string | number)[]) {
+  const found: string[] = [];
+  for (const cwe of new Set(rows.map((r) => r.cwe))) {
+    const sets = [0, 1].map((label) =>
+      rows.filter((r) => r.cwe === cwe && r.target === label).map((r) => new Set(tokens(r.code))),
+    );
+    const candidates = new Set(sets.flat().flatMap((s) => [...s]));
+    for (const t of candidates)
+      for (const [inAll, inNone] of [
+        [sets[1], sets[0]],
+        [sets[0], sets[1]],
+      ])
+        if (inAll.every((s) => s.has(t)) && !inNone.some((s) => s.has(t)))
+          found.push(`${cwe} ${JSON.stringify(t)}`);
+  }
+  return found;
+}
+
+const readRows = (): Row[] =>
+  readFileSync(FILE, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Row);
 
 describe('demo dataset', () => {
   it('is what the seeded generator produces and stays under 2 MB', () => {
@@ -41,7 +81,32 @@ describe('demo dataset', () => {
     expect(
       q.lengths!.histogram[0].count + q.lengths!.histogram[1].count + q.lengths!.histogram[2].count,
     ).toBeGreaterThan(0);
-    expect(q.lengths!.max).toBeGreaterThan(2500);
+    // moderate lengths: median a few hundred characters, a tail past 1 KiB, nothing huge
+    const sorted = r.records.map((rec) => rec.code.length).sort((a, b) => a - b);
+    expect(sorted[sorted.length >> 1]).toBeGreaterThan(400);
+    expect(sorted[sorted.length >> 1]).toBeLessThan(750);
+    expect(q.lengths!.max).toBeGreaterThan(1024);
+    expect(q.lengths!.max).toBeLessThanOrEqual(2600);
+  });
+
+  it('no single token separates the classes within a family (Java lexical tokens and BPE tokens)', () => {
+    // the check itself: a token in every vulnerable method and no fixed one is found, either way round
+    const probe: Row[] = [
+      { code: 'a = x + y;', target: 1, cwe: 'T' },
+      { code: 'b = x + z;', target: 1, cwe: 'T' },
+      { code: 'a = x - y;', target: 0, cwe: 'T' },
+      { code: 'a = z - y;', target: 0, cwe: 'T' },
+    ];
+    expect(separatingTokens(probe, javaTokens).sort()).toEqual(['T "+"', 'T "-"']);
+
+    const rows = readRows();
+    expect(separatingTokens(rows, javaTokens)).toEqual([]);
+    const config = existsSync(TOKENIZER_CONFIG) ? readFileSync(TOKENIZER_CONFIG, 'utf8') : undefined;
+    const tokenizer = loadTokenizer(readFileSync(TOKENIZER, 'utf8'), config);
+    const bpe = separatingTokens(rows, (code) => tokenizer.encode(code));
+    expect(bpe.map((s) => s.replace(/\d+$/, (id) => JSON.stringify(tokenizer.decode([Number(id)]))))).toEqual(
+      [],
+    );
   });
 
   it('every method is valid Java and no comment or name gives the label away', async () => {
