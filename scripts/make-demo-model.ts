@@ -1,75 +1,116 @@
 /**
- * Packages the embedded demo model: a small GPT-BigCode pretrained on the JDK's own Java sources.
+ * Makes the embedded demo model: a tiny GPT-BigCode checkpoint in Hugging Face layout.
  *
- * The whole rebuild (public/models/demo/README.md has the figures of the committed model):
+ *   npx tsx scripts/make-demo-model.ts
  *
- *   apt-get install openjdk-17-source python3-torch                # Debian packages
- *   /usr/bin/python3 scripts/demo-model/build-corpus.py            # JDK src.zip → .cache/demo-model/*.jsonl
- *   npx tsx scripts/demo-model/train-tokenizer.ts                  # byte-level BPE + tokenized corpus (.bin)
- *   /usr/bin/python3 scripts/demo-model/pretrain.py --minutes 30   # PyTorch; run again to continue
- *   npx tsx scripts/make-demo-model.ts                             # this script
- *   /usr/bin/python3 scripts/make-io-fixtures.py                   # the pytorch_model.bin copy
- *   npx tsx scripts/make-peft-fixture.ts && /usr/bin/python3 scripts/peft_roundtrip.py
- *
- * Reads the tokenizer (`--corpus DIR`/tokenizer) and the pretraining run's `config.json` and
- * `model.safetensors` (`--run DIR`, default CORPUS/run) and writes:
- *   public/models/demo/config.json            GPT-BigCode config (multi-query, gelu_pytorch_tanh)
- *   public/models/demo/tokenizer.json         the byte-level BPE: <|endoftext|> = 0, bytes, merges, [PAD] last
+ * Writes (deterministic for SEED):
+ *   public/models/demo/config.json            tiny GPT-BigCode config (multi-query, gelu_pytorch_tanh)
+ *   public/models/demo/tokenizer.json         byte-level BPE trained here on a generated Java corpus:
+ *                                             <|endoftext|> = 0, the 256 byte symbols, merges, [PAD] last
  *   public/models/demo/tokenizer_config.json  eos/bos <|endoftext|>, pad [PAD], no clean-up on decode
- *   public/models/demo/model.safetensors      F32 weights in the lab's tensor order
+ *   public/models/demo/model.safetensors      F32 weights: HF init (N(0, 0.02), LayerNorm ≈ 1), then next-token
+ *                                             pretraining on a generated Java corpus with the lab's engine
  *   tests/fixtures/io/demo/demo-q8_0.gguf     the same weights as llama.cpp `starcoder` GGUF: block
  *                                             linears Q8_0, embeddings F16, norms and biases F32
- * `--out DIR` writes under DIR instead (to try a candidate before replacing the committed files).
+ * `python3 scripts/make-io-fixtures.py` then writes the pytorch_model.bin copy from model.safetensors.
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseParamSpecs, resolveConfig, type GptBigCodeConfig } from '../src/engine/model/config.ts';
 import { encodeWeight } from '../src/engine/quant.ts';
+import { Rng } from '../src/engine/random.ts';
 import { hfToGgufName, writeGguf, type GgufWriteTensor } from '../src/io/gguf.ts';
-import { NodeFileByteSource } from '../src/io/node.ts';
-import { readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.ts';
-import { readTensorBytes, rowsCols } from '../src/io/tensors.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
+import { rowsCols } from '../src/io/tensors.ts';
+import { loadTokenizer } from '../src/io/tokenizer.ts';
+import { tokenizerJson, trainBpe } from './demo-model/bpe.ts';
+import { javaCorpus } from './demo-model/java-corpus.ts';
+import { pretrain } from './demo-model/pretrain.ts';
 
+export const SEED = 20240607;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = join(ROOT, 'public/models/demo');
+const FIXTURES = join(ROOT, 'tests/fixtures/io/demo');
 
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-const CORPUS = flag('corpus') ?? join(ROOT, '.cache/demo-model');
-const RUN = flag('run') ?? join(CORPUS, 'run');
-const STAGING = flag('out');
-const OUT = STAGING ? join(STAGING, 'models/demo') : join(ROOT, 'public/models/demo');
-const FIXTURES = STAGING ? join(STAGING, 'fixtures/io/demo') : join(ROOT, 'tests/fixtures/io/demo');
+const EOT = '<|endoftext|>';
+const PAD = '[PAD]';
+const TARGET_VOCAB = 2048;
+/** Next-token pretraining on a corpus generated with another seed than the tokenizer's. */
+const PRETRAIN = { documents: 6000, steps: 400, packLength: 1024, packsPerStep: 2, lr: 2e-3 };
 
 async function main(): Promise<void> {
-  const config = JSON.parse(readFileSync(join(RUN, 'config.json'), 'utf8')) as GptBigCodeConfig;
-  const resolved = resolveConfig(config);
-  const padId = config.pad_token_id!;
+  // 1. Tokenizer.
+  const corpus = javaCorpus(SEED, 1500);
+  const bpe = trainBpe(corpus, TARGET_VOCAB - 1, [EOT]);
+  const tok = tokenizerJson(bpe, [EOT], [PAD]);
+  const vocabSize = bpe.vocab.size + 1;
+  const padId = vocabSize - 1;
 
-  const source = await NodeFileByteSource.open(join(RUN, 'model.safetensors'));
-  const header = await readSafetensorsHeader(source);
-  const byName = new Map(header.tensors.map((t) => [t.name, t]));
-  const tensors = await Promise.all(
-    baseParamSpecs(resolved, false).map(async (spec) => {
-      const entry = byName.get(spec.name);
-      if (!entry || entry.dtype !== 'F32' || entry.shape.join() !== spec.shape.join()) {
-        throw new Error(`${RUN}/model.safetensors: ${spec.name} missing or not F32 [${spec.shape}]`);
-      }
-      const bytes = await readTensorBytes(entry);
-      return { spec, values: new Float32Array(bytes.slice().buffer) };
-    }),
+  // 2. Config.
+  const config: GptBigCodeConfig & { model_type: string; architectures: string[] } = {
+    model_type: 'gpt_bigcode',
+    architectures: ['GPTBigCodeForCausalLM'],
+    vocab_size: vocabSize,
+    n_embd: 64,
+    n_layer: 2,
+    n_head: 4,
+    n_inner: 256,
+    n_positions: 1024,
+    multi_query: true,
+    activation_function: 'gelu_pytorch_tanh',
+    layer_norm_epsilon: 1e-5,
+    bos_token_id: 0,
+    eos_token_id: 0,
+    pad_token_id: padId,
+  };
+  const resolved = resolveConfig(config);
+
+  // 3. Weights.
+  const rng = new Rng(SEED);
+  const tensors = baseParamSpecs(resolved, false).map((spec) => {
+    const n = spec.shape.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      if (spec.kind === 'norm' && spec.name.endsWith('.weight')) v[i] = 1 + 0.05 * rng.normal();
+      else if (spec.kind === 'norm' || spec.kind === 'linear-bias') v[i] = 0.01 * rng.normal();
+      else v[i] = 0.02 * rng.normal();
+    }
+    return { spec, values: v };
+  });
+
+  // 3b. Pretraining with the lab's engine, so the demo model's states depend on the code it reads.
+  const tokenizer = loadTokenizer(JSON.stringify(tok), undefined, { padTokenId: padId, eosTokenId: 0 });
+  const documents = javaCorpus(SEED + 1, PRETRAIN.documents).map((text) => tokenizer.encode(text));
+  const pretrained = await pretrain(
+    resolved,
+    new Map(tensors.map(({ spec, values }) => [spec.name, values])),
+    documents,
+    { ...PRETRAIN, seed: SEED, eosId: 0, padId },
   );
-  await source.close();
+  for (const t of tensors) t.values = Float32Array.from(pretrained.get(t.spec.name)!);
 
   mkdirSync(OUT, { recursive: true });
   mkdirSync(FIXTURES, { recursive: true });
   writeFileSync(join(OUT, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
-    copyFileSync(join(CORPUS, 'tokenizer', file), join(OUT, file));
-  }
+  writeFileSync(join(OUT, 'tokenizer.json'), JSON.stringify(tok));
+  writeFileSync(
+    join(OUT, 'tokenizer_config.json'),
+    JSON.stringify(
+      {
+        tokenizer_class: 'GPT2TokenizerFast',
+        bos_token: EOT,
+        eos_token: EOT,
+        unk_token: EOT,
+        pad_token: PAD,
+        model_max_length: config.n_positions,
+        clean_up_tokenization_spaces: false,
+        add_prefix_space: false,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   const st = writeSafetensors(
     tensors.map(({ spec, values }) => ({
       name: spec.name,
@@ -77,11 +118,11 @@ async function main(): Promise<void> {
       shape: spec.shape,
       data: new Uint8Array(values.buffer),
     })),
-    { format: 'pt', source: header.metadata.source ?? 'scripts/demo-model/pretrain.py' },
+    { format: 'pt', source: `scripts/make-demo-model.ts seed ${SEED}` },
   );
   writeFileSync(join(OUT, 'model.safetensors'), st);
 
-  // GGUF copy (a "Q8_0" llama.cpp file: linears Q8_0, embeddings F16, the rest F32).
+  // 4. GGUF copy (a "Q8_0" llama.cpp file: linears Q8_0, embeddings F16, the rest F32).
   const ggufTensors: GgufWriteTensor[] = tensors.map(({ spec, values }) => {
     const [rows, cols] = rowsCols(spec.shape);
     const type = spec.kind === 'linear-weight' ? 'Q8_0' : spec.kind === 'embedding' ? 'F16' : 'F32';
@@ -114,7 +155,7 @@ async function main(): Promise<void> {
   writeFileSync(join(FIXTURES, 'demo-q8_0.gguf'), gguf);
 
   console.log(
-    `demo model: vocab ${config.vocab_size}, ${tensors.length} tensors, ` +
+    `demo model: vocab ${vocabSize} (${bpe.merges.length} merges), ${tensors.length} tensors, ` +
       `safetensors ${(st.byteLength / 1024).toFixed(0)} KiB, gguf ${(gguf.byteLength / 1024).toFixed(0)} KiB`,
   );
 }

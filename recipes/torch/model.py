@@ -296,6 +296,11 @@ class Block(nn.Module):
             q, k, v = (t.transpose(1, 2) for t in qkv.view(B, T, H, 3, hd).unbind(dim=3))
         if x.is_cuda and hasattr(F, "scaled_dot_product_attention"):  # fused kernels (torch >= 2.0)
             out = F.scaled_dot_product_attention(q, k.expand(-1, H, -1, -1), v.expand(-1, H, -1, -1), mask[:, None])
+        elif cfg["multi_query"]:  # every head against the one K/V: [B, H·T, hd] GEMMs, no broadcast copies
+            q = q.reshape(B, H * T, hd) * (1 / math.sqrt(hd))  # scaled before the product: T× fewer multiplies
+            scores = torch.bmm(q, k[:, 0].transpose(1, 2)).view(B, H, T, T).float()
+            probs = torch.softmax(scores.masked_fill(~mask[:, None], float("-inf")), dim=-1).to(v.dtype)
+            out = torch.bmm(probs.view(B, H * T, T), v[:, 0]).view(B, H, T, hd)
         else:
             scores = (q @ k.transpose(-1, -2)).float() * (1 / math.sqrt(hd))
             probs = torch.softmax(scores.masked_fill(~mask[:, None], float("-inf")), dim=-1).to(v.dtype)

@@ -124,12 +124,18 @@ function progressPrinter(log: (line: string) => void) {
 
 /** Per-step training values and per-evaluation validation values, as metrics.json reports them. */
 class Curves {
-  readonly train: { step: number; loss: number; lr: number; grad_norm: number }[] = [];
+  readonly train: { step: number; epoch: number; loss: number; lr: number; grad_norm: number }[] = [];
   readonly validation: { step: number; loss: number; roc_auc: number | null; pr_auc: number | null }[] = [];
 
   record(event: RunEvent): void {
     if (event.type === 'step') {
-      this.train.push({ step: event.step, loss: event.loss, lr: event.lr, grad_norm: event.gradNorm });
+      this.train.push({
+        step: event.step,
+        epoch: event.epoch,
+        loss: event.loss,
+        lr: event.lr,
+        grad_norm: event.gradNorm,
+      });
     } else if (event.type === 'eval' && event.split === 'validation') {
       const { rocAuc, prAuc } = event.metrics;
       this.validation.push({ step: event.step, loss: event.loss, roc_auc: rocAuc, pr_auc: prAuc });
