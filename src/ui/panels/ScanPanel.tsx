@@ -91,7 +91,7 @@ export function ScanPanel() {
           <button type="button" className="link" onClick={() => setPanel('train')}>
             Train one first
           </button>{' '}
-          (the classroom demo takes about a minute).
+          (the classroom demo takes about 10 minutes on a software WebGPU adapter).
         </p>
       )}
       <label htmlFor="scan-code">Java code (paste, or drop .java files here)</label>
