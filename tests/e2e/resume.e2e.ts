@@ -234,7 +234,17 @@ describe('a run resumed after a page reload or a lost GPU device', () => {
         .toBe('device-lost');
       const resume = error.getByRole('button', { name: /^Resume from the last checkpoint \(step \d+\)$/ });
       await resume.waitFor({ timeout: 30_000 });
-      await page.screenshot({ path: `${RESULTS_DIR}/resume-device-lost.png`, fullPage: true });
+      // Chromium cannot capture the page until its GPU process is back: retry the screenshot until it can.
+      await expect
+        .poll(
+          () =>
+            page.screenshot({ path: `${RESULTS_DIR}/resume-device-lost.png`, fullPage: true }).then(
+              () => true,
+              () => false,
+            ),
+          { timeout: 60_000, interval: 1000 },
+        )
+        .toBe(true);
       await resume.click();
       await waitForEnd(page);
       const runs = await exportMetrics(page, 'resume-device-lost.json');
