@@ -18,13 +18,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseParamSpecs, resolveConfig, type GptBigCodeConfig } from '../src/engine/model/config.ts';
-import { encodeWeight } from '../src/engine/quant.ts';
 import { Rng } from '../src/engine/random.ts';
-import { hfToGgufName, writeGguf, type GgufWriteTensor } from '../src/io/gguf.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
-import { rowsCols } from '../src/io/tensors.ts';
 import { loadTokenizer } from '../src/io/tokenizer.ts';
 import { tokenizerJson, trainBpe } from './demo-model/bpe.ts';
+import { demoGguf } from './demo-model/gguf-copy.ts';
 import { javaCorpus } from './demo-model/java-corpus.ts';
 import { pretrain } from './demo-model/pretrain.ts';
 
@@ -122,36 +120,8 @@ async function main(): Promise<void> {
   );
   writeFileSync(join(OUT, 'model.safetensors'), st);
 
-  // 4. GGUF copy (a "Q8_0" llama.cpp file: linears Q8_0, embeddings F16, the rest F32).
-  const ggufTensors: GgufWriteTensor[] = tensors.map(({ spec, values }) => {
-    const [rows, cols] = rowsCols(spec.shape);
-    const type = spec.kind === 'linear-weight' ? 'Q8_0' : spec.kind === 'embedding' ? 'F16' : 'F32';
-    const format = type === 'Q8_0' ? 'q8_0' : type === 'F16' ? 'f16' : 'f32';
-    return {
-      name: hfToGgufName(spec.name),
-      shape: spec.shape,
-      type,
-      data: encodeWeight(format, rows, cols, values),
-    };
-  });
-  const gguf = writeGguf(
-    {
-      'general.architecture': { type: 'string', value: 'starcoder' },
-      'general.name': { type: 'string', value: 'vulnlab-demo' },
-      'general.file_type': { type: 'u32', value: 7 },
-      'starcoder.context_length': { type: 'u32', value: config.n_positions },
-      'starcoder.embedding_length': { type: 'u32', value: config.n_embd },
-      'starcoder.feed_forward_length': { type: 'u32', value: resolved.n_inner },
-      'starcoder.block_count': { type: 'u32', value: config.n_layer },
-      'starcoder.attention.head_count': { type: 'u32', value: config.n_head },
-      'starcoder.attention.head_count_kv': { type: 'u32', value: 1 },
-      'starcoder.attention.layer_norm_epsilon': { type: 'f32', value: config.layer_norm_epsilon },
-      'tokenizer.ggml.bos_token_id': { type: 'u32', value: 0 },
-      'tokenizer.ggml.eos_token_id': { type: 'u32', value: 0 },
-      'tokenizer.ggml.padding_token_id': { type: 'u32', value: padId },
-    },
-    ggufTensors,
-  );
+  // 4. GGUF copy.
+  const gguf = demoGguf(config, tensors);
   writeFileSync(join(FIXTURES, 'demo-q8_0.gguf'), gguf);
 
   console.log(

@@ -26,11 +26,10 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseParamSpecs, resolveConfig, type GptBigCodeConfig } from '../../src/engine/model/config.ts';
-import { encodeWeight } from '../../src/engine/quant.ts';
-import { hfToGgufName, writeGguf, type GgufWriteTensor } from '../../src/io/gguf.ts';
 import { NodeFileByteSource } from '../../src/io/node.ts';
 import { readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensors.ts';
-import { readTensorBytes, rowsCols } from '../../src/io/tensors.ts';
+import { readTensorBytes } from '../../src/io/tensors.ts';
+import { demoGguf } from './gguf-copy.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -48,7 +47,6 @@ const FIXTURES = STAGING ? join(STAGING, 'fixtures/io/demo') : join(ROOT, 'tests
 async function main(): Promise<void> {
   const config = JSON.parse(readFileSync(join(RUN, 'config.json'), 'utf8')) as GptBigCodeConfig;
   const resolved = resolveConfig(config);
-  const padId = config.pad_token_id!;
 
   const source = await NodeFileByteSource.open(join(RUN, 'model.safetensors'));
   const header = await readSafetensorsHeader(source);
@@ -82,36 +80,7 @@ async function main(): Promise<void> {
   );
   writeFileSync(join(OUT, 'model.safetensors'), st);
 
-  // GGUF copy (a "Q8_0" llama.cpp file: linears Q8_0, embeddings F16, the rest F32).
-  const ggufTensors: GgufWriteTensor[] = tensors.map(({ spec, values }) => {
-    const [rows, cols] = rowsCols(spec.shape);
-    const type = spec.kind === 'linear-weight' ? 'Q8_0' : spec.kind === 'embedding' ? 'F16' : 'F32';
-    const format = type === 'Q8_0' ? 'q8_0' : type === 'F16' ? 'f16' : 'f32';
-    return {
-      name: hfToGgufName(spec.name),
-      shape: spec.shape,
-      type,
-      data: encodeWeight(format, rows, cols, values),
-    };
-  });
-  const gguf = writeGguf(
-    {
-      'general.architecture': { type: 'string', value: 'starcoder' },
-      'general.name': { type: 'string', value: 'vulnlab-demo' },
-      'general.file_type': { type: 'u32', value: 7 },
-      'starcoder.context_length': { type: 'u32', value: config.n_positions },
-      'starcoder.embedding_length': { type: 'u32', value: config.n_embd },
-      'starcoder.feed_forward_length': { type: 'u32', value: resolved.n_inner },
-      'starcoder.block_count': { type: 'u32', value: config.n_layer },
-      'starcoder.attention.head_count': { type: 'u32', value: config.n_head },
-      'starcoder.attention.head_count_kv': { type: 'u32', value: 1 },
-      'starcoder.attention.layer_norm_epsilon': { type: 'f32', value: config.layer_norm_epsilon },
-      'tokenizer.ggml.bos_token_id': { type: 'u32', value: 0 },
-      'tokenizer.ggml.eos_token_id': { type: 'u32', value: 0 },
-      'tokenizer.ggml.padding_token_id': { type: 'u32', value: padId },
-    },
-    ggufTensors,
-  );
+  const gguf = demoGguf(config, tensors);
   writeFileSync(join(FIXTURES, 'demo-q8_0.gguf'), gguf);
 
   console.log(
