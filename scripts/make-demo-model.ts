@@ -19,10 +19,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseParamSpecs, resolveConfig, type GptBigCodeConfig } from '../src/engine/model/config.ts';
 import { Rng } from '../src/engine/random.ts';
-import { writeSafetensors } from '../src/io/safetensors.ts';
 import { loadTokenizer } from '../src/io/tokenizer.ts';
 import { tokenizerJson, trainBpe } from './demo-model/bpe.ts';
-import { demoGguf } from './demo-model/gguf-copy.ts';
+import { demoGguf, demoSafetensors } from './demo-model/files.ts';
 import { javaCorpus } from './demo-model/java-corpus.ts';
 import { pretrain } from './demo-model/pretrain.ts';
 
@@ -109,15 +108,7 @@ async function main(): Promise<void> {
       2,
     ) + '\n',
   );
-  const st = writeSafetensors(
-    tensors.map(({ spec, values }) => ({
-      name: spec.name,
-      dtype: 'F32' as const,
-      shape: spec.shape,
-      data: new Uint8Array(values.buffer),
-    })),
-    { format: 'pt', source: `scripts/make-demo-model.ts seed ${SEED}` },
-  );
+  const st = demoSafetensors(tensors, `scripts/make-demo-model.ts seed ${SEED}`);
   writeFileSync(join(OUT, 'model.safetensors'), st);
 
   // 4. GGUF copy.

@@ -27,9 +27,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseParamSpecs, resolveConfig, type GptBigCodeConfig } from '../../src/engine/model/config.ts';
 import { NodeFileByteSource } from '../../src/io/node.ts';
-import { readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensors.ts';
+import { readSafetensorsHeader } from '../../src/io/safetensors.ts';
 import { readTensorBytes } from '../../src/io/tensors.ts';
-import { demoGguf } from './gguf-copy.ts';
+import { demoGguf, demoSafetensors } from './files.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -69,15 +69,7 @@ async function main(): Promise<void> {
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
     copyFileSync(join(CORPUS, 'tokenizer', file), join(OUT, file));
   }
-  const st = writeSafetensors(
-    tensors.map(({ spec, values }) => ({
-      name: spec.name,
-      dtype: 'F32' as const,
-      shape: spec.shape,
-      data: new Uint8Array(values.buffer),
-    })),
-    { format: 'pt', source: header.metadata.source ?? 'scripts/demo-model/pretrain.py' },
-  );
+  const st = demoSafetensors(tensors, header.metadata.source ?? 'scripts/demo-model/pretrain.py');
   writeFileSync(join(OUT, 'model.safetensors'), st);
 
   const gguf = demoGguf(config, tensors);

@@ -1,14 +1,27 @@
-/** The demo model's GGUF copy, as llama.cpp's `starcoder` architecture stores it (a "Q8_0" file). */
+/** The demo model's weight files: F32 safetensors, and the GGUF copy as llama.cpp's `starcoder` stores it. */
 import { resolveConfig, type GptBigCodeConfig, type ParamSpec } from '../../src/engine/model/config.ts';
 import { encodeWeight } from '../../src/engine/quant.ts';
 import { hfToGgufName, writeGguf, type GgufWriteTensor } from '../../src/io/gguf.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { rowsCols } from '../../src/io/tensors.ts';
 
-/** Block linears Q8_0, embeddings F16, norms and biases F32; `<|endoftext|>` = 0 is BOS and EOS. */
-export function demoGguf(
-  config: GptBigCodeConfig,
-  tensors: readonly { spec: ParamSpec; values: Float32Array }[],
-): Uint8Array {
+type DemoTensor = { spec: ParamSpec; values: Float32Array };
+
+/** model.safetensors: every tensor F32, in the lab's order, with the maker named in the metadata. */
+export function demoSafetensors(tensors: readonly DemoTensor[], source: string): Uint8Array {
+  return writeSafetensors(
+    tensors.map(({ spec, values }) => ({
+      name: spec.name,
+      dtype: 'F32' as const,
+      shape: spec.shape,
+      data: new Uint8Array(values.buffer),
+    })),
+    { format: 'pt', source },
+  );
+}
+
+/** A "Q8_0" GGUF: block linears Q8_0, embeddings F16, norms and biases F32; `<|endoftext|>` = 0 is BOS and EOS. */
+export function demoGguf(config: GptBigCodeConfig, tensors: readonly DemoTensor[]): Uint8Array {
   const ggufTensors: GgufWriteTensor[] = tensors.map(({ spec, values }) => {
     const [rows, cols] = rowsCols(spec.shape);
     const type = spec.kind === 'linear-weight' ? 'Q8_0' : spec.kind === 'embedding' ? 'F16' : 'F32';
