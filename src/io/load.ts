@@ -23,7 +23,10 @@ import { parseSafetensorsIndex, readSafetensorsHeader, readShardedSafetensors } 
 import { readText, type ByteSource } from './source.ts';
 import { loadTokenizer, type CodeTokenizer } from './tokenizer.ts';
 import { readTorchBin } from './torch-bin.ts';
-import { numel, rowsCols, type TensorEntry } from './tensors.ts';
+import { rowsCols, type TensorEntry } from './tensors.ts';
+
+// Plain arithmetic, in engine/model/sizes.ts so that the page's presets need no loader.
+export { parameterCount } from '../engine/model/sizes.ts';
 
 export type { WeightFormat };
 
@@ -581,9 +584,4 @@ function lazySource(name: string, size: number, open: () => Promise<ByteSource>)
       }
     },
   } as ByteSource;
-}
-
-/** Total parameter count of a config (for presets and messages). */
-export function parameterCount(config: ResolvedConfig): number {
-  return baseParamSpecs(config, false).reduce((s, p) => s + numel(p.shape), 0);
 }

@@ -2,11 +2,15 @@
  * Known GPT-BigCode models: shapes (as in each repository's config.json), whether the repository is
  * gated, and memory figures from the engine's planner per weight format, checked against an adapter's
  * limits before loading, with a suggestion when a choice will not fit.
+ *
+ * Plain data and arithmetic: the page imports this module, so it (and what it imports: the memory
+ * planner, the config and the size arithmetic) holds no GPU, kernel, shader or loader code
+ * (tests/build/main-chunk.test.ts checks the built page).
  */
 import type { GptBigCodeConfig } from '../engine/model/config.ts';
 import { planMemory, type MemoryPlan } from '../engine/model/memory-plan.ts';
+import { parameterCount } from '../engine/model/sizes.ts';
 import { WEIGHT_FORMATS, type WeightFormat } from '../engine/quant.ts';
-import { parameterCount } from './load.ts';
 import { parseConfig } from './config.ts';
 
 export interface ModelPreset {

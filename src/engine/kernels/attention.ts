@@ -5,7 +5,10 @@ import {
   type AttentionMask,
   type AttentionShape,
 } from '../reference/attention.ts';
+import { attentionPartialsBytes, type AttentionKernelShape } from '../model/sizes.ts';
 
+// The size arithmetic lives in model/sizes.ts (no GPU there, so the page can plan memory).
+export { attentionPartialsBytes, suggestHeadGroups, type AttentionKernelShape } from '../model/sizes.ts';
 export {
   attentionWork,
   buildAttentionMask,
@@ -26,11 +29,6 @@ export const ATTENTION_MAX_HEAD_DIM = 256;
  * Fixed, so that every shape uses the same two pipelines (compiling one costs seconds on CPU drivers).
  */
 const HEADS_PER_WORKGROUP = 4;
-
-export interface AttentionKernelShape extends AttentionShape {
-  /** Tokens in the flattened batch (packs × pack length). */
-  T: number;
-}
 
 /** Floats per c_attn row: (n_head + 2)·hd for multi-query, 3·n_head·hd otherwise. */
 export function qkvWidth(shape: AttentionShape): number {
@@ -74,22 +72,6 @@ export interface AttentionBackwardOptions {
   headGroups?: number;
   /** Workspace of attentionPartialsBytes(shape, headGroups) bytes; required when headGroups > 1. */
   partials?: GPUBuffer | Binding;
-}
-
-/** Bytes of the dK/dV partials workspace: [headGroups, T, 2·hd] f32 (0 when no workspace is needed). */
-export function attentionPartialsBytes(shape: AttentionKernelShape, headGroups: number): number {
-  return shape.multiQuery && headGroups > 1 ? headGroups * shape.T * 2 * shape.headDim * 4 : 0;
-}
-
-/**
- * Head groups for the multi-query dK/dV pass so that it has about `targetWorkgroups` units of work,
- * counting key tiles of 16 rows (each group repeats the tile's K/V rows and adds a reduce pass, so
- * few groups are best on CPU drivers; more help a GPU fill its cores). 1 for multi-head attention.
- */
-export function suggestHeadGroups(shape: AttentionKernelShape, targetWorkgroups = 1024): number {
-  if (!shape.multiQuery) return 1;
-  const keyTiles = ceilDiv(shape.T, 16);
-  return Math.max(1, Math.min(shape.nHead, Math.floor(targetWorkgroups / keyTiles)));
 }
 
 /** Validates the mask and uploads it as the kernels read it: vec4<i32> per token (segment, key_start, query_end, 0). */

@@ -12,9 +12,6 @@ import type { Dispatch, GpuContext } from '../gpu/index.ts';
 import { add, fill } from '../kernels/add.ts';
 import {
   attentionBackward,
-  attentionPartialsBytes,
-  suggestHeadGroups,
-  type AttentionKernelShape,
   attentionForward,
   buildAttentionMask,
   validateAttentionMask,
@@ -55,6 +52,7 @@ import {
   type ResolvedConfig,
   type Trainable,
 } from './config.ts';
+import { attentionPartialsBytes, resolveHeadGroups } from './sizes.ts';
 
 export type Objective = 'cls' | 'ntp';
 
@@ -433,16 +431,6 @@ export class GptBigCodeUploader {
 function rowsCols(shape: readonly number[]): [number, number] {
   const cols = shape[shape.length - 1];
   return [numel(shape) / cols, cols];
-}
-
-/** Head groups of the multi-query dK/dV pass: 'auto' → suggestHeadGroups, clamped to [1, n_head]. */
-export function resolveHeadGroups(groups: number | 'auto', shape: AttentionKernelShape): number {
-  if (!shape.multiQuery) return 1;
-  if (groups === 'auto') return suggestHeadGroups(shape);
-  if (!Number.isInteger(groups) || groups < 1 || groups > shape.nHead) {
-    throw new ConfigError(`attentionHeadGroups must be an integer in [1, ${shape.nHead}] (got ${groups}).`);
-  }
-  return groups;
 }
 
 export interface StepShape {

@@ -13,8 +13,10 @@
  * - workspace: the batch inputs, final norm and hidden states, the backward's shared gradient buffers
  *   and the head (logits over the vocabulary for every token with the next-token objective).
  * Attention is flash-style: no T × T score matrix is stored.
+ *
+ * Plain arithmetic with no GPU, kernel or shader import (the page's presets plan with it; the shared
+ * figures of the attention workspace are in ./sizes.ts).
  */
-import { attentionPartialsBytes } from '../kernels/attention.ts';
 import { bytesPerRow, type WeightFormat } from '../quant.ts';
 import {
   ConfigError,
@@ -28,7 +30,7 @@ import {
   type GptBigCodeConfig,
   type LoraTarget,
 } from './config.ts';
-import { resolveHeadGroups } from './gpt-bigcode.ts';
+import { attentionPartialsBytes, resolveHeadGroups } from './sizes.ts';
 
 export type { WeightFormat } from '../quant.ts';
 
