@@ -5,7 +5,8 @@ export interface Command {
   name: string;
   summary: string;
   help(): string;
-  run(args: string[]): Promise<void>;
+  /** Resolves to the exit status when it is not 0 without being an error (scan: 3 = something flagged). */
+  run(args: string[]): Promise<void | number>;
 }
 
 /** A wrong flag or argument: the message names it, the hint shows what is accepted. */

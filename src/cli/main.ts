@@ -1,6 +1,7 @@
 /**
  * `npm run vulnlab -- <command>`: the lab's engine on the command line (Node + Dawn).
- * Exit codes: 0 success, 1 failure while running, 2 usage error (bad flag, config or input file).
+ * Exit codes: 0 success, 1 failure while running, 2 usage error (bad flag, config or input file);
+ * `scan` exits 3 when it flags a method.
  */
 import { VulnLabError } from '../engine/errors.ts';
 import { COMMANDS } from './commands.ts';
@@ -29,8 +30,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await command.run(rest);
-    return 0;
+    return (await command.run(rest)) ?? 0;
   } catch (error) {
     if (error instanceof UsageError) {
       console.error(`vulnlab ${name}: ${error.message}\n${error.hint}`);

@@ -1,31 +1,132 @@
-import { readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { createNodeContext } from '../engine/gpu/node.ts';
-import { extractJavaMethods } from '../data/java.ts';
+import { normalizeCode } from '../data/normalize.ts';
 import type { DataRecord } from '../data/types.ts';
-import { openDetector } from './detect.ts';
+import { inspectModel } from '../io/load.ts';
+import { resolveConfig } from '../train/config.ts';
+import { DETECTOR_SETTINGS_FILE } from '../train/export.ts';
+import type { ScoredExample } from '../train/evaluate.ts';
+import { NTP_PROMPT } from '../train/prepare.ts';
+import type { RunExample } from '../train/run.ts';
+import { openDetector, type OpenDetector } from './detect.ts';
 import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
+import { modelFiles } from './inputs.ts';
+import { stderrProgress, type Progress } from './progress.ts';
+import {
+  scanJson,
+  scanTable,
+  truncationNote,
+  type ScanIssue,
+  type ScannedMethod,
+  type ScanReport,
+  type Truncation,
+} from './report.ts';
+import { ERROR_PROBABILITY, scanSarif } from './sarif.ts';
+import { readJavaFile, type LocatedMethod } from './scan-files.ts';
+import { collectJavaSources, type SourceFile } from './source-tree.ts';
 
-const HELP = `Usage: npm run vulnlab -- scan --model demo|DIR|HUB_ID --adapter DIR FILE.java...
+/** Exit status when at least one method is flagged (0 when none is). */
+export const EXIT_FLAGGED = 3;
 
+const HELP = `Usage: npm run vulnlab -- scan --model demo|DIR|HUB_ID --adapter DIR [--format table|json|sarif] PATH...
+
+  PATH                 .java files and folders; a folder is walked for *.java files, honouring
+                       .gitignore (the repository's above it, its own and nested ones, and
+                       .git/info/exclude) and skipping .git; files named here are always scanned
   --model demo|DIR|ID  the base model the adapter was trained on
   --adapter DIR        a PEFT adapter folder, e.g. RUN/adapter
   --threshold P        flag methods at or above P (default: the run's validation threshold)
-  --json               print JSON instead of a table
+  --format F           table (default), json, or sarif: SARIF 2.1.0 with one result per flagged
+                       method, level "error" from p ≥ ${ERROR_PROBABILITY} (or the threshold, if higher) and
+                       "warning" from the threshold up; paths relative to the scanned root
+  --json               the same as --format json
 
-Every method and constructor of every file gets the probability that it is vulnerable, riskiest first.
-A file that does not parse as Java is reported and skipped.`;
+Every method and constructor gets the probability that it is vulnerable, riskiest first.
+Files that cannot be read, are not UTF-8 or do not parse as Java are reported and skipped; a method
+longer than the model's context is scored on the part the run's truncation keeps and marked (~), or
+skipped if the run drops such functions. These notes go to stderr, and into the json and sarif
+reports. A progress bar shows on stderr when it is a terminal.
 
-interface ScannedMethod {
-  file: string;
-  line: number;
-  method: string;
-  probability: number;
-  flagged: boolean | null;
+Exit status: 0 no method flagged, ${EXIT_FLAGGED} at least one method flagged, 1 failure while running,
+2 usage error (bad flag, missing path or adapter, no method found, sarif without a threshold).`;
+
+const FORMATS = ['table', 'json', 'sarif'] as const;
+type Format = (typeof FORMATS)[number];
+
+/** Functions scored per GPU call in packed mode, so the progress bar moves (packed scores do not depend on neighbours). */
+const SCORE_CHUNK = 256;
+
+function packageVersion(): string {
+  const file = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+interface Pending {
+  file: SourceFile;
+  located: LocatedMethod;
+  name: string;
+}
+
+/** Scores in chunks when the run packs functions without cross-attention, in one call otherwise. */
+async function scoreAll(
+  open: OpenDetector,
+  examples: RunExample[],
+  chunked: boolean,
+  progress: Progress,
+): Promise<ScoredExample[]> {
+  progress.start('scoring', examples.length);
+  if (!chunked) {
+    const scored = await open.detector.score(examples);
+    progress.update(examples.length);
+    return scored;
+  }
+  const scored: ScoredExample[] = [];
+  for (let i = 0; i < examples.length; i += SCORE_CHUNK) {
+    scored.push(...(await open.detector.score(examples.slice(i, i + SCORE_CHUNK))));
+    progress.update(Math.min(examples.length, i + SCORE_CHUNK));
+  }
+  return scored;
+}
+
+/**
+ * Which scored methods were cut to the context. Only a method whose tokens fill the whole context can
+ * have been: for those (if any), the model's tokenizer is read again to count the method's tokens.
+ */
+async function truncations(
+  model: string,
+  open: OpenDetector,
+  examples: readonly RunExample[],
+  records: readonly DataRecord[],
+): Promise<Map<number, Truncation>> {
+  const ntp = open.detector.answers !== undefined;
+  const packLength = open.detector.packLength;
+  // A pack holds the code (+ the prompt for ntp) and one separator; ntp examples leave out the answer token.
+  const full = packLength - 1 - (ntp ? 1 : 0);
+  const candidates = examples.filter((e) => e.tokens.length >= full);
+  const found = new Map<number, Truncation>();
+  if (candidates.length === 0) return found;
+  const settings = open.settings;
+  const config = resolveConfig(
+    settings ? { truncation: settings.truncation, normalize: settings.normalize } : {},
+  );
+  const { tokenizer } = await inspectModel(modelFiles(model));
+  if (!tokenizer) return found;
+  const reserved = ntp
+    ? tokenizer.encode(NTP_PROMPT.before).length + tokenizer.encode(NTP_PROMPT.after).length + 1
+    : 0;
+  const capacity = packLength - 1 - reserved;
+  const kept = config.truncation === 'tail' ? 'tail' : 'head';
+  for (const e of candidates) {
+    const total = tokenizer.encode(normalizeCode(records[e.exampleIndex].code, config.normalize)).length;
+    if (total > capacity) found.set(e.exampleIndex, { kept, scoredTokens: capacity, totalTokens: total });
+  }
+  return found;
 }
 
 export const scan: Command = {
   name: 'scan',
-  summary: 'probability of being vulnerable for every method of Java files, riskiest first',
+  summary: 'probability of being vulnerable for every method of Java files and folders, riskiest first',
   help: () => HELP,
   async run(args) {
     const { values, positionals } = parseFlags(
@@ -34,69 +135,161 @@ export const scan: Command = {
         model: { type: 'string', default: 'demo' },
         adapter: { type: 'string' },
         threshold: { type: 'string' },
+        format: { type: 'string' },
         json: { type: 'boolean' },
       },
       HELP,
     );
+    const usage = HELP.split('\n')[0];
     if (!values.adapter) throw new UsageError('--adapter DIR is required.', HELP);
-    if (positionals.length === 0) throw new UsageError('Name at least one .java file to scan.', HELP);
+    if (positionals.length === 0)
+      throw new UsageError('Name at least one .java file or folder to scan.', HELP);
+    const format = (values.format ?? (values.json ? 'json' : 'table')) as Format;
+    if (!FORMATS.includes(format)) {
+      throw new UsageError(`--format must be one of ${FORMATS.join(', ')} (got "${values.format}").`, HELP);
+    }
+    if (values.json && format !== 'json') {
+      throw new UsageError(`--json and --format ${format} contradict each other.`, HELP);
+    }
     const fixed = probabilityFlag('threshold', values.threshold, HELP);
-    const methods: Omit<ScannedMethod, 'probability' | 'flagged'>[] = [];
-    const records: DataRecord[] = [];
+    const sarifWithoutThreshold = () =>
+      new UsageError(
+        'SARIF lists flagged methods, and this adapter has no threshold.',
+        'Pass --threshold P, or scan with an adapter exported from a run (it has vulnlab_detector.json).',
+      );
+    // Said before the model is loaded; the settings file is read (and checked) with the adapter.
+    if (
+      format === 'sarif' &&
+      fixed === undefined &&
+      !existsSync(join(values.adapter, DETECTOR_SETTINGS_FILE))
+    ) {
+      throw sarifWithoutThreshold();
+    }
+    const progress = stderrProgress();
+
+    const tree = await collectJavaSources(positionals, usage);
+    const issues: ScanIssue[] = [];
+    const report = (issue: ScanIssue) => {
+      issues.push(issue);
+      progress.warn(`${issue.file}${issue.region ? `:${issue.region.startLine}` : ''}: ${issue.message}`);
+    };
+    for (const p of tree.problems) {
+      report({
+        kind: 'unreadable',
+        file: p.display,
+        uri: p.uri,
+        message: `cannot be listed (${p.message}); skipped.`,
+      });
+    }
+    if (tree.files.length === 0) {
+      throw new UsageError(
+        `No .java file found in ${positionals.join(', ')}.`,
+        'Name .java files or folders holding some (.gitignore’d files are left out).',
+      );
+    }
+
+    const pending: Pending[] = [];
     let failures = 0;
-    for (const file of positionals) {
-      let source: string;
-      try {
-        source = await readFile(file, 'utf8');
-      } catch (error) {
-        throw new UsageError(`Cannot read ${file}: ${(error as Error).message}`, HELP.split('\n')[0]);
-      }
-      const extracted = extractJavaMethods(source);
-      if (!extracted.ok) {
+    progress.start('reading', tree.files.length);
+    for (const [i, file] of tree.files.entries()) {
+      const read = await readJavaFile(file.path);
+      progress.update(i + 1);
+      if (!read.ok) {
         failures++;
-        console.warn(`${file}: not parsed as Java (${extracted.message}); skipped.`);
+        const region = read.line
+          ? { startLine: read.line, ...(read.column ? { startColumn: read.column } : {}) }
+          : undefined;
+        report({ kind: read.kind, file: file.display, uri: file.uri, message: read.message, region });
         continue;
       }
-      for (const m of extracted.methods) {
-        methods.push({ file, line: m.line, method: [...m.enclosing, m.name].join('.') });
-        records.push({ code: m.code, label: 0 });
+      for (const located of read.methods) {
+        pending.push({ file, located, name: [...located.method.enclosing, located.method.name].join('.') });
       }
     }
-    if (records.length === 0) {
+    progress.done();
+    if (pending.length === 0) {
       throw new UsageError(
-        failures ? 'No file could be parsed as Java.' : 'The files hold no methods.',
+        failures === tree.files.length ? 'No file could be parsed as Java.' : 'The files hold no methods.',
         'Scan .java source files with at least one method or constructor.',
       );
     }
+
+    const records: DataRecord[] = pending.map((p) => ({ code: p.located.method.code, label: 0 }));
     const ctx = await createNodeContext();
+    let methods: ScannedMethod[];
+    let threshold: number | undefined;
     try {
-      const open = await openDetector(ctx, values.model, values.adapter, HELP.split('\n')[0]);
+      const open = await openDetector(ctx, values.model, values.adapter, usage);
       try {
-        const threshold = fixed ?? open.settings?.threshold;
-        const scored = await open.detector.score(open.examples(records));
-        const results: ScannedMethod[] = scored
-          .map((s) => ({
-            ...methods[s.exampleIndex],
+        threshold = fixed ?? open.settings?.threshold;
+        if (format === 'sarif' && threshold === undefined) throw sarifWithoutThreshold();
+        const examples = open.examples(records);
+        const scored = await scoreAll(open, examples, open.settings?.batching !== 'paper', progress);
+        const truncated = await truncations(values.model, open, examples, records);
+        progress.done();
+        const scoredIndex = new Set(examples.map((e) => e.exampleIndex));
+        pending.forEach((p, i) => {
+          if (scoredIndex.has(i)) return;
+          report({
+            kind: 'too-long',
+            file: p.file.display,
+            uri: p.file.uri,
+            method: p.name,
+            region: p.located.region,
+            message: `${p.name} is longer than the model's context (${open.detector.packLength} tokens) and the run drops such functions; not scored.`,
+          });
+        });
+        methods = scored.map((s) => {
+          // exampleIndex is the record's index, i.e. the method's place in `pending`.
+          const p = pending[s.exampleIndex];
+          const cut = truncated.get(s.exampleIndex);
+          return {
+            file: p.file.display,
+            uri: p.file.uri,
+            line: p.located.region.startLine,
+            region: p.located.region,
+            method: p.name,
             probability: s.score,
             flagged: threshold === undefined ? null : s.score >= threshold,
-          }))
-          .sort((a, b) => b.probability - a.probability);
-        if (values.json) {
-          console.log(JSON.stringify({ threshold: threshold ?? null, methods: results }, null, 2));
-          return;
+            ...(cut && { truncated: cut }),
+          };
+        });
+        for (const m of methods) {
+          if (!m.truncated) continue;
+          report({
+            kind: 'truncated',
+            file: m.file,
+            uri: m.uri,
+            method: m.method,
+            region: m.region,
+            message: `${m.method} is longer than the model's context; ${truncationNote(m.truncated)}.`,
+          });
         }
-        console.log(
-          `${results.length} methods${threshold === undefined ? '' : `; flagged at p ≥ ${threshold.toFixed(3)}`}`,
-        );
-        for (const r of results) {
-          const flag = r.flagged ? '!' : ' ';
-          console.log(`${flag} ${r.probability.toFixed(4)}  ${r.file}:${r.line}  ${r.method}`);
-        }
+        methods.sort((a, b) => b.probability - a.probability);
       } finally {
         open.detector.destroy();
       }
     } finally {
+      progress.done();
       ctx.destroy();
     }
+
+    const result: ScanReport = {
+      root: tree.root,
+      model: values.model,
+      adapter: resolve(values.adapter),
+      threshold: threshold ?? null,
+      files: tree.files.length,
+      methods,
+      issues,
+    };
+    if (format === 'sarif') {
+      console.log(JSON.stringify(scanSarif({ ...result, threshold: threshold! }, packageVersion()), null, 2));
+    } else if (format === 'json') {
+      console.log(scanJson(result));
+    } else {
+      console.log(scanTable(result));
+    }
+    return methods.some((m) => m.flagged) ? EXIT_FLAGGED : 0;
   },
 };

@@ -133,7 +133,6 @@ describe('vulnlab CLI: resume, eval and scan', () => {
     const bad = join(root, 'Broken.java');
     writeFileSync(bad, 'class {');
     const result = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), '--json', good, bad]);
-    expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/Broken\.java: not parsed as Java/);
     const report = JSON.parse(result.stdout) as {
       threshold: number;
@@ -148,6 +147,8 @@ describe('vulnlab CLI: resume, eval and scan', () => {
     expect(p.every((x) => x > 0 && x < 1)).toBe(true);
     expect(p).toEqual([...p].sort((x, y) => y - x));
     expect(report.methods.every((m) => m.flagged === m.probability >= report.threshold)).toBe(true);
+    // Exit status 3 when a method is flagged, 0 when none is.
+    expect(result.code, result.stderr).toBe(report.methods.some((m) => m.flagged) ? 3 : 0);
 
     const none = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), bad]);
     expect(none.code).toBe(2);

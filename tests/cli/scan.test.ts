@@ -1,0 +1,326 @@
+/**
+ * `vulnlab scan` on a source tree: folders walked for .java files with .gitignore honoured (root,
+ * nested, negated, .git/info/exclude) and .git skipped; files that cannot be read, are not UTF-8 or
+ * do not parse are reported and the rest is scanned; a method longer than the context is scored
+ * truncated and marked. `--format sarif` output validates against the SARIF 2.1.0 schema
+ * (tests/fixtures/sarif). Exit status 3 when a method is flagged, 0 when none is, 2 for usage errors.
+ *
+ * The adapter is the PEFT fixture for the demo model (no training run), its score head scaled down so
+ * probabilities spread across the SARIF levels, with a run's vulnlab_detector.json beside it whose
+ * 128-token packs make one demo method longer than the context.
+ */
+import { spawn } from 'node:child_process';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import Ajv from 'ajv-draft-04';
+import addFormats from 'ajv-formats';
+import type { Log, Notification } from 'sarif';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
+
+interface Outcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function vulnlab(args: string[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const child = spawn('node', [...CLI, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+interface DemoMethod {
+  code: string;
+  target: 0 | 1;
+  cwe: string;
+}
+
+const demo = readFileSync('public/demo/java-vulns.jsonl', 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as DemoMethod);
+const short = demo.filter((d) => d.code.length < 300);
+const [vulnA, vulnB] = short.filter((d) => d.target === 1);
+const [safeA, safeB] = short.filter((d) => d.target === 0);
+const longest = demo.reduce((a, b) => (b.code.length > a.code.length ? b : a));
+
+interface Placed {
+  name: string;
+  startLine: number;
+  endLine: number;
+  startColumn: number;
+  endColumn: number;
+}
+
+const INDENT = '    ';
+/** The name before the parameter list, annotations (`@Transactional(...)`) left out. */
+const methodName = (code: string) => /(\w+)\s*\(/.exec(code.replace(/@\w+(\([^)]*\))?/g, ''))![1];
+
+/** A class holding demo methods (indented), and where each method lies in it. */
+function javaClass(pkg: string, name: string, methods: DemoMethod[]): { text: string; placed: Placed[] } {
+  const lines = [`package ${pkg};`, '', `public class ${name} {`];
+  const placed: Placed[] = [];
+  for (const m of methods) {
+    const body = m.code.split('\n');
+    const startLine = lines.length + 1;
+    lines.push(...body.map((l) => INDENT + l), '');
+    // A leading Javadoc is not part of the method: it starts at its first annotation or modifier.
+    const comment = body.findIndex((l) => !/^\s*(\/\*|\*|\/\/)/.test(l));
+    placed.push({
+      name: `${name}.${methodName(m.code)}`,
+      startLine: startLine + comment,
+      endLine: startLine + body.length - 1,
+      startColumn: INDENT.length + 1,
+      endColumn: INDENT.length + body[body.length - 1].length + 1,
+    });
+  }
+  lines.push('}', '');
+  return { text: lines.join('\n'), placed };
+}
+
+const root = mkdtempSync(join(tmpdir(), 'vulnlab-scan-'));
+const tree = join(root, 'project');
+const adapter = join(root, 'adapter');
+const THRESHOLD = 0.5;
+/** Scales the fixture's score head: its probabilities are all near 1, these spread around 0.9 (0.86–0.93). */
+const HEAD_SCALE = 0.16;
+const expected = new Map<string, Placed & { uri: string }>();
+
+function write(rel: string, text: string | Uint8Array) {
+  const path = join(tree, rel);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
+
+function writeClass(rel: string, pkg: string, name: string, methods: DemoMethod[]) {
+  const { text, placed } = javaClass(pkg, name, methods);
+  write(rel, text);
+  for (const p of placed) expected.set(p.name, { ...p, uri: rel });
+}
+
+beforeAll(() => {
+  // The fixture adapter with its score head scaled, and the settings a run writes beside it.
+  mkdirSync(adapter);
+  copyFileSync('tests/fixtures/peft/adapter/adapter_config.json', join(adapter, 'adapter_config.json'));
+  const weights = readFileSync('tests/fixtures/peft/adapter/adapter_model.safetensors');
+  const headerLength = Number(weights.readBigUInt64LE(0));
+  const header = JSON.parse(weights.subarray(8, 8 + headerLength).toString('utf8')) as Record<
+    string,
+    { data_offsets: [number, number] }
+  >;
+  const [begin, end] = header['base_model.model.score.weight'].data_offsets;
+  const at = 8 + headerLength + begin;
+  for (let o = at; o < 8 + headerLength + end; o += 4)
+    weights.writeFloatLE(weights.readFloatLE(o) * HEAD_SCALE, o);
+  writeFileSync(join(adapter, 'adapter_model.safetensors'), weights);
+  writeFileSync(
+    join(adapter, 'vulnlab_detector.json'),
+    JSON.stringify({
+      threshold: THRESHOLD,
+      packLength: 128,
+      batching: 'packed',
+      truncation: 'head',
+      normalize: { stripComments: false, collapseWhitespace: false },
+      baseModel: 'demo',
+    }),
+  );
+
+  // The tree: methods in nested folders, ignored files, bad files.
+  write('.git/HEAD', 'ref: refs/heads/main\n');
+  write('.git/info/exclude', 'src/main/java/com/acme/Excluded.java\n');
+  write('.git/Hidden.java', javaClass('x', 'Hidden', [vulnA]).text);
+  write('.gitignore', 'build/\n*.gen.java\n');
+  write('notes.txt', 'not java\n');
+  writeClass('src/main/java/com/acme/Accounts.java', 'com.acme', 'Accounts', [vulnA, safeA]);
+  writeClass('src/main/java/com/acme/web/Handler.java', 'com.acme.web', 'Handler', [vulnB, longest]);
+  write('src/main/java/com/acme/web/.gitignore', 'Local*.java\n!LocalKept.java\n');
+  writeClass('src/main/java/com/acme/web/LocalKept.java', 'com.acme.web', 'LocalKept', [safeB]);
+  write('src/main/java/com/acme/web/LocalScratch.java', javaClass('x', 'LocalScratch', [vulnA]).text);
+  write('src/main/java/com/acme/Model.gen.java', javaClass('x', 'ModelGen', [vulnA]).text);
+  write('src/main/java/com/acme/Excluded.java', javaClass('x', 'Excluded', [vulnA]).text);
+  write('build/classes/Generated.java', javaClass('x', 'Generated', [vulnA]).text);
+  // Latin-1 'é' (0xE9) on line 2; a file that does not parse; a link to nothing.
+  write('src/legacy/Latin1.java', Buffer.from('class Latin1 {\n  // caf\xe9\n  void f() {}\n}\n', 'latin1'));
+  write('src/legacy/Broken.java', 'class {\n');
+  symlinkSync(join(tree, 'nowhere', 'Gone.java'), join(tree, 'src/legacy/Gone.java'));
+});
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('vulnlab scan of a source tree', () => {
+  it('writes SARIF 2.1.0: one result per flagged method, bad files as notifications, exit 3', async () => {
+    const started = performance.now();
+    const result = await vulnlab([
+      'scan',
+      '--adapter',
+      adapter,
+      '--threshold',
+      '0',
+      '--format',
+      'sarif',
+      tree,
+    ]);
+    console.log(`scan --format sarif: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    expect(result.code, result.stderr).toBe(3);
+    const sarif = JSON.parse(result.stdout) as Log;
+
+    // The schema's `language` pattern (`…{2}]?$`) is not valid with the u flag: compile without it.
+    const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
+    addFormats(ajv as never);
+    const schema = JSON.parse(readFileSync('tests/fixtures/sarif/sarif-2.1.0-rtm.5.json', 'utf8'));
+    const validate = ajv.compile(schema);
+    expect(validate(sarif), ajv.errorsText(validate.errors)).toBe(true);
+
+    const run = sarif.runs[0];
+    expect(run.tool.driver.name).toBe('VulnLab');
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(run.tool.driver.version).toBe(pkg.version);
+    expect(run.tool.driver.properties).toMatchObject({ model: 'demo', adapter });
+    expect(run.tool.driver.rules!.map((r) => r.id)).toEqual(['vulnlab/vulnerable-method']);
+
+    // Threshold 0 flags every method: one result each, at its place in its file.
+    const results = run.results!;
+    const byName = new Map(
+      results.map((r) => [r.locations![0].logicalLocations![0].fullyQualifiedName!, r] as const),
+    );
+    expect([...byName.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [name, place] of expected) {
+      const r = byName.get(name)!;
+      expect(r.ruleId).toBe('vulnlab/vulnerable-method');
+      const physical = r.locations![0].physicalLocation!;
+      expect(physical.artifactLocation!.uri, name).toBe(place.uri);
+      expect(physical.artifactLocation!.uriBaseId).toBe('SRCROOT');
+      expect(physical.region, name).toEqual({
+        startLine: place.startLine,
+        startColumn: place.startColumn,
+        endLine: place.endLine,
+        endColumn: place.endColumn,
+      });
+      const p = r.properties!.probability as number;
+      expect(p).toBeGreaterThan(0);
+      expect(p).toBeLessThan(1);
+      expect(r.level, `${name} p=${p}`).toBe(p >= 0.9 ? 'error' : 'warning');
+      expect(r.message.text).toContain(name);
+    }
+    // Both levels occur (the head's scale puts the five methods on both sides of 0.9).
+    expect(new Set(results.map((r) => r.level))).toEqual(new Set(['error', 'warning']));
+    expect(run.originalUriBaseIds!.SRCROOT.uri).toBe(`file://${tree}/`);
+
+    // Ignored and .git files are nowhere in the log; the bad files are notifications.
+    const text = JSON.stringify(sarif);
+    for (const absent of [
+      'Hidden',
+      'LocalScratch',
+      'Model.gen',
+      'ModelGen',
+      'Excluded',
+      'Generated',
+      'notes.txt',
+    ]) {
+      expect(text.includes(absent), absent).toBe(false);
+    }
+    const notes = run.invocations![0].toolExecutionNotifications!;
+    const note = (uri: string): Notification | undefined =>
+      notes.find((n) => n.locations![0].physicalLocation!.artifactLocation!.uri === uri);
+    expect(note('src/legacy/Latin1.java')).toMatchObject({
+      descriptor: { id: 'vulnlab/not-utf8' },
+      level: 'warning',
+      locations: [{ physicalLocation: { region: { startLine: 2 } } }],
+    });
+    expect(note('src/legacy/Broken.java')).toMatchObject({
+      descriptor: { id: 'vulnlab/not-java' },
+      locations: [{ physicalLocation: { region: { startLine: 1, startColumn: 7 } } }],
+    });
+    expect(note('src/legacy/Gone.java')?.descriptor?.id).toBe('vulnlab/unreadable-file');
+
+    // The long method is scored on its first 127 tokens, said in its result and in a notification.
+    const long = expected.get(`Handler.${methodName(longest.code)}`)!;
+    const truncated = byName.get(long.name)!.properties!.truncated as {
+      kept: string;
+      scoredTokens: number;
+      totalTokens: number;
+    };
+    expect(truncated).toMatchObject({ kept: 'head', scoredTokens: 127 });
+    expect(truncated.totalTokens).toBeGreaterThan(127);
+    const truncatedNotes = notes.filter((n) => n.descriptor!.id === 'vulnlab/truncated-method');
+    expect(truncatedNotes.map((n) => n.properties!.method)).toEqual([long.name]);
+    expect(results.filter((r) => r.properties!.truncated).length).toBe(1);
+    expect(notes.length).toBe(4);
+  }, 300_000);
+
+  it('prints a table, flags at the run’s threshold, reports bad files on stderr; exit 3 iff flagged', async () => {
+    const result = await vulnlab(['scan', '--adapter', adapter, tree]);
+    expect(result.stderr).toMatch(/Latin1\.java:2: is not UTF-8/);
+    expect(result.stderr).toMatch(/Broken\.java:1: not parsed as Java/);
+    expect(result.stderr).toMatch(/Gone\.java: cannot be read/);
+    const rows = result.stdout.split('\n').filter((l) => /^[! ][~ ] \d\.\d{4} {2}/.test(l));
+    expect(rows.length).toBe(expected.size);
+    expect(rows.filter((l) => l[1] === '~').length).toBe(1);
+    const probabilities = rows.map((row) => Number(row.slice(3, 9)));
+    rows.forEach((row, i) => expect(row[0], row).toBe(probabilities[i] >= THRESHOLD ? '!' : ' '));
+    expect(result.code, result.stderr).toBe(probabilities.some((p) => p >= THRESHOLD) ? 3 : 0);
+
+    // Above every probability nothing is flagged: exit 0. JSON carries the issues.
+    const highest = Math.max(...probabilities);
+    expect(highest).toBeLessThan(0.999);
+    const above = highest + (1 - highest) / 2;
+    const none = await vulnlab([
+      'scan',
+      '--adapter',
+      adapter,
+      '--format',
+      'json',
+      '--threshold',
+      `${above}`,
+      tree,
+    ]);
+    expect(none.code, none.stderr).toBe(0);
+    const report = JSON.parse(none.stdout) as {
+      methods: { flagged: boolean; truncated?: object }[];
+      issues: { kind: string; uri: string }[];
+    };
+    expect(report.methods.length).toBe(expected.size);
+    expect(report.methods.every((m) => m.flagged === false)).toBe(true);
+    expect(report.issues.map((i) => `${i.kind} ${i.uri}`).sort()).toEqual([
+      'not-java src/legacy/Broken.java',
+      'not-utf8 src/legacy/Latin1.java',
+      `truncated src/main/java/com/acme/web/Handler.java`,
+      'unreadable src/legacy/Gone.java',
+    ]);
+  }, 300_000);
+
+  it('refuses SARIF without a threshold, an unknown format and a missing path (exit 2)', async () => {
+    const noThreshold = await vulnlab([
+      'scan',
+      '--adapter',
+      'tests/fixtures/peft/adapter',
+      '--format',
+      'sarif',
+      join(tree, 'src/main/java/com/acme/Accounts.java'),
+    ]);
+    expect(noThreshold.code).toBe(2);
+    expect(noThreshold.stderr).toMatch(/no threshold/);
+    const format = await vulnlab(['scan', '--adapter', adapter, '--format', 'xml', tree]);
+    expect(format.code).toBe(2);
+    expect(format.stderr).toMatch(/--format must be one of table, json, sarif/);
+    const missing = await vulnlab(['scan', '--adapter', adapter, join(tree, 'nope')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/Cannot read .*nope/);
+  }, 120_000);
+});
