@@ -11,6 +11,7 @@ import {
 } from '../train/checkpoint.ts';
 import { configForModel, FIELDS, type RunConfig } from '../train/config.ts';
 import { detectorSettingsFile, exportPeftAdapter } from '../train/export.ts';
+import type { HistoryView } from '../train/history.ts';
 import { prepareRunData } from '../train/prepare.ts';
 import { TrainingRun, type RunEvent, type RunResult } from '../train/run.ts';
 import { parseFlags, UsageError, type Command } from './flags.ts';
@@ -122,25 +123,26 @@ function progressPrinter(log: (line: string) => void) {
   };
 }
 
-/** Per-step training values and per-evaluation validation values, as metrics.json reports them. */
-class Curves {
-  readonly train: { step: number; epoch: number; loss: number; lr: number; grad_norm: number }[] = [];
-  readonly validation: { step: number; loss: number; roc_auc: number | null; pr_auc: number | null }[] = [];
-
-  record(event: RunEvent): void {
-    if (event.type === 'step') {
-      this.train.push({
-        step: event.step,
-        epoch: event.epoch,
-        loss: event.loss,
-        lr: event.lr,
-        grad_norm: event.gradNorm,
-      });
-    } else if (event.type === 'eval' && event.split === 'validation') {
-      const { rocAuc, prAuc } = event.metrics;
-      this.validation.push({ step: event.step, loss: event.loss, roc_auc: rocAuc, pr_auc: prAuc });
-    }
-  }
+/**
+ * metrics.json's `curves`: per-step training values and per-evaluation validation values, full
+ * precision, from the run's own history (so a resumed run's curves start at step 1).
+ */
+function metricsCurves(history: HistoryView) {
+  return {
+    train: history.steps.map((p) => ({
+      step: p.step,
+      epoch: p.epoch,
+      loss: p.loss,
+      lr: p.lr,
+      grad_norm: p.gradNorm,
+    })),
+    validation: history.evals.map((e) => ({
+      step: e.step,
+      loss: e.loss ?? null,
+      roc_auc: e.rocAuc,
+      pr_auc: e.prAuc,
+    })),
+  };
 }
 
 /** What `train --resume DIR` needs besides the checkpoint: the model and the records with their splits. */
@@ -184,7 +186,7 @@ async function writeOutputs(
   model: string,
   packLength: number,
   log: string[],
-  curves: Curves,
+  curves: HistoryView,
 ) {
   await mkdir(join(out, 'adapter'), { recursive: true });
   await writeFile(join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
@@ -200,8 +202,8 @@ async function writeOutputs(
       train_seconds: result.throughput.trainMs / 1000,
     },
     changes: result.history,
-    // Full precision, for plots and comparisons (a resumed run's curves start at its resume step).
-    curves: { train: curves.train, validation: curves.validation },
+    // Full precision, for plots and comparisons (a resumed run's include the steps before its resume).
+    curves: metricsCurves(curves),
   };
   await writeFile(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
   const files = [
@@ -280,7 +282,6 @@ export const train: Command = {
     }
     const log: string[] = [];
     const printer = progressPrinter((l) => log.push(l));
-    const curves = new Curves();
     const started = performance.now();
 
     const prepared = await loadCliModel(model);
@@ -304,28 +305,18 @@ export const train: Command = {
     const ctx = await createNodeContext();
     let interrupted = false;
     try {
-      const run = await TrainingRun.create(
-        ctx,
-        config,
-        prepared.model,
-        data,
-        (event) => {
-          curves.record(event);
-          printer(event);
+      const run = await TrainingRun.create(ctx, config, prepared.model, data, printer, {
+        resume,
+        onCheckpoint: async (checkpoint) => {
+          await saveCheckpoint(out, checkpoint);
+          if (interrupted) {
+            console.log(
+              `\ncheckpoint saved at step ${checkpoint.step}; continue with: npm run vulnlab -- train --resume ${out}`,
+            );
+            process.exit(130);
+          }
         },
-        {
-          resume,
-          onCheckpoint: async (checkpoint) => {
-            await saveCheckpoint(out, checkpoint);
-            if (interrupted) {
-              console.log(
-                `\ncheckpoint saved at step ${checkpoint.step}; continue with: npm run vulnlab -- train --resume ${out}`,
-              );
-              process.exit(130);
-            }
-          },
-        },
-      );
+      });
       // Ctrl-C pauses at the next step boundary, which writes a checkpoint, then exits.
       const onInterrupt = () => {
         interrupted = true;
@@ -336,7 +327,7 @@ export const train: Command = {
       try {
         const result = await run.run();
         for (const name of result.trainables.keys()) shapes.set(name, run.shapeOf(name));
-        await writeOutputs(out, config, result, shapes, model, packLength, log, curves);
+        await writeOutputs(out, config, result, shapes, model, packLength, log, run.curves.view());
         const seconds = (performance.now() - started) / 1000;
         console.log(
           `test: ROC AUC ${fmt(result.test.rocAuc)}, PR AUC ${fmt(result.test.prAuc)}, F1 ${result.test.atThreshold.f1.toFixed(3)} at the validation threshold ${result.threshold.toFixed(3)} — ${seconds.toFixed(0)} s; outputs in ${out}`,

@@ -2,7 +2,8 @@
  * Run checkpoints: everything a run needs to continue to the same weights as if it had never
  * stopped — trainable tensors, AdamW moments and step, the data cursor (epoch and batch; batches are
  * a pure function of seed and epoch), the LoRA dropout step (the masks are keyed by it), the best
- * evaluation so far, the live config with its change history, and the running totals.
+ * evaluation so far, the live config with its change history, the run's curves (history.ts) and the
+ * running totals.
  * Two files: `checkpoint.json` (state) and `checkpoint.safetensors` (tensors, f32).
  */
 import { toF32 } from '../io/convert.ts';
@@ -12,6 +13,7 @@ import { readTensorBytes } from '../io/tensors.ts';
 import type { OptimizerState } from '../engine/model/optimizer.ts';
 import { resolveConfig, type RunConfig } from './config.ts';
 import type { ExportedFile } from './export.ts';
+import { RunHistory, type SerializedHistory } from './history.ts';
 import { RunError, type RunData, type RunHistoryEntry } from './run.ts';
 
 export const CHECKPOINT_FILES = ['checkpoint.json', 'checkpoint.safetensors'] as const;
@@ -33,6 +35,8 @@ export interface RunCheckpoint {
   trainables: Map<string, Float32Array>;
   best?: { step: number; auc: number; trainables: Map<string, Float32Array> };
   history: RunHistoryEntry[];
+  /** The run's curves up to this step (absent in checkpoints written before they were kept). */
+  curves?: SerializedHistory;
   totals: { trainMs: number; trainTokens: number; trainFunctions: number; nonFinite: number };
 }
 
@@ -136,6 +140,14 @@ export async function readCheckpoint(json: string, tensors: Uint8Array): Promise
     } else throw corrupt(`unexpected tensor ${entry.name}`);
   }
   if (state.best && bestTrainables.size !== trainables.size) throw corrupt('the best weights are incomplete');
+  let curves: SerializedHistory | undefined;
+  if (state.curves !== undefined) {
+    try {
+      curves = RunHistory.deserialize(state.curves).serialize();
+    } catch (error) {
+      throw corrupt(`its curves do not read (${(error as Error).message})`);
+    }
+  }
   return {
     config: resolveConfig(state.config),
     model: state.model,
@@ -148,6 +160,7 @@ export async function readCheckpoint(json: string, tensors: Uint8Array): Promise
     trainables,
     best: state.best && { ...state.best, trainables: bestTrainables },
     history: state.history ?? [],
+    curves,
     totals: state.totals,
   };
 }

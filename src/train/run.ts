@@ -17,6 +17,7 @@ import { scoreExamples, stepBatches, toPackedBatch, type StepPacking } from './b
 import { dataFingerprint, type RunCheckpoint } from './checkpoint.ts';
 import { FIELDS, withField, type RunConfig } from './config.ts';
 import { chooseThreshold, evaluateScores, type EvalMetrics, type ScoredExample } from './evaluate.ts';
+import { RunHistory } from './history.ts';
 import { initialTrainables } from './init.ts';
 import { focalLossRef } from '../engine/reference/loss.ts';
 import { learningRate } from './schedule.ts';
@@ -139,6 +140,8 @@ export class TrainingRun {
   private wake: (() => void) | undefined;
   private pending: { path: string; value: unknown }[] = [];
   private history: RunHistoryEntry[] = [];
+  /** The run's curves, from its first step (a resumed run restores them from its checkpoint). */
+  private runCurves = RunHistory.empty();
   private step = 0;
   /** The next batch to train on. */
   private cursor = { epoch: 0, batch: 0 };
@@ -154,7 +157,7 @@ export class TrainingRun {
     private readonly optimizer: ModelOptimizer,
     private readonly source: RunModel,
     private readonly data: RunData,
-    private readonly emit: (event: RunEvent) => void,
+    private readonly sink: (event: RunEvent) => void,
     private readonly options: RunOptions,
   ) {
     const answers = data.answers;
@@ -164,6 +167,17 @@ export class TrainingRun {
           tokens: Int32Array.from([...e.tokens, e.label === 1 ? answers.yes : answers.no]),
         }))
       : data.train;
+  }
+
+  /** Every event goes through here: the curves record it before anyone else sees it. */
+  private emit(event: RunEvent): void {
+    this.runCurves.record(event);
+    this.sink(event);
+  }
+
+  /** The run's curves so far (complete for a resumed run: they travel in its checkpoints). */
+  get curves(): RunHistory {
+    return this.runCurves;
   }
 
   static async create(
@@ -342,6 +356,7 @@ export class TrainingRun {
     this.optimizer.restoreState(checkpoint.optimizer);
     this.best = checkpoint.best;
     this.history = [...checkpoint.history];
+    this.runCurves = checkpoint.curves ? RunHistory.deserialize(checkpoint.curves) : RunHistory.empty();
     this.totals = { ...checkpoint.totals };
   }
 
@@ -359,6 +374,7 @@ export class TrainingRun {
       trainables: await this.readTrainables(),
       best: this.best,
       history: this.history,
+      curves: this.runCurves.serialize(),
       totals: { ...this.totals },
     });
     this.emit({ type: 'checkpoint', step: this.step, epoch: this.cursor.epoch });
