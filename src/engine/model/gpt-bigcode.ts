@@ -490,6 +490,12 @@ export class TrainStep {
   private readonly evalSubstitutes = new Map<Dispatch, Dispatch[]>();
   private evalForward: Dispatch[] | null = null;
   private stepCounter = 0;
+  /** Attributions: the embedding dispatch, its output x0 (block 0's input), dX (holds d/dx0 after a backward). */
+  private embeddingDispatch!: Dispatch;
+  private x0!: GPUBuffer;
+  private dX!: GPUBuffer;
+  private batchIds: Int32Array | null = null;
+  private zeroNtpLogits: Dispatch | null = null;
 
   private constructor(
     readonly model: GptBigCodeGpu,
@@ -642,6 +648,9 @@ export class TrainStep {
         tokens,
       ),
     );
+    this.embeddingDispatch = fwd[fwd.length - 1];
+    this.x0 = x0;
+    this.dX = dX;
 
     const lnShape = { T, C: D, eps };
     /** A block layernorm's backward: dX += d(input) from dLn, and its own gradients in full finetuning. */
@@ -922,6 +931,7 @@ export class TrainStep {
     const mask = buildAttentionMask(seg, packLength, options.mode);
     validateAttentionMask(mask);
     ctx.write(this.ids, ids);
+    this.batchIds = ids;
     ctx.write(this.pos, pos);
     ctx.write(this.mask, maskBufferData(mask));
     this.embBackward?.setTokens(ids, pos);
@@ -980,6 +990,100 @@ export class TrainStep {
       ...this.backwardDispatches,
       ...after,
     ]);
+  }
+
+  /**
+   * Attributions: the embedding output x0 = wte[ids] + wpe[pos] [T, D] of the batch or, given `ids`
+   * ([T]), of those tokens at the batch's positions (all pad ids: the integrated-gradients baseline).
+   * The batch's own ids are put back afterwards.
+   */
+  async embed(ids?: Int32Array): Promise<Float32Array> {
+    const { ctx, c } = this.model;
+    if (!this.batchIds) throw new Error('embed: no batch set');
+    if (ids) {
+      if (ids.length !== this.T) throw new ConfigError(`embed: ${ids.length} ids for ${this.T} tokens.`);
+      validateIds(ids, c.vocab_size, 'token id');
+      ctx.write(this.ids, ids);
+    }
+    try {
+      await ctx.run([this.embeddingDispatch]);
+    } finally {
+      if (ids) ctx.write(this.ids, this.batchIds);
+    }
+    return ctx.readF32(this.x0, this.T * c.n_embd);
+  }
+
+  /**
+   * Attributions: the gradient of a score with respect to the embedding output x0, with the existing
+   * backward. Runs the evaluation forward from `x0` ([T, D]; default: the batch's own embeddings),
+   * seeds the head with d(score)/d(logits) instead of the loss and runs the backward. Weights are not
+   * updated; the trainable parameters' gradient buffers are overwritten (do not call this between the
+   * micro-steps of an accumulated update).
+   *
+   * score = Σ weight · margin over `terms`, margin = logit(vulnerable) − logit(not): cls, the head's
+   * logit 1 − logit 0 of function `at` (the batch's function index); ntp, the `answers.yes` − `answers.no`
+   * logit at token row `at`. Returns each term's margin and d(score)/d(x0) [T, D].
+   */
+  async scoreInputGradient(
+    terms: readonly { at: number; weight: number }[],
+    options: { x0?: Float32Array; answers?: { yes: number; no: number } } = {},
+  ): Promise<{ margins: Float32Array; grad: Float32Array }> {
+    const { ctx, c } = this.model;
+    const lora = this.model.options.lora;
+    if (lora && lora.dropout > 0) {
+      throw new ConfigError('Attributions need a model without LoRA dropout (as a detector loads it).');
+    }
+    if (!this.batchIds) throw new Error('scoreInputGradient: no batch set');
+    const T = this.T;
+    const D = c.n_embd;
+    let forward = this.evalForwardDispatches;
+    if (options.x0) {
+      if (options.x0.length !== T * D) throw new ConfigError(`x0 needs ${T * D} values.`);
+      ctx.write(this.x0, options.x0);
+      forward = forward.filter((d) => d !== this.embeddingDispatch);
+    } else {
+      await ctx.run([this.embeddingDispatch]);
+    }
+    const backward = this.backwardDispatches.flatMap((d) => this.evalSubstitutes.get(d) ?? [d]);
+    const margins = new Float32Array(terms.length);
+    if (this.cls) {
+      const F = this.cls.functionCount;
+      const dlogits = new Float32Array(this.shape.maxFunctions * 2);
+      for (const { at, weight } of terms) {
+        if (!Number.isInteger(at) || at < 0 || at >= F)
+          throw new ConfigError(`No function ${at} in the batch.`);
+        dlogits[2 * at] -= weight;
+        dlogits[2 * at + 1] += weight;
+      }
+      ctx.write(this.cls.dlogits, dlogits);
+      await ctx.run([...forward, ...backward]);
+      const logits = await this.readClsLogits();
+      terms.forEach(({ at }, i) => (margins[i] = logits[2 * at + 1] - logits[2 * at]));
+    } else {
+      const { answers } = options;
+      if (!answers) throw new ConfigError('The next-token score needs the answer tokens.');
+      const V = c.vocab_size;
+      validateIds(Int32Array.of(answers.yes, answers.no), V, 'answer token');
+      const seeds = new Map<number, number>();
+      for (const { at, weight } of terms) {
+        if (!Number.isInteger(at) || at < 0 || at >= T)
+          throw new ConfigError(`No token row ${at} in the batch.`);
+        seeds.set(at * V + answers.yes, (seeds.get(at * V + answers.yes) ?? 0) + weight);
+        seeds.set(at * V + answers.no, (seeds.get(at * V + answers.no) ?? 0) - weight);
+      }
+      await ctx.run(forward);
+      const cells = await ctx.readF32At(
+        this.ntp!.logits,
+        terms.flatMap(({ at }) => [at * V + answers.yes, at * V + answers.no]),
+      );
+      terms.forEach((_, i) => (margins[i] = cells[2 * i] - cells[2 * i + 1]));
+      // The backward reads d(score)/d(logits) from the logits buffer (where the loss would put it).
+      this.zeroNtpLogits ??= await fill(ctx, this.ntp!.logits, T * V);
+      await ctx.run([this.zeroNtpLogits]);
+      for (const [offset, value] of seeds) ctx.write(this.ntp!.logits, Float32Array.of(value), offset * 4);
+      await ctx.run(backward);
+    }
+    return { margins, grad: await ctx.readF32(this.dX, T * D) };
   }
 
   get lossBuffer(): GPUBuffer {
