@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -66,6 +66,67 @@ describe('vulnlab CLI', () => {
       expect(scores[0]).toBe('split,example_index,label,score,cwe');
       expect(scores.length - 1).toBe(metrics.valid.n + metrics.test.n);
       expect(existsSync(join(out, 'config.json'))).toBe(true);
+    },
+    40 * 60_000,
+  );
+
+  it(
+    'resumed with --resume, writes the same curves as the run left alone, validation loss included',
+    async () => {
+      // A tiny run: 12 training functions in packs of 128 tokens, an evaluation every 2 steps.
+      const dir = mkdtempSync(join(tmpdir(), 'vulnlab-resume-'));
+      const rows = readFileSync('public/demo/java-vulns.jsonl', 'utf8').trim().split('\n');
+      const pick = (split: string, perClass: number) =>
+        [1, 0].flatMap((label) =>
+          rows
+            .filter((line) => {
+              const row = JSON.parse(line) as { split: string; target: number };
+              return row.split === split && Number(row.target) === label;
+            })
+            .slice(0, perClass),
+        );
+      const data = join(dir, 'slice.jsonl');
+      writeFileSync(
+        data,
+        [...pick('train', 6), ...pick('validation', 4), ...pick('test', 2)].join('\n') + '\n',
+      );
+      const config = join(dir, 'config.json');
+      const settings = {
+        weightFormat: 'f32',
+        lora: { r: 4 },
+        batching: { packLength: 128, packsPerStep: 2 },
+        epochs: 1,
+        evalEvery: 2,
+        checkpointEvery: 4,
+        seed: 7,
+      };
+      writeFileSync(config, JSON.stringify(settings));
+      const whole = join(dir, 'whole');
+      const args = ['train', '--model', 'demo', '--data', data, '--config', config, '--out', whole];
+      const first = await vulnlab(args, 20 * 60_000);
+      expect(first.code, first.stderr).toBe(0);
+      const reference = JSON.parse(readFileSync(join(whole, 'metrics.json'), 'utf8'));
+      const steps: number = reference.steps;
+      // The uninterrupted run left its last checkpoint behind: resume a copy of the folder from it.
+      const checkpoint = JSON.parse(readFileSync(join(whole, 'checkpoint', 'checkpoint.json'), 'utf8'));
+      expect(checkpoint.step).toBeGreaterThan(2);
+      expect(checkpoint.step).toBeLessThan(steps);
+      const resumed = join(dir, 'resumed');
+      cpSync(whole, resumed, { recursive: true });
+      rmSync(join(resumed, 'metrics.json'));
+      const second = await vulnlab(['train', '--resume', resumed], 20 * 60_000);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toMatch(new RegExp(`resuming .* at step ${checkpoint.step}`));
+      const metrics = JSON.parse(readFileSync(join(resumed, 'metrics.json'), 'utf8'));
+      // From step 1, not from the resume step; validation loss before the checkpoint included.
+      expect(metrics.curves.train.map((p: { step: number }) => p.step)).toEqual(
+        Array.from({ length: steps }, (_, i) => i + 1),
+      );
+      const before = metrics.curves.validation.filter((e: { step: number }) => e.step <= checkpoint.step);
+      expect(before.length).toBeGreaterThan(0);
+      for (const e of before) expect(typeof e.loss).toBe('number');
+      expect(metrics.curves).toEqual(reference.curves);
+      expect(metrics.test.roc_auc).toBe(reference.test.roc_auc);
     },
     40 * 60_000,
   );
