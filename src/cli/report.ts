@@ -67,8 +67,8 @@ export interface ScannedMethod {
   /** The vulnerability family (e.g. `CWE-89`) when the detector names one; today's detectors are binary. */
   cwe?: string;
   /**
-   * The lines that drove the score, strongest first — a hook for attributions, which the engine does
-   * not compute yet; SARIF writes them as `relatedLocations`.
+   * The lines that drove the score, strongest first (`scan --explain`): `weight` is the line's share
+   * of the method's attribution (train/explain.ts); SARIF writes them as `relatedLocations`.
    */
   topLines?: { startLine: number; endLine?: number; weight: number }[];
 }
@@ -92,6 +92,8 @@ export interface ScanReport {
   model: string;
   adapter: string;
   threshold: number | null;
+  /** `--explain`: how the top lines were attributed. */
+  explain?: { method: 'ig' | 'grad'; steps?: number; score: string };
   /** Files read (parsed or not). */
   files: number;
   /** Riskiest first. */
@@ -113,6 +115,9 @@ export function scanTable(report: ScanReport): string {
     const mark = `${m.flagged ? '!' : ' '}${m.truncated ? '~' : ' '}`;
     const note = m.truncated ? `  (${truncationNote(m.truncated)})` : '';
     lines.push(`${mark} ${m.probability.toFixed(4)}  ${m.file}:${m.line}  ${m.method}${note}`);
+    for (const t of m.topLines ?? []) {
+      lines.push(`            line ${t.startLine}  ${(t.weight * 100).toFixed(0).padStart(3)}%`);
+    }
   }
   if (methods.some((m) => m.truncated)) lines.push('~ longer than the model’s context: scored truncated');
   if (report.issues.length > 0) {

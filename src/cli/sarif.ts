@@ -7,8 +7,9 @@
  *   that is higher) and `warning` from the threshold up; the location is the method's region (lines
  *   and UTF-16 columns) in its file, relative to the scanned root (`uriBaseId` SRCROOT);
  *   `properties.probability` is the score.
- * - `relatedLocations`: the lines that drove a score, when a method carries them (`topLines`, filled by
- *   attributions; none yet).
+ * - `relatedLocations`: the lines that drove a score, strongest first, with their share of the
+ *   attribution (`scan --explain`: `topLines`, from train/explain.ts); the method is in
+ *   `run.properties.explain`.
  * - Files that could not be read, are not UTF-8 or do not parse, and methods longer than the context
  *   are `invocations[0].toolExecutionNotifications`, their descriptors in `tool.driver.notifications`.
  */
@@ -128,7 +129,7 @@ function result(m: ScannedMethod, threshold: number, rules: ReportingDescriptor[
             ...location(
               m.uri,
               { startLine: t.startLine, endLine: t.endLine ?? t.startLine },
-              `weight ${t.weight}`,
+              `${Math.round(t.weight * 100)}% of the attribution to this method's score`,
             ),
           })),
         }
@@ -180,7 +181,11 @@ export function scanSarif(report: ScanReport & { threshold: number }, version: s
     originalUriBaseIds: { [ROOT_ID]: { uri: `${pathToFileURL(report.root).href.replace(/\/?$/, '/')}` } },
     columnKind: 'utf16CodeUnits',
     results,
-    properties: { filesScanned: report.files, methodsScored: report.methods.length },
+    properties: {
+      filesScanned: report.files,
+      methodsScored: report.methods.length,
+      ...(report.explain && { explain: report.explain }),
+    },
   };
   return { $schema: SARIF_SCHEMA, version: '2.1.0', runs: [run] };
 }

@@ -10,6 +10,7 @@ import type { WeightFormat } from '../engine/quant.ts';
 import { DEFAULT_MAX_FUNCTIONS_PER_PACK } from '../data/batching.ts';
 import { scoreExamples, type StepPacking } from './batches.ts';
 import type { ScoredExample } from './evaluate.ts';
+import { explainExamples, type ExampleAttribution, type ExplainOptions } from './explain.ts';
 import type { ImportedAdapter } from './export.ts';
 import { RunError, type NtpAnswers, type RunExample, type RunModel } from './run.ts';
 import { uploadRunModel } from './upload.ts';
@@ -128,6 +129,11 @@ export class Detector {
   /** Probability of "vulnerable" for every example, in input order. */
   score(examples: readonly RunExample[]): Promise<ScoredExample[]> {
     return scoreExamples(this.step, examples, this.packing, this.answers);
+  }
+
+  /** Token attributions of each example's score (explain.ts), in input order; nothing is updated. */
+  explain(examples: readonly RunExample[], options: ExplainOptions): Promise<ExampleAttribution[]> {
+    return explainExamples(this.step, examples, this.packing, options, this.answers);
   }
 
   destroy(): void {
