@@ -3,7 +3,8 @@
  * nested, negated, .git/info/exclude) and .git skipped; files that cannot be read, are not UTF-8 or
  * do not parse are reported and the rest is scanned; a method longer than the context is scored
  * truncated and marked. `--format sarif` output validates against the SARIF 2.1.0 schema
- * (tests/fixtures/sarif). Exit status 3 when a method is flagged, 0 when none is, 2 for usage errors.
+ * (tests/fixtures/sarif), with `--explain` too (the top lines as relatedLocations inside each
+ * method). Exit status 3 when a method is flagged, 0 when none is, 2 for usage errors.
  *
  * The adapter is the PEFT fixture for the demo model (no training run), its score head scaled down so
  * probabilities spread across the SARIF levels, with a run's vulnlab_detector.json beside it whose
@@ -303,6 +304,116 @@ describe('vulnlab scan of a source tree', () => {
       `truncated src/main/java/com/acme/web/Handler.java`,
       'unreadable src/legacy/Gone.java',
     ]);
+  }, 300_000);
+
+  it('--explain: each flagged method’s top lines lie in its region, as SARIF relatedLocations (schema-valid)', async () => {
+    const started = performance.now();
+    const result = await vulnlab([
+      'scan',
+      '--adapter',
+      adapter,
+      '--threshold',
+      '0',
+      '--format',
+      'sarif',
+      '--explain',
+      '--ig-steps',
+      '4',
+      tree,
+    ]);
+    console.log(`scan --explain --format sarif: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    expect(result.code, result.stderr).toBe(3);
+    const sarif = JSON.parse(result.stdout) as Log;
+    const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
+    addFormats(ajv as never);
+    const validate = ajv.compile(
+      JSON.parse(readFileSync('tests/fixtures/sarif/sarif-2.1.0-rtm.5.json', 'utf8')),
+    );
+    expect(validate(sarif), ajv.errorsText(validate.errors)).toBe(true);
+    const run = sarif.runs[0];
+    expect(run.properties!.explain).toEqual({
+      method: 'ig',
+      steps: 4,
+      score: 'logit(vulnerable) − logit(not)',
+    });
+    expect(run.results!.length).toBe(expected.size);
+    for (const r of run.results!) {
+      const name = r.locations![0].logicalLocations![0].fullyQualifiedName!;
+      const place = expected.get(name)!;
+      const related = r.relatedLocations ?? [];
+      expect(related.length, name).toBeGreaterThanOrEqual(1);
+      expect(related.length, name).toBeLessThanOrEqual(3);
+      let total = 0;
+      related.forEach((loc, id) => {
+        expect(loc.id).toBe(id);
+        const physical = loc.physicalLocation!;
+        expect(physical.artifactLocation).toEqual({ uri: place.uri, uriBaseId: 'SRCROOT' });
+        const { startLine, endLine } = physical.region!;
+        expect(startLine, name).toBeGreaterThanOrEqual(place.startLine);
+        expect(startLine, name).toBeLessThanOrEqual(place.endLine);
+        expect(endLine).toBe(startLine);
+        const share = Number(/^(\d+)% of the attribution/.exec(loc.message!.text!)![1]);
+        total += share;
+      });
+      expect(total, name).toBeLessThanOrEqual(102);
+      // Strongest first: distinct lines.
+      expect(new Set(related.map((l) => l.physicalLocation!.region!.startLine)).size).toBe(related.length);
+    }
+  }, 300_000);
+
+  it('--explain in the table and json with gradient × input; its flags alone are a usage error', async () => {
+    const result = await vulnlab([
+      'scan',
+      '--adapter',
+      adapter,
+      '--format',
+      'json',
+      '--explain',
+      '--explain-method',
+      'grad',
+      tree,
+    ]);
+    const report = JSON.parse(result.stdout) as {
+      explain: { method: string };
+      methods: {
+        method: string;
+        flagged: boolean;
+        topLines?: { startLine: number; weight: number }[];
+      }[];
+    };
+    expect(report.explain.method).toBe('grad');
+    expect(report.methods.some((m) => m.flagged)).toBe(true);
+    for (const m of report.methods) {
+      if (!m.flagged) {
+        expect(m.topLines, m.method).toBeUndefined();
+        continue;
+      }
+      const place = expected.get(m.method)!;
+      expect(m.topLines!.length).toBeGreaterThanOrEqual(1);
+      for (const t of m.topLines!) {
+        expect(t.startLine).toBeGreaterThanOrEqual(place.startLine);
+        expect(t.startLine).toBeLessThanOrEqual(place.endLine);
+        expect(t.weight).toBeGreaterThan(0);
+      }
+      // gradient × input is unsigned: the shares of all lines sum to 1, so the top 3 to at most 1.
+      expect(m.topLines!.reduce((s, t) => s + t.weight, 0)).toBeLessThanOrEqual(1.002);
+    }
+    const table = await vulnlab([
+      'scan',
+      '--adapter',
+      adapter,
+      '--explain',
+      '--explain-method',
+      'grad',
+      tree,
+    ]);
+    expect(table.stdout).toMatch(/\n {12}line \d+ +\d+%/);
+    const stray = await vulnlab(['scan', '--adapter', adapter, '--ig-steps', '8', tree]);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toMatch(/go with --explain/);
+    const bad = await vulnlab(['scan', '--adapter', adapter, '--explain', '--explain-method', 'lime', tree]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--explain-method must be one of ig, grad/);
   }, 300_000);
 
   it('refuses SARIF without a threshold, an unknown format and a missing path (exit 2)', async () => {
