@@ -19,6 +19,7 @@ import { CacheApiStore, OpfsCacheStore } from '../io/browser-cache.ts';
 import { WeightCache } from '../io/cache.ts';
 import { parameterCount } from '../io/load.ts';
 import { resolveConfig } from '../train/config.ts';
+import { CHART_POINTS, FINISHED_POINTS } from '../train/history.ts';
 import {
   DETECTOR_SETTINGS_FILE,
   detectorSettingsFile,
@@ -28,7 +29,7 @@ import {
 } from '../train/export.ts';
 import { Detector } from '../train/detector.ts';
 import { loadRunModel, ntpAnswers, prepareRunData, type PreparedModel } from '../train/prepare.ts';
-import { RunError, TrainingRun, type RunData, type RunEvent, type RunResult } from '../train/run.ts';
+import { RunError, TrainingRun, type RunData, type RunResult } from '../train/run.ts';
 import type { RunCheckpoint } from '../train/checkpoint.ts';
 import type { RunConfig } from '../train/config.ts';
 import { tabularColumns } from './columns.ts';
@@ -63,13 +64,27 @@ const DEMO_DATASET = 'demo/java-vulns.jsonl';
 /** Rows of the dataset shown in the mapping preview. */
 const PREVIEW_ROWS = 20;
 
-let context: Promise<GpuContext> | undefined;
-let model: PreparedModel | undefined;
-/**
- * The imported dataset: `imported` as read, `records` with the chosen split applied (what runs use),
- * and the page's view of it (re-split without reading the files again).
- */
-let dataset: { name: string; imported: DataRecord[]; records: DataRecord[]; info: DatasetInfo } | undefined;
+/** Everything the worker holds between requests. */
+interface WorkerState {
+  context?: Promise<GpuContext>;
+  model?: PreparedModel;
+  /** Where the loaded model came from: an ONNX export ships its tokenizer files. */
+  modelSource?: ModelSource;
+  /**
+   * The imported dataset: `imported` as read, `records` with the chosen split applied (what runs use),
+   * and the page's view of it (re-split without reading the files again).
+   */
+  dataset?: { name: string; imported: DataRecord[]; records: DataRecord[]; info: DatasetInfo };
+  /** The run going on, and the id its checkpoints and events go by. */
+  run?: TrainingRun;
+  activeRunId?: string;
+  /** The latest finished run: scans and exports use it (its weights stay here). */
+  lastResult?: { result: RunResult; run: TrainingRun; config: ReturnType<typeof resolveConfig> };
+  /** A PEFT adapter imported in the Scan panel; while set, scans use it instead of the latest run. */
+  imported?: { detector: Detector; config: RunConfig; threshold: number | null; info: ImportedAdapterInfo };
+}
+
+const state: WorkerState = {};
 /** Interrupted runs in OPFS (undefined where the browser has no OPFS). */
 const runStore = RunStore.browser();
 /** Hub models are kept converted in OPFS (else the Cache API), so a reload does not download them again. */
@@ -78,18 +93,15 @@ const weightCache: WeightCache | undefined = OpfsCacheStore.available()
   : CacheApiStore.available()
     ? new WeightCache(new CacheApiStore())
     : undefined;
-let run: TrainingRun | undefined;
-let activeRunId: string | undefined;
-let lastResult: { result: RunResult; run: TrainingRun; config: ReturnType<typeof resolveConfig> } | undefined;
 
 function gpu(): Promise<GpuContext> {
-  context ??= createBrowserContext();
+  state.context ??= createBrowserContext();
   // A failed or lost device is forgotten so the next request retries instead of failing forever.
-  context.then(
-    (ctx) => ctx.lost.then(() => (context = undefined)),
-    () => (context = undefined),
+  state.context.then(
+    (ctx) => ctx.lost.then(() => (state.context = undefined)),
+    () => (state.context = undefined),
   );
-  return context;
+  return state.context;
 }
 
 function emit(event: EngineEvent): void {
@@ -158,8 +170,8 @@ async function loadModel(source: ModelSource): Promise<EngineResponses['loadMode
     // Only Hub downloads are worth keeping: the demo is small and local files are already here.
     cache: source.kind === 'hub' ? weightCache : undefined,
   });
-  model = prepared;
-  modelSource = source;
+  state.model = prepared;
+  state.modelSource = source;
   // An imported adapter was set up on the previous model (and its tokenizer).
   clearAdapter();
   return {
@@ -226,9 +238,10 @@ function applySplit(
   contextLengthArg: number | undefined,
 ): DatasetInfo {
   const { records, splits, info: split } = splitDataset(imported, requested);
-  const contextLength = contextLengthArg ?? (model ? Math.min(2048, model.model.config.n_positions) : 2048);
+  const contextLength =
+    contextLengthArg ?? (state.model ? Math.min(2048, state.model.model.config.n_positions) : 2048);
   const quality = qualityReport(records, {
-    tokenizer: model?.tokenizer,
+    tokenizer: state.model?.tokenizer,
     contextLength,
     splits: splits.assignment,
   });
@@ -241,16 +254,16 @@ function applySplit(
     splits: splits.summary,
     split: { ...split, contextLength },
   };
-  dataset = { name, imported, records, info };
+  state.dataset = { name, imported, records, info };
   return info;
 }
 
 function resplit(request: Extract<EngineRequest, { type: 'splitData' }>): DatasetInfo {
-  if (!dataset) throw new RunError('No dataset is loaded.', 'Import a dataset in the Data panel.');
-  if (run) {
+  if (!state.dataset) throw new RunError('No dataset is loaded.', 'Import a dataset in the Data panel.');
+  if (state.run) {
     throw new RunError('A run is going on this dataset.', 'Change the split when the run has ended.');
   }
-  const { name, imported, info } = dataset;
+  const { name, imported, info } = state.dataset;
   const base = { ...info } as Partial<DatasetInfo>;
   for (const key of ['preview', 'quality', 'splits', 'split'] as const) delete base[key];
   return applySplit(name, imported, base as DatasetInfo, request.split, request.contextLength);
@@ -259,16 +272,16 @@ function resplit(request: Extract<EngineRequest, { type: 'splitData' }>): Datase
 async function startRun(
   request: Extract<EngineRequest, { type: 'startRun' }>,
 ): Promise<EngineResponses['startRun']> {
-  if (run) throw new RunError('A run is already going.', 'Stop it first, or wait until it finishes.');
-  if (!model)
+  if (state.run) throw new RunError('A run is already going.', 'Stop it first, or wait until it finishes.');
+  if (!state.model)
     throw new RunError('No model is loaded.', 'Load the demo model or another model in the Model panel.');
-  if (!dataset) throw new RunError('No dataset is loaded.', 'Import a dataset in the Data panel.');
+  if (!state.dataset) throw new RunError('No dataset is loaded.', 'Import a dataset in the Data panel.');
   const config = resolveConfig(request.config);
   const ctx = await gpu();
-  const packLength = Math.min(config.batching.packLength, model.model.config.n_positions);
+  const packLength = Math.min(config.batching.packLength, state.model.model.config.n_positions);
   const { data, splits } = prepareRunData(
-    dataset.records,
-    model.tokenizer,
+    state.dataset.records,
+    state.model.tokenizer,
     config,
     packLength,
     (done, total) => emit({ kind: 'data-progress', stage: 'tokenize', done, total }),
@@ -280,12 +293,12 @@ async function startRun(
     runId,
     name: request.name ?? runId,
     createdAt: Date.now(),
-    model: savedModelSource(modelSource, model.model.name),
-    modelName: model.model.name,
-    dataset: { name: dataset.name, records: dataset.records.length },
+    model: savedModelSource(state.modelSource, state.model.model.name),
+    modelName: state.model.model.name,
+    dataset: { name: state.dataset.name, records: state.dataset.records.length },
     config,
   };
-  const saver = runStore?.saver(manifest, dataset.records, splits.assignment);
+  const saver = runStore?.saver(manifest, state.dataset.records, splits.assignment);
   return execute(ctx, runId, config, data, saver);
 }
 
@@ -295,40 +308,14 @@ function savedModelSource(source: ModelSource | undefined, name: string): SavedM
   return { kind: 'files', name };
 }
 
-/** A run's charts, kept beside its checkpoints so a resumed run continues them. */
-function historyRecorder(initial?: SavedHistory) {
-  const history: SavedHistory = initial ? structuredClone(initial) : { steps: [], evals: [], markers: [] };
-  const thin = (curve: { x: number[]; y: number[] }) => {
-    const n = curve.x.length;
-    const keep =
-      n <= 100
-        ? curve.x.map((_, i) => i)
-        : Array.from({ length: 100 }, (_, i) => Math.round((i * (n - 1)) / 99));
-    return keep.map((i) => ({ x: curve.x[i], y: curve.y[i] }));
-  };
-  return {
-    history,
-    record(event: RunEvent) {
-      if (event.type === 'step') {
-        const { step, epoch, loss, lr, gradNorm, tokensPerSecond } = event;
-        history.steps.push({ step, epoch, loss, lr, gradNorm, tokensPerSecond });
-      } else if (event.type === 'eval' && event.split === 'validation') {
-        history.evals.push({
-          step: event.step,
-          epoch: event.epoch,
-          rocAuc: event.metrics.rocAuc,
-          prAuc: event.metrics.prAuc,
-          f1: event.metrics.atThreshold.f1,
-          threshold: event.threshold,
-          roc: thin(event.metrics.roc),
-          pr: thin(event.metrics.pr),
-        });
-      } else if (event.type === 'change') {
-        history.markers.push({ step: event.step, path: event.path, value: event.value });
-      }
-    },
-  };
-}
+/**
+ * The curves travel inside the checkpoint (RunCheckpoint.curves); the run store's separate
+ * history.json is left empty and read only for runs saved before that.
+ */
+const NO_SEPARATE_HISTORY: SavedHistory = { steps: [], evals: [], markers: [] };
+
+/** How often at most the page gets a live run's thinned curves while steps arrive. */
+const HISTORY_EVERY_MS = 250;
 
 /**
  * Runs a new or resumed run to its end. Checkpoints go to OPFS (a storage failure turns them off
@@ -341,9 +328,17 @@ async function execute(
   config: RunConfig,
   data: RunData,
   saver: RunSaver | undefined,
-  resume?: { checkpoint: RunCheckpoint; history: SavedHistory },
+  resume?: RunCheckpoint,
 ): Promise<EngineResponses['startRun']> {
-  const recorder = historyRecorder(resume?.history);
+  let current: TrainingRun | undefined;
+  // The page draws the run's own history, thinned here: sent at once for rare events, at most every
+  // HISTORY_EVERY_MS while steps arrive.
+  let historyTimer: ReturnType<typeof setTimeout> | undefined;
+  const sendHistory = () => {
+    clearTimeout(historyTimer);
+    historyTimer = undefined;
+    if (current) emit({ kind: 'run-history', runId, history: current.curves.thin(CHART_POINTS) });
+  };
   const checkpointsOff = (error: SerializedError, step: number) => {
     emit({ kind: 'checkpoints-off', runId, error });
     emit({
@@ -356,27 +351,27 @@ async function execute(
       },
     });
   };
-  lastResult?.run.destroy();
-  lastResult = undefined;
+  state.lastResult?.run.destroy();
+  state.lastResult = undefined;
   const release = holdRunLock(runId);
-  activeRunId = runId;
-  let current: TrainingRun | undefined;
+  state.activeRunId = runId;
   try {
     current = await TrainingRun.create(
       ctx,
       config,
-      model!.model,
+      state.model!.model,
       data,
       (event) => {
-        recorder.record(event);
         if (event.type === 'started' && saver) saver.manifest.totalSteps = event.totalSteps;
         emit({ kind: 'run', runId, event });
+        if (event.type !== 'step') sendHistory();
+        else historyTimer ??= setTimeout(sendHistory, HISTORY_EVERY_MS);
       },
       {
-        resume: resume?.checkpoint,
+        resume,
         onCheckpoint: saver
           ? async (checkpoint) => {
-              await saver.save(checkpoint, recorder.history, (error) =>
+              await saver.save(checkpoint, NO_SEPARATE_HISTORY, (error) =>
                 checkpointsOff(error.serialize(), checkpoint.step),
               );
             }
@@ -390,23 +385,26 @@ async function execute(
           message: 'This browser offers no private file storage (OPFS) for checkpoints.',
           hint: 'Use Chrome or Edge in a normal (not private) window to resume runs after a reload.',
         },
-        resume?.checkpoint.step ?? 0,
+        resume?.step ?? 0,
       );
     }
-    run = current;
+    // A resumed run's curves up to its checkpoint, before its first event.
+    if (resume) sendHistory();
+    state.run = current;
     const result = await current.run();
-    lastResult = { result, run: current, config };
+    state.lastResult = { result, run: current, config };
     await saver?.discard();
     const { trainables, ...summary } = result; // weights stay in the worker
-    return summary;
+    return { ...summary, curves: current.curves.thin(FINISHED_POINTS) };
   } catch (error) {
     current?.destroy();
     // Kept for a resume only when a checkpoint was completed; a half-written first one is removed.
     if (saver && !saver.hasCheckpoint) await saver.discard();
     throw error;
   } finally {
-    run = undefined;
-    activeRunId = undefined;
+    clearTimeout(historyTimer);
+    state.run = undefined;
+    state.activeRunId = undefined;
     release();
   }
 }
@@ -423,16 +421,16 @@ function requireStore(): RunStore {
 }
 
 async function resumeRun(runId: string): Promise<EngineResponses['resumeRun']> {
-  if (run) throw new RunError('A run is already going.', 'Stop it first, or wait until it finishes.');
+  if (state.run) throw new RunError('A run is already going.', 'Stop it first, or wait until it finishes.');
   const store = requireStore();
   if (await store.isHeldElsewhere(runId)) {
     throw new RunError('This run is going on in another tab.', 'Watch it there, or close that tab first.');
   }
   const saved = await store.load(runId);
   const { manifest, checkpoint } = saved;
-  if (!model || model.model.name !== manifest.modelName) {
+  if (!state.model || state.model.model.name !== manifest.modelName) {
     throw new RunError(
-      `The run trained ${manifest.modelName}, which is not the loaded model${model ? ` (${model.model.name})` : ''}.`,
+      `The run trained ${manifest.modelName}, which is not the loaded model${state.model ? ` (${state.model.model.name})` : ''}.`,
       manifest.model.kind === 'files'
         ? `Pick the same model folder (${manifest.modelName}) in the Model panel, then resume again.`
         : `Load ${manifest.modelName} in the Model panel, then resume again.`,
@@ -440,18 +438,18 @@ async function resumeRun(runId: string): Promise<EngineResponses['resumeRun']> {
   }
   const ctx = await gpu();
   const config = checkpoint.config;
-  const packLength = Math.min(config.batching.packLength, model.model.config.n_positions);
+  const packLength = Math.min(config.batching.packLength, state.model.model.config.n_positions);
   // The saved records carry the splits the run was given, so the training data is the same.
-  const { data } = prepareRunData(saved.records, model.tokenizer, config, packLength, (done, total) =>
+  const { data } = prepareRunData(saved.records, state.model.tokenizer, config, packLength, (done, total) =>
     emit({ kind: 'data-progress', stage: 'tokenize', done, total }),
   );
-  const history: SavedHistory = {
+  // Runs saved before the checkpoint carried the curves kept them in history.json.
+  const curves = checkpoint.curves ?? {
     steps: saved.history.steps.filter((p) => p.step <= checkpoint.step),
     evals: saved.history.evals.filter((e) => e.step <= checkpoint.step),
     markers: saved.history.markers.filter((m) => m.step <= checkpoint.step),
   };
-  emit({ kind: 'run-restored', runId, history });
-  return execute(ctx, runId, config, data, store.resumedSaver(manifest), { checkpoint, history });
+  return execute(ctx, runId, config, data, store.resumedSaver(manifest), { ...checkpoint, curves });
 }
 
 async function listCache(): Promise<EngineResponses['listCache']> {
@@ -464,19 +462,15 @@ async function listCache(): Promise<EngineResponses['listCache']> {
 }
 
 function requireRun(): TrainingRun {
-  if (!run) throw new RunError('No run is going.', 'Start a run in the Train panel.');
-  return run;
+  if (!state.run) throw new RunError('No run is going.', 'Start a run in the Train panel.');
+  return state.run;
 }
-
-/** A PEFT adapter imported in the Scan panel; while set, scans use it instead of the latest run. */
-let imported:
-  { detector: Detector; config: RunConfig; threshold: number | null; info: ImportedAdapterInfo } | undefined;
 
 const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'] as const;
 
 async function importAdapter(files: File[]): Promise<EngineResponses['importAdapter']> {
-  if (run) throw new RunError('A run is going.', 'Import the adapter when the run has ended.');
-  if (!model) {
+  if (state.run) throw new RunError('A run is going.', 'Import the adapter when the run has ended.');
+  if (!state.model) {
     throw new RunError(
       'No base model is loaded: an adapter holds only the LoRA weights and the classification head.',
       'Load the model the adapter was trained on in the Model panel, then import the adapter again.',
@@ -498,16 +492,16 @@ async function importAdapter(files: File[]): Promise<EngineResponses['importAdap
   const settings = settingsFile ? readDetectorSettings(await settingsFile.text()) : undefined;
   const ntp = adapter.config.taskType === 'CAUSAL_LM';
   // Scored as its run scored: its pack length and attention mode, truncation and normalization.
-  const detector = await Detector.create(await gpu(), model.model, adapter, {
+  const detector = await Detector.create(await gpu(), state.model.model, adapter, {
     packLength: settings?.packLength,
     mode: settings?.batching === 'paper' ? 'paper' : 'packed',
-    answers: ntp ? ntpAnswers(model.tokenizer) : undefined,
+    answers: ntp ? ntpAnswers(state.model.tokenizer) : undefined,
   });
   const baseModel = settings?.baseModel ?? adapter.config.baseModel;
   const info: ImportedAdapterInfo = {
     name: files[0]?.webkitRelativePath.split('/')[0] ?? '',
     baseModel,
-    modelName: model.model.name,
+    modelName: state.model.model.name,
     r: adapter.config.r,
     alpha: adapter.config.alpha,
     tensors: adapter.tensors.size,
@@ -516,12 +510,12 @@ async function importAdapter(files: File[]): Promise<EngineResponses['importAdap
     packLength: detector.packLength,
     validationRocAuc: settings?.validation?.rocAuc ?? null,
     warning:
-      baseModel && baseModel !== model.model.name
-        ? `The adapter was trained on ${baseModel}; it scores with the loaded ${model.model.name}.`
+      baseModel && baseModel !== state.model.model.name
+        ? `The adapter was trained on ${baseModel}; it scores with the loaded ${state.model.model.name}.`
         : undefined,
   };
-  imported?.detector.destroy();
-  imported = {
+  state.imported?.detector.destroy();
+  state.imported = {
     detector,
     config: resolveConfig({
       objective: ntp ? 'ntp' : 'cls',
@@ -534,12 +528,12 @@ async function importAdapter(files: File[]): Promise<EngineResponses['importAdap
 }
 
 function clearAdapter(): void {
-  imported?.detector.destroy();
-  imported = undefined;
+  state.imported?.detector.destroy();
+  state.imported = undefined;
 }
 
 async function scan(code: string): Promise<EngineResponses['scan']> {
-  if (!imported && (!lastResult || !model)) {
+  if (!state.imported && (!state.lastResult || !state.model)) {
     throw new RunError(
       'There is no trained detector yet.',
       'Train a run (or the classroom demo) first, or import an adapter exported from a run.',
@@ -552,10 +546,18 @@ async function scan(code: string): Promise<EngineResponses['scan']> {
       ? extracted.methods
       : [{ name: '(pasted code)', code, line: 1 }];
   const records: DataRecord[] = methods.map((m) => ({ code: m.code, label: 0, split: 'test' }));
-  const scorer = imported
-    ? { config: imported.config, packLength: imported.detector.packLength, score: imported.detector }
-    : { config: lastResult!.config, packLength: lastResult!.run.packLength, score: lastResult!.run };
-  const { data } = prepareRunData(records, model!.tokenizer, scorer.config, scorer.packLength);
+  const scorer = state.imported
+    ? {
+        config: state.imported.config,
+        packLength: state.imported.detector.packLength,
+        score: state.imported.detector,
+      }
+    : {
+        config: state.lastResult!.config,
+        packLength: state.lastResult!.run.packLength,
+        score: state.lastResult!.run,
+      };
+  const { data } = prepareRunData(records, state.model!.tokenizer, scorer.config, scorer.packLength);
   const scored = await scorer.score.score(data.test);
   const byIndex = new Map(scored.map((s) => [s.exampleIndex, s.score]));
   return {
@@ -563,19 +565,20 @@ async function scan(code: string): Promise<EngineResponses['scan']> {
       .map((m, i) => ({ name: m.name, line: m.line, code: m.code, probability: byIndex.get(i) ?? NaN }))
       .sort((a, b) => b.probability - a.probability),
     parseFailures: extracted.ok ? [] : [{ file: 'pasted code', message: extracted.message }],
-    threshold: imported ? imported.threshold : lastResult!.result.threshold,
-    note: imported
-      ? `Scored with the imported adapter${imported.info.name ? ` ${imported.info.name}` : ''} on ${imported.info.modelName}.`
+    threshold: state.imported ? state.imported.threshold : state.lastResult!.result.threshold,
+    note: state.imported
+      ? `Scored with the imported adapter${state.imported.info.name ? ` ${state.imported.info.name}` : ''} on ${state.imported.info.modelName}.`
       : 'Scored with the latest run.',
   };
 }
 
 function exportAdapter(): EngineResponses['exportAdapter'] {
-  if (!lastResult || !model) throw new RunError('There is no finished run to export.', 'Train a run first.');
-  const { result, run: finished, config } = lastResult;
+  if (!state.lastResult || !state.model)
+    throw new RunError('There is no finished run to export.', 'Train a run first.');
+  const { result, run: finished, config } = state.lastResult;
   const shapes = new Map([...result.trainables.keys()].map((name) => [name, finished.shapeOf(name)]));
   return [
-    ...exportPeftAdapter(result.trainables, shapes, config, model.model.name),
+    ...exportPeftAdapter(result.trainables, shapes, config, state.model.model.name),
     // The threshold and data settings, so an import here or `vulnlab scan` scores as this run did.
     detectorSettingsFile({
       threshold: result.threshold,
@@ -583,34 +586,31 @@ function exportAdapter(): EngineResponses['exportAdapter'] {
       batching: config.batching.mode,
       truncation: config.truncation,
       normalize: config.normalize,
-      baseModel: model.model.name,
+      baseModel: state.model.model.name,
       validation: { rocAuc: result.validation.rocAuc, n: result.validation.n },
     }),
   ];
 }
 
-/** Where the loaded model came from: an ONNX export ships its tokenizer files. */
-let modelSource: ModelSource | undefined;
-
 async function exportOnnx(format: OnnxWeightFormat): Promise<EngineResponses['exportOnnx']> {
-  if (!lastResult || !model || !modelSource) {
+  if (!state.lastResult || !state.model || !state.modelSource) {
     throw new RunError('There is no finished run to export.', 'Train a run first.');
   }
-  const { result, run: finished, config } = lastResult;
+  const { result, run: finished, config } = state.lastResult;
   const adapter: ImportedAdapter = {
-    config: { ...config.lora, baseModel: model.model.name, taskType: 'SEQ_CLS' },
+    config: { ...config.lora, baseModel: state.model.model.name, taskType: 'SEQ_CLS' },
     tensors: result.trainables,
   };
-  const exported = exportOnnxDetector(model.model, adapter, {
+  const exported = exportOnnxDetector(state.model.model, adapter, {
     format,
     threshold: result.threshold,
     tokenization: {
       maxTokens: finished.packLength - 1,
       truncation: config.truncation,
       normalize: config.normalize,
-      padId: model.model.padId,
+      padId: state.model.model.padId,
     },
-    tokenizerFiles: await readTokenizerFiles(modelFiles(modelSource).files),
+    tokenizerFiles: await readTokenizerFiles(modelFiles(state.modelSource).files),
   });
   return {
     files: exported.files.map((f) => ({ name: f.name, blob: new Blob(f.chunks as BlobPart[]) })),
@@ -642,7 +642,7 @@ async function handle(request: EngineRequest): Promise<EngineResponses[EngineReq
       if (!weightCache) throw new RunError('This browser has no model cache.', 'Nothing to delete.');
       return weightCache.delete(request.key);
     case 'deleteCheckpoint':
-      if (run && activeRunId === request.runId) {
+      if (state.run && state.activeRunId === request.runId) {
         throw new RunError('This run is going on.', 'Stop it first; its checkpoint is removed when it ends.');
       }
       return requireStore().remove(request.runId);

@@ -14,11 +14,12 @@ import type { CachedModelInfo } from '../io/cache.ts';
 import type { LoadProgress } from '../io/progress.ts';
 import type { RunConfig } from '../train/config.ts';
 import type { EvalMetrics, ScoredExample } from '../train/evaluate.ts';
+import type { HistoryView, SerializedHistory } from '../train/history.ts';
 import type { RunEvent } from '../train/run.ts';
 import type { DetectorMetadata } from '../train/onnx/export.ts';
 import type { OnnxWeightFormat } from '../train/onnx/weights.ts';
 
-export type { AdapterSummary, RunConfig, RunEvent, EvalMetrics };
+export type { AdapterSummary, RunConfig, RunEvent, EvalMetrics, HistoryView };
 
 export interface SerializedError {
   /** storage-*: browser storage (checkpoints) failed; the engine's own codes otherwise. */
@@ -116,28 +117,8 @@ export interface SavedRun {
   config: RunConfig;
 }
 
-/** The charts of a run up to its checkpoint, so a resumed run continues them. */
-export interface SavedHistory {
-  steps: {
-    step: number;
-    epoch: number;
-    loss: number;
-    lr: number;
-    gradNorm: number;
-    tokensPerSecond: number;
-  }[];
-  evals: {
-    step: number;
-    epoch: number;
-    rocAuc: number | null;
-    prAuc: number | null;
-    f1: number;
-    threshold: number;
-    roc: { x: number; y: number }[];
-    pr: { x: number; y: number }[];
-  }[];
-  markers: { step: number; path: string; value: unknown }[];
-}
+/** A run's curves as the browser's run store keeps them (runs saved before checkpoints carried them). */
+export type SavedHistory = SerializedHistory;
 
 /** What the worker keeps of a finished run for the page (weights stay in the worker). */
 export interface RunSummary {
@@ -149,6 +130,8 @@ export interface RunSummary {
   scores: { split: 'validation' | 'test'; examples: ScoredExample[] }[];
   throughput: { tokensPerSecond: number; examplesPerSecond: number; trainMs: number };
   history: { step: number; path: string; value: unknown }[];
+  /** The run's curves from its first step, thinned (first, last, best and change points kept). */
+  curves: HistoryView;
 }
 
 export interface ScanResult {
@@ -250,8 +233,11 @@ export type EngineEvent =
   | { kind: 'model-progress'; progress: LoadProgress }
   | { kind: 'data-progress'; stage: 'import' | 'tokenize'; done: number; total?: number }
   | { kind: 'run'; runId?: string; event: RunEvent }
-  /** A resumed run's charts up to its checkpoint, sent before its first event. */
-  | { kind: 'run-restored'; runId: string; history: SavedHistory }
+  /**
+   * The run's curves so far (its own history, from step 1 for a resumed run), thinned for charts:
+   * sent after a resume restored them, then as the run goes. Each replaces the last.
+   */
+  | { kind: 'run-history'; runId: string; history: HistoryView }
   /** Checkpoints stopped being saved (storage full or refused); the run goes on. */
   | { kind: 'checkpoints-off'; runId: string; error: SerializedError };
 

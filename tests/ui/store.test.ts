@@ -1,8 +1,9 @@
-/** Store logic without a browser: config layering for a loaded model, restored charts, saved-run sources. */
+/** Store logic without a browser: config layering for a loaded model, history selection, saved-run sources. */
 import { describe, expect, it } from 'vitest';
 import { findPreset } from '../../src/io/presets.ts';
 import { configForModel, resolveConfig } from '../../src/train/config.ts';
-import { draftForModel, finishedRun, modelSourceOf, restoredCharts } from '../../src/ui/store.ts';
+import { RunHistory } from '../../src/train/history.ts';
+import { chartMarkers, draftForModel, finishedRun, latestStep, modelSourceOf } from '../../src/ui/store.ts';
 import type { RunSummary } from '../../src/worker/protocol.ts';
 
 describe('draftForModel', () => {
@@ -30,26 +31,24 @@ describe('draftForModel', () => {
 });
 
 describe('saved runs', () => {
-  it('restores a checkpoint’s charts: steps without arrival times, markers named as live ones', () => {
-    const charts = restoredCharts({
+  it('selects chart markers and the latest step from a run’s history', () => {
+    const history = {
       steps: [{ step: 1, epoch: 0, loss: 0.7, lr: 1e-3, gradNorm: 1, tokensPerSecond: 50 }],
-      evals: [
-        {
-          step: 1,
-          epoch: 0,
-          rocAuc: 0.6,
-          prAuc: 0.5,
-          f1: 0.4,
-          threshold: 0.3,
-          roc: [{ x: 0, y: 0 }],
-          pr: [],
-        },
-      ],
-      markers: [{ step: 2, path: 'optimizer.lr', value: 5e-4 }],
+      evals: [],
+      markers: [{ step: 4, path: 'optimizer.lr', value: 5e-4 }],
+    };
+    expect(chartMarkers(history)).toEqual([{ step: 4, label: 'lr → 5e-4' }]);
+    expect(chartMarkers(history, 2)).toEqual([
+      { step: 2, label: 'resumed' },
+      { step: 4, label: 'lr → 5e-4' },
+    ]);
+    // Restored steps count until a step arrives.
+    expect(latestStep({ history, arrivals: [] })).toMatchObject({ step: 1, loss: 0.7 });
+    expect(latestStep({ history, arrivals: [{ step: 2, loss: 0.5, at: 9 }] })).toEqual({
+      step: 2,
+      loss: 0.5,
+      at: 9,
     });
-    expect(charts.steps[0]).toMatchObject({ step: 1, loss: 0.7, at: 0 });
-    expect(charts.evals[0].rocAuc).toBe(0.6);
-    expect(charts.markers).toEqual([{ step: 2, label: 'lr → 5e-4' }]);
   });
 
   it('knows how to load a saved run’s model again, except a folder from this computer', () => {
@@ -96,12 +95,25 @@ describe('saved runs', () => {
       scores: [],
       throughput: { tokensPerSecond: 1, examplesPerSecond: 1, trainMs: 30 },
       history: [],
+      curves: undefined,
     } as unknown as RunSummary;
-    const restored = restoredCharts({
-      steps: [1, 2].map((step) => ({ step, epoch: 0, loss: step, lr: 1, gradNorm: 1, tokensPerSecond: 1 })),
-      evals: [],
-      markers: [],
-    });
+    // The worker's history of a resumed run: from step 1, restored and new steps alike.
+    const history = RunHistory.empty();
+    for (const step of [1, 2, 3]) {
+      history.record({
+        type: 'step',
+        step,
+        epoch: 0,
+        loss: step,
+        lr: 1,
+        gradNorm: 1,
+        tokensPerSecond: 1,
+        examplesPerSecond: 1,
+        gpuBytes: 0,
+        elapsedMs: step,
+      });
+    }
+    summary.curves = history.view();
     const live = {
       id: 'r',
       name: 'r',
@@ -109,11 +121,9 @@ describe('saved runs', () => {
       phase: 'finished' as const,
       startedAt: 0,
       warnings: [],
-      ...restored,
-      steps: [
-        ...restored.steps,
-        { step: 3, epoch: 0, loss: 3, lr: 1, gradNorm: 1, tokensPerSecond: 1, at: 5 },
-      ],
+      history: summary.curves,
+      arrivals: [{ step: 3, loss: 3, at: 5 }],
+      markers: [],
       stepsPerEpoch: 3,
     };
     const run = finishedRun('r', 'r', live, summary, 'demo', 'slice.jsonl');

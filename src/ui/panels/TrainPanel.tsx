@@ -4,23 +4,15 @@ import { SeriesChart } from '../charts/SeriesChart.tsx';
 import { BarsChart } from '../charts/BarsChart.tsx';
 import { ErrorBox } from '../errors.tsx';
 import { formatDuration, formatMetric, formatPercent } from '../format.ts';
-import { useLab, type EvalPoint, type FinishedRun, type LiveRun } from '../store.ts';
+import { latestStep, useLab, type EvalPoint, type FinishedRun, type LiveRun } from '../store.ts';
 import { ConfigForm } from './ConfigForm.tsx';
 import { AblationView } from './AblationView.tsx';
 import { withField } from '../../train/config.ts';
 
-const MAX_CHART_POINTS = 400;
-
-function thin<T>(values: T[], max = MAX_CHART_POINTS): T[] {
-  if (values.length <= max) return values;
-  const stride = (values.length - 1) / (max - 1);
-  return Array.from({ length: max }, (_, i) => values[Math.round(i * stride)]);
-}
-
 /** Seconds left from the wall-clock rate of the last steps (evaluations included). */
 function eta(live: LiveRun): number | undefined {
-  // Steps restored from a checkpoint carry no arrival time.
-  const steps = live.steps.filter((p) => p.at > 0);
+  // Steps restored from a checkpoint did not arrive here: only arrivals count.
+  const steps = live.arrivals;
   if (!live.totalSteps || steps.length < 2) return undefined;
   const recent = steps.slice(-30);
   const first = recent[0];
@@ -30,7 +22,7 @@ function eta(live: LiveRun): number | undefined {
 }
 
 function stateText(live: LiveRun): string {
-  const step = live.steps[live.steps.length - 1]?.step ?? 0;
+  const step = latestStep(live)?.step ?? 0;
   const of = live.totalSteps ? ` of ${live.totalSteps}` : '';
   switch (live.phase) {
     case 'preparing':
@@ -75,8 +67,8 @@ function RunControls({ live }: { live?: LiveRun }) {
   const active = !!live && ['preparing', 'running', 'paused'].includes(live.phase);
   const ready = model.status === 'ready' && data.status === 'ready';
   const remaining = live && live.phase === 'running' ? eta(live) : undefined;
-  const step = live?.steps[live.steps.length - 1];
-  const lastEval = live?.evals[live.evals.length - 1];
+  const step = live && latestStep(live);
+  const lastEval = live?.history.evals[live.history.evals.length - 1];
   return (
     <div className="run-controls">
       <div className="buttons" role="group" aria-label="Run controls">
@@ -243,32 +235,34 @@ function RunCharts({ live }: { live: LiveRun }) {
   const finished = live.finishedId ? runs.find((r) => r.id === live.finishedId) : undefined;
   const steps = useMemo(
     () =>
-      thin(live.steps).map((p) => ({
+      // The worker's history, already thinned (first, last, best and change points kept).
+      live.history.steps.map((p) => ({
         step: p.step,
         loss: Number.isFinite(p.loss) ? p.loss : undefined,
         lr: p.lr,
         tokens: p.tokensPerSecond,
         gradNorm: Number.isFinite(p.gradNorm) ? p.gradNorm : undefined,
       })),
-    [live.steps],
+    [live.history.steps],
   );
   // Validation loss sits on the training-loss chart at the steps it was evaluated.
   const losses = useMemo(() => {
     const rows = new Map<number, Record<string, number | undefined>>(
       steps.map((p) => [p.step, { step: p.step, loss: p.loss }]),
     );
-    for (const e of live.evals) {
+    for (const e of live.history.evals) {
       if (e.loss === undefined || !Number.isFinite(e.loss)) continue;
       rows.set(e.step, { step: e.step, ...rows.get(e.step), validation: e.loss });
     }
     return [...rows.values()].sort((a, b) => a.step! - b.step!);
-  }, [steps, live.evals]);
+  }, [steps, live.history.evals]);
   const auc = useMemo(
-    () => live.evals.map((e) => ({ step: e.step, auc: e.rocAuc ?? undefined, ap: e.prAuc ?? undefined })),
-    [live.evals],
+    () =>
+      live.history.evals.map((e) => ({ step: e.step, auc: e.rocAuc ?? undefined, ap: e.prAuc ?? undefined })),
+    [live.history.evals],
   );
-  const roc = useMemo(() => curveSeries(live.evals, 'roc'), [live.evals]);
-  const pr = useMemo(() => curveSeries(live.evals, 'pr'), [live.evals]);
+  const roc = useMemo(() => curveSeries(live.history.evals, 'roc'), [live.history.evals]);
+  const pr = useMemo(() => curveSeries(live.history.evals, 'pr'), [live.history.evals]);
   return (
     <div className="charts-grid">
       <div>

@@ -1,0 +1,120 @@
+/**
+ * Workflows over the demo model and dataset: the classroom demo (one run) and the ablations (three
+ * runs compared). Both load what they need first (loadDemoInputs), then train DEMO_CONFIG.
+ */
+import { resolveConfig } from '../../train/config.ts';
+import type { RunConfig, SerializedError } from '../../worker/protocol.ts';
+import { deepMerge } from '../share.ts';
+import { asSerialized } from './engine.ts';
+import type { AblationRow, LabApi, LabState } from './types.ts';
+
+/**
+ * The classroom demo: 240 steps, an evaluation every 10 so the ROC curve is redrawn as it learns (about 10
+ * minutes on SwiftShader, measured; the demo model does not learn the demo set well yet: issue 16).
+ */
+export const DEMO_CONFIG = {
+  model: 'demo',
+  trainable: 'all',
+  weightFormat: 'f32',
+  optimizer: { lr: 1e-3 },
+  batching: { packLength: 256, packsPerStep: 4 },
+  epochs: 3,
+  evalEvery: 10,
+} as const;
+
+const DEMO_DATASET = 'demo dataset';
+
+/**
+ * Loads the demo model and imports the demo dataset unless they are already there. `onData` runs
+ * between the two; returns false (with the error, when there is one) if either failed.
+ */
+async function loadDemoInputs(
+  { get }: LabApi,
+  onData?: () => void,
+): Promise<{ ok: true } | { ok: false; error?: SerializedError }> {
+  if (get().model.status !== 'ready' || get().model.name !== 'demo') {
+    if (!(await get().loadModel({ kind: 'demo' }, 'demo'))) return { ok: false, error: get().model.error };
+  }
+  onData?.();
+  if (get().data.status !== 'ready' || get().data.name !== DEMO_DATASET) {
+    if (!(await get().importData({ kind: 'demo' }, DEMO_DATASET)))
+      return { ok: false, error: get().data.error };
+  }
+  return { ok: true };
+}
+
+/** DEMO_CONFIG with the caller's overrides, then a variant's settings, on top. */
+function demoConfig(overrides: unknown, variant?: unknown): RunConfig {
+  return resolveConfig(deepMerge(deepMerge(structuredClone(DEMO_CONFIG), overrides ?? {}), variant ?? {}));
+}
+
+const ABLATIONS: { row: Omit<AblationRow, 'status'>; variant: unknown }[] = [
+  {
+    row: { key: 'packed-focal', label: 'packed sequences · focal loss' },
+    variant: { batching: { mode: 'packed' }, loss: { kind: 'focal' } },
+  },
+  {
+    row: { key: 'padded-focal', label: 'padded (one function per row) · focal loss' },
+    variant: { batching: { mode: 'padded' }, loss: { kind: 'focal' } },
+  },
+  {
+    row: { key: 'packed-ce', label: 'packed sequences · cross-entropy' },
+    variant: { batching: { mode: 'packed' }, loss: { kind: 'ce' } },
+  },
+];
+
+export function workflowsSlice(api: LabApi): Pick<LabState, 'runDemo' | 'runAblations'> {
+  const { set, get } = api;
+  return {
+    async runDemo(overrides) {
+      set({ demo: { status: 'loading-model' }, panel: 'train' });
+      const fail = (error?: SerializedError) => set({ demo: { status: 'failed', error } });
+      const inputs = await loadDemoInputs(api, () => set({ demo: { status: 'loading-data' } }));
+      if (!inputs.ok) return fail(inputs.error);
+      let config: RunConfig;
+      try {
+        config = demoConfig(overrides);
+      } catch (error) {
+        return fail(asSerialized(error));
+      }
+      set({ demo: { status: 'training' }, draft: config });
+      const run = await get().startRun(config, 'classroom demo · packed · focal');
+      if (run) set({ demo: { status: 'done' } });
+      else fail(get().live?.error);
+    },
+    async runAblations(overrides) {
+      const rows: AblationRow[] = ABLATIONS.map(({ row }) => ({ ...row, status: 'waiting' }));
+      set({ ablation: { status: 'running', rows }, panel: 'train' });
+      const update = (i: number, patch: Partial<AblationRow>) =>
+        set((s) =>
+          s.ablation
+            ? {
+                ablation: {
+                  ...s.ablation,
+                  rows: s.ablation.rows.map((r, j) => (j === i ? { ...r, ...patch } : r)),
+                },
+              }
+            : {},
+        );
+      if (!(await loadDemoInputs(api)).ok) {
+        set({ ablation: { status: 'failed', rows } });
+        return;
+      }
+      for (let i = 0; i < rows.length; i++) {
+        update(i, { status: 'running' });
+        const config = demoConfig(overrides, ABLATIONS[i].variant);
+        const run = await get().startRun(config, `ablation · ${rows[i].label}`);
+        if (!run) {
+          update(i, { status: 'failed' });
+          set((s) => (s.ablation ? { ablation: { ...s.ablation, status: 'failed' } } : {}));
+          return;
+        }
+        update(i, { status: 'done', runId: run.id });
+      }
+      set((s) => ({
+        ablation: s.ablation ? { ...s.ablation, status: 'done' } : undefined,
+        selected: (s.ablation?.rows ?? []).map((r) => r.runId).filter((x): x is string => !!x),
+      }));
+    },
+  };
+}
