@@ -1041,8 +1041,6 @@ export class TrainStep {
       if (options.x0.length !== T * D) throw new ConfigError(`x0 needs ${T * D} values.`);
       ctx.write(this.x0, options.x0);
       forward = forward.filter((d) => d !== this.embeddingDispatch);
-    } else {
-      await ctx.run([this.embeddingDispatch]);
     }
     const backward = this.backwardDispatches.flatMap((d) => this.evalSubstitutes.get(d) ?? [d]);
     const margins = new Float32Array(terms.length);
