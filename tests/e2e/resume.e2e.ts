@@ -48,7 +48,7 @@ interface ExportedRun {
   validation: { rocAuc: number | null; prAuc: number | null };
   test: { rocAuc: number | null; prAuc: number | null };
   loss: { step: number; loss: number }[];
-  evals: { step: number; rocAuc: number | null }[];
+  evals: { step: number; rocAuc: number | null; loss?: number }[];
 }
 
 async function waitForReady(page: Page): Promise<void> {
@@ -121,6 +121,12 @@ async function waitForCheckpoint(page: Page, step: number): Promise<void> {
     .toBeGreaterThanOrEqual(step);
 }
 
+/** The validation-loss points the Train panel draws, as [step, loss]. */
+async function shownValidationLoss(page: Page): Promise<[number, number][]> {
+  const attr = await page.getByTestId('loss-panel').getAttribute('data-validation-loss');
+  return JSON.parse(attr ?? '[]') as [number, number][];
+}
+
 /** The resumed run must end exactly where the uninterrupted one did (same device, same steps). */
 function expectSameRun(resumed: ExportedRun, reference: ExportedRun): void {
   expect(resumed.steps).toBe(reference.steps);
@@ -130,7 +136,9 @@ function expectSameRun(resumed: ExportedRun, reference: ExportedRun): void {
   expect(resumed.test.rocAuc).toBe(reference.test.rocAuc);
   expect(resumed.test.prAuc).toBe(reference.test.prAuc);
   expect(resumed.loss).toEqual(reference.loss);
+  // Validation ROC AUC and loss at every evaluation, those before the checkpoint included.
   expect(resumed.evals).toEqual(reference.evals);
+  expect(resumed.evals.every((e) => typeof e.loss === 'number')).toBe(true);
 }
 
 describe('a run resumed after a page reload or a lost GPU device', () => {
@@ -176,6 +184,9 @@ describe('a run resumed after a page reload or a lost GPU device', () => {
       await prepare(page, url, slice);
       await page.getByRole('button', { name: 'Start', exact: true }).click();
       await waitForCheckpoint(page, 4);
+      // What the page showed before the reload, up to the checkpoint at step 4 (evaluated at 4).
+      const shownBefore = (await shownValidationLoss(page)).filter(([step]) => step <= 4);
+      expect(shownBefore.map(([step]) => step)).toEqual([4]);
       await page.reload();
       await waitForReady(page);
       await panel(page, 'Train');
@@ -201,6 +212,10 @@ describe('a run resumed after a page reload or a lost GPU device', () => {
         .toMatch(/resumed at step|step \d+/);
       await waitForEnd(page);
       expect(await page.getByTestId('loss-chart').innerText()).toContain('resumed');
+      // The resumed run's history goes back to step 1: validation loss before the checkpoint included.
+      const shownAfter = await shownValidationLoss(page);
+      expect(shownAfter.filter(([step]) => step <= 4)).toEqual(shownBefore);
+      expect(shownAfter.map(([step]) => step)).toEqual(reference.evals.map((e) => e.step));
       await page.screenshot({ path: `${RESULTS_DIR}/resume-finished.png`, fullPage: true });
       const runs = await exportMetrics(page, 'resume-resumed.json');
       const resumed = runs.find((r) => r.id !== reference.id)!;

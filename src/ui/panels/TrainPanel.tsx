@@ -256,6 +256,14 @@ function RunCharts({ live }: { live: LiveRun }) {
     }
     return [...rows.values()].sort((a, b) => a.step! - b.step!);
   }, [steps, live.history.evals]);
+  // The validation-loss points drawn, as [step, loss] pairs (read by the resume test).
+  const validationLoss = useMemo(
+    () =>
+      JSON.stringify(
+        live.history.evals.filter((e) => Number.isFinite(e.loss ?? NaN)).map((e) => [e.step, e.loss]),
+      ),
+    [live.history.evals],
+  );
   const auc = useMemo(
     () =>
       live.history.evals.map((e) => ({ step: e.step, auc: e.rocAuc ?? undefined, ap: e.prAuc ?? undefined })),
@@ -284,7 +292,7 @@ function RunCharts({ live }: { live: LiveRun }) {
           <p className="muted chart-empty">The PR curve appears at the first evaluation.</p>
         )}
       </div>
-      <div>
+      <div data-testid="loss-panel" data-validation-loss={validationLoss}>
         <h4>Loss</h4>
         <SeriesChart
           testId="loss-chart"

@@ -30,10 +30,10 @@ export function latestStep(
   return arrived.step >= restored.step ? arrived : restored;
 }
 
-/** The curves a finished run keeps (persisted): its loss per step and validation ROC AUC. */
+/** The curves a finished run keeps (persisted): its loss per step, validation ROC AUC and loss. */
 export function finishedCurves(history: HistoryView): Pick<FinishedRun, 'loss' | 'evals'> {
   return {
     loss: history.steps.map((p) => ({ step: p.step, loss: p.loss })),
-    evals: history.evals.map((e) => ({ step: e.step, rocAuc: e.rocAuc })),
+    evals: history.evals.map((e) => ({ step: e.step, rocAuc: e.rocAuc, loss: e.loss })),
   };
 }

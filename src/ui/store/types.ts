@@ -132,7 +132,8 @@ export interface FinishedRun {
   secondsPerEpoch: number;
   history: RunSummary['history'];
   loss: { step: number; loss: number }[];
-  evals: { step: number; rocAuc: number | null }[];
+  /** Validation ROC AUC and loss per evaluation (loss absent in runs kept before it was recorded). */
+  evals: { step: number; rocAuc: number | null; loss?: number }[];
   histogram: { split: 'validation' | 'test'; bins: HistogramBin[] };
 }
 
