@@ -21,7 +21,7 @@
  *
  * Deterministic: the same examples, seed and epoch give the same batches; a new epoch reshuffles.
  */
-import { Rng } from '../engine/random';
+import { Rng } from '../shared/random.ts';
 import { DataError } from './errors';
 import type { Label } from './types';
 

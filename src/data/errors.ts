@@ -1,4 +1,4 @@
-import { VulnLabError } from '../engine/errors';
+import { VulnLabError } from '../shared/errors.ts';
 import type { ImportIssue } from './types';
 
 /**

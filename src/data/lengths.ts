@@ -3,7 +3,7 @@
  * log-normal with median ≈ 250 BPE tokens and p90 ≈ 900, which also reproduces the paper's shares
  * beyond 512 / 1024 / 2048 tokens (~22% / ~8% / ~2%) and a tail beyond 2048.
  */
-import { Rng } from '../engine/random';
+import { Rng } from '../shared/random.ts';
 
 export interface LengthDistribution {
   median?: number;

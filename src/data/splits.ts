@@ -8,7 +8,7 @@
  *   furthest below its target size.
  * - `auto`: `field` when any record has a split, else `stratified`.
  */
-import { Rng } from '../engine/random';
+import { Rng } from '../shared/random.ts';
 import { duplicateKey } from './normalize';
 import { SPLIT_NAMES, type DataRecord, type SplitName } from './types';
 

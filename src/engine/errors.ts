@@ -1,27 +1,16 @@
 /**
- * Typed errors of the engine. Every error says what went wrong and what the user can do about it
- * (`hint`), so the UI and the CLI can show it without guessing from a message string.
+ * Typed errors of the engine, one class per kind, all derived from the lab's `VulnLabError`
+ * (src/shared/errors.ts). Every error says what went wrong and what the user can do about it
+ * (`hint`), so the UI and the CLI can show it without guessing from a message string. Engine code
+ * throws these, not a plain `Error`: device and driver trouble (WebGPUUnavailableError, DeviceLostError,
+ * OutOfMemoryError, GpuValidationError), what the adapter or the kernels cannot do
+ * (UnsupportedError, LimitExceededError), data handed to the engine that it cannot use
+ * (BadInputError), shapes and sizes that disagree between the engine's own parts (ShapeError) and
+ * broken invariants (InternalError).
  */
-export type VulnLabErrorCode =
-  | 'webgpu-unavailable'
-  | 'unsupported'
-  | 'device-lost'
-  | 'out-of-memory'
-  | 'gpu-validation'
-  | 'limit-exceeded'
-  | 'bad-input';
+import { VulnLabError, formatBytes } from '../shared/errors.ts';
 
-export class VulnLabError extends Error {
-  readonly code: VulnLabErrorCode;
-  readonly hint: string;
-
-  constructor(code: VulnLabErrorCode, message: string, hint: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.hint = hint;
-  }
-}
+export { VulnLabError, formatBytes, type VulnLabErrorCode } from '../shared/errors.ts';
 
 /** No WebGPU at all: no `navigator.gpu`, no adapter, or (Node) no Vulkan driver Dawn accepts. */
 export class WebGPUUnavailableError extends VulnLabError {
@@ -85,13 +74,32 @@ export class LimitExceededError extends VulnLabError {
   }
 }
 
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
+/** Data handed to the engine that it cannot use: a token id outside the vocabulary, a label not 0 or 1. */
+export class BadInputError extends VulnLabError {
+  constructor(
+    message: string,
+    hint = 'Check the tokenized data against the model: token ids below its vocabulary size, labels 0 or 1, lengths within its context.',
+  ) {
+    super('bad-input', message, hint);
   }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/**
+ * Shapes or sizes that disagree between the engine's parts (a kernel given a tensor of the wrong
+ * size, a pack of another length, a parameter missing): the caller is code of the lab, so it is a bug.
+ */
+export class ShapeError extends VulnLabError {
+  constructor(
+    message: string,
+    hint = 'This is a bug in VulnLab; please report it with the model config and pack length.',
+  ) {
+    super('internal', message, hint);
+  }
+}
+
+/** An invariant of the engine broke (a buffer released twice, a shader missing): a bug in VulnLab. */
+export class InternalError extends VulnLabError {
+  constructor(message: string, hint = 'This is a bug in VulnLab; please report it.') {
+    super('internal', message, hint);
+  }
 }

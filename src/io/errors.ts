@@ -2,7 +2,7 @@
  * Typed errors of model IO. Every error carries a `reason` so tests, the UI and the CLI can tell
  * the cases apart without parsing messages, and a `hint` saying what the user can do.
  */
-import { VulnLabError, type VulnLabErrorCode } from '../engine/errors.ts';
+import { VulnLabError, type VulnLabErrorCode } from '../shared/errors.ts';
 
 export type ModelIoReason =
   // files and containers

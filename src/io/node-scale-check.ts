@@ -29,7 +29,7 @@ import {
 } from '../engine/model/config.ts';
 import { planMemory } from '../engine/model/memory-plan.ts';
 import { f32ToF16, type WeightFormat } from '../engine/quant.ts';
-import { Rng } from '../engine/random.ts';
+import { Rng } from '../shared/random.ts';
 import { findPreset } from './presets.ts';
 import { loadModelToGpu } from './load-gpu.ts';
 import { loadModel, type LoadedModel } from './load.ts';

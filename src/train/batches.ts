@@ -4,10 +4,10 @@
  * pack and score functions the same way.
  */
 import type { TrainStep } from '../engine/model/gpt-bigcode.ts';
-import type { PackedBatch } from '../engine/reference/gptbigcode.ts';
+import type { PackedBatch } from '../shared/batch.ts';
 import { makeBatches, type Batch, type BatchMode } from '../data/batching.ts';
 import type { ScoredExample } from './evaluate.ts';
-import type { NtpAnswers, RunExample } from './run.ts';
+import type { NtpAnswers, RunExample } from './types.ts';
 
 export interface StepPacking {
   mode: BatchMode;

@@ -14,7 +14,7 @@ import type { OptimizerState } from '../engine/model/optimizer.ts';
 import { resolveConfig, type RunConfig } from './config.ts';
 import type { ExportedFile } from './export.ts';
 import { RunHistory, type SerializedHistory } from './history.ts';
-import { RunError, type RunData, type RunHistoryEntry } from './run.ts';
+import { RunError, type RunData, type RunHistoryEntry } from './types.ts';
 
 export const CHECKPOINT_FILES = ['checkpoint.json', 'checkpoint.safetensors'] as const;
 

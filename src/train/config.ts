@@ -6,8 +6,9 @@
 import { VulnLabError } from '../engine/errors.ts';
 import { LORA_TARGETS, type LoraTarget, type Trainable } from '../engine/model/config.ts';
 import { WEIGHT_FORMATS, type WeightFormat } from '../engine/quant.ts';
+import type { Objective } from '../shared/batch.ts';
 
-export type Objective = 'cls' | 'ntp';
+export type { Objective } from '../shared/batch.ts';
 export type LossKind = 'focal' | 'ce';
 export type Batching = 'packed' | 'padded' | 'paper';
 export type { LoraTarget, Trainable, WeightFormat };

@@ -12,7 +12,7 @@ import { scoreExamples, type StepPacking } from './batches.ts';
 import type { ScoredExample } from './evaluate.ts';
 import { explainExamples, type ExampleAttribution, type ExplainOptions } from './explain.ts';
 import type { ImportedAdapter } from './export.ts';
-import { RunError, type NtpAnswers, type RunExample, type RunModel } from './run.ts';
+import { RunError, type NtpAnswers, type RunExample, type RunModel } from './types.ts';
 import { uploadRunModel } from './upload.ts';
 
 export interface DetectorOptions {

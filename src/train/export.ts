@@ -7,7 +7,7 @@ import { readSafetensorsHeader, writeSafetensors, type SafetensorsWriteEntry } f
 import { MemoryByteSource } from '../io/source.ts';
 import { readTensorBytes } from '../io/tensors.ts';
 import type { RunConfig } from './config.ts';
-import { RunError } from './run.ts';
+import { RunError } from './types.ts';
 
 export interface ExportedFile {
   name: string;

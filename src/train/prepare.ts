@@ -13,7 +13,7 @@ import { rowsCols } from '../io/tensors.ts';
 import type { ProgressCallback } from '../io/progress.ts';
 import type { CodeTokenizer } from '../io/tokenizer.ts';
 import type { RunConfig } from './config.ts';
-import { RunError, type NtpAnswers, type RunData, type RunExample, type RunModel } from './run.ts';
+import { RunError, type NtpAnswers, type RunData, type RunExample, type RunModel } from './types.ts';
 
 export interface PreparedModel {
   model: RunModel;

@@ -17,7 +17,7 @@ import { readText } from '../io/source.ts';
 import { loadTokenizer, type CodeTokenizer } from '../io/tokenizer.ts';
 import { resolveConfig, type RunConfig } from './config.ts';
 import { prepareRunData } from './prepare.ts';
-import type { RunData } from './run.ts';
+import type { RunData } from './types.ts';
 
 /** Version of the recipe layout; recipes/torch/train.py refuses others. */
 export const RECIPE_FORMAT = 1;

@@ -4,120 +4,43 @@
  * gradient norm are the only values read back per step. Settings changed mid-run take effect at the
  * next step and are recorded with that step.
  */
-import { VulnLabError } from '../engine/errors.ts';
-import type { WeightCache } from '../io/cache.ts';
-import type { ModelFiles } from '../io/files.ts';
-import type { ProgressCallback } from '../io/progress.ts';
 import type { GpuContext } from '../engine/gpu/index.ts';
-import type { GptBigCodeConfig, LoraConfig } from '../engine/model/config.ts';
+import type { LoraConfig } from '../engine/model/config.ts';
 import { type GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
 import { ModelOptimizer } from '../engine/model/optimizer.ts';
 import type { Batch } from '../data/batching.ts';
 import { scoreExamples, stepBatches, toPackedBatch, type StepPacking } from './batches.ts';
 import { dataFingerprint, type RunCheckpoint } from './checkpoint.ts';
 import { FIELDS, withField, type RunConfig } from './config.ts';
-import { chooseThreshold, evaluateScores, type EvalMetrics, type ScoredExample } from './evaluate.ts';
+import { chooseThreshold, evaluateScores, type ScoredExample } from './evaluate.ts';
 import { RunHistory } from './history.ts';
 import { initialTrainables } from './init.ts';
 import { focalLossRef } from '../engine/reference/loss.ts';
 import { learningRate } from './schedule.ts';
+import {
+  RunError,
+  type RunData,
+  type RunEvent,
+  type RunExample,
+  type RunHistoryEntry,
+  type RunModel,
+  type RunResult,
+  type RunState,
+} from './types.ts';
 import { uploadRunModel } from './upload.ts';
 
-export interface RunModel {
-  /** "demo", a Hub id or a folder: recorded in exports. */
-  name: string;
-  config: GptBigCodeConfig;
-  /** Base weights by Hugging Face name (f32 values); empty when they stream from `files`. */
-  weights: ReadonlyMap<string, ArrayLike<number>>;
-  /** Set for models too large to keep in memory: every upload streams the checkpoint (upload.ts). */
-  files?: { files: ModelFiles; onProgress?: ProgressCallback; cache?: WeightCache };
-  /** Token that separates packed functions (EOS). */
-  separatorId: number;
-  padId: number;
-}
-
-export interface RunExample {
-  tokens: Int32Array;
-  label: 0 | 1;
-  weight: number;
-  cwe?: string;
-  exampleIndex: number;
-}
-
-export interface RunData {
-  train: RunExample[];
-  validation: RunExample[];
-  test: RunExample[];
-  /** Next-token objective: examples are prompts, answered by these tokens (prepare.ts NTP_PROMPT). */
-  answers?: NtpAnswers;
-}
-
-/** Token ids of the answers " YES" (vulnerable) and " NO". */
-export interface NtpAnswers {
-  yes: number;
-  no: number;
-}
-
-export type EvalSplit = 'validation' | 'test';
-
-export type RunEvent =
-  | {
-      type: 'started';
-      totalSteps: number;
-      stepsPerEpoch: number;
-      trainFunctions: number;
-      wastedShare: number;
-      /** Steps already done when the run was resumed from a checkpoint (0 for a new run). */
-      resumedAt: number;
-    }
-  | {
-      type: 'step';
-      step: number;
-      epoch: number;
-      loss: number;
-      lr: number;
-      gradNorm: number;
-      tokensPerSecond: number;
-      examplesPerSecond: number;
-      gpuBytes: number;
-      elapsedMs: number;
-    }
-  | {
-      type: 'eval';
-      step: number;
-      epoch: number;
-      split: EvalSplit;
-      metrics: EvalMetrics;
-      threshold: number;
-      /** The training loss (focal/CE with the run's weights; next-token: on the answer) on this split. */
-      loss: number;
-    }
-  | { type: 'change'; step: number; path: string; value: unknown }
-  | { type: 'checkpoint'; step: number; epoch: number }
-  | { type: 'warning'; step: number; message: string }
-  | { type: 'state'; step: number; state: RunState; reason?: string };
-
-export type RunState = 'running' | 'paused' | 'stopped' | 'finished';
-
-export interface RunResult {
-  steps: number;
-  bestStep: number;
-  threshold: number;
-  validation: EvalMetrics;
-  test: EvalMetrics;
-  scores: { split: EvalSplit; examples: ScoredExample[] }[];
-  /** Trainable tensors of the best evaluation (by validation ROC AUC). */
-  trainables: Map<string, Float32Array>;
-  throughput: { tokensPerSecond: number; examplesPerSecond: number; trainMs: number };
-  history: RunHistoryEntry[];
-}
-
-/** A setting changed during a run, with the optimizer step from which it applied. */
-export interface RunHistoryEntry {
-  step: number;
-  path: string;
-  value: unknown;
-}
+export type {
+  EvalSplit,
+  NtpAnswers,
+  RunData,
+  RunEvent,
+  RunExample,
+  RunHistoryEntry,
+  RunModel,
+  RunResult,
+  RunState,
+} from './types.ts';
+export { RunError } from './types.ts';
 
 export interface RunOptions {
   /** Continue from this checkpoint (same model and training data) instead of starting afresh. */
@@ -128,12 +51,6 @@ export interface RunOptions {
 
 /** After this many consecutive non-finite steps the run pauses instead of going on. */
 const MAX_NON_FINITE_STEPS = 3;
-
-export class RunError extends VulnLabError {
-  constructor(message: string, hint: string) {
-    super('bad-input', message, hint);
-  }
-}
 
 export class TrainingRun {
   private state: RunState = 'running';

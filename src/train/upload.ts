@@ -7,7 +7,7 @@
 import type { GpuContext } from '../engine/gpu/index.ts';
 import { GptBigCodeGpu, type GpuModelOptions } from '../engine/model/gpt-bigcode.ts';
 import { loadModelToGpu } from '../io/load-gpu.ts';
-import { RunError, type RunModel } from './run.ts';
+import { RunError, type RunModel } from './types.ts';
 
 const ADAPTER_TENSOR = /(\.lora_[AB]\.weight|^score\.weight)$/;
 

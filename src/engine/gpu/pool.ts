@@ -2,6 +2,7 @@
  * Reuses GPU buffers between steps: buffers are bucketed by usage and a size rounded up to at most
  * 1/8 above the request, so a training loop with fixed shapes allocates once and then only recycles.
  */
+import { InternalError } from '../errors.ts';
 export function bucketSize(bytes: number): number {
   const minimum = 256;
   if (bytes <= minimum) return minimum;
@@ -30,10 +31,11 @@ export class BufferPool {
   }
 
   release(buffer: GPUBuffer): void {
-    if (!this.owned.has(buffer)) throw new Error(`Buffer "${buffer.label}" was not acquired from this pool`);
+    if (!this.owned.has(buffer))
+      throw new InternalError(`Buffer "${buffer.label}" was not acquired from this pool`);
     const key = `${buffer.usage}:${buffer.size}`;
     const list = this.free.get(key) ?? [];
-    if (list.includes(buffer)) throw new Error(`Buffer "${buffer.label}" released twice`);
+    if (list.includes(buffer)) throw new InternalError(`Buffer "${buffer.label}" released twice`);
     list.push(buffer);
     this.free.set(key, list);
   }

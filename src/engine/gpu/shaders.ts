@@ -2,6 +2,7 @@
  * WGSL sources live in `shaders/*.wgsl`. The browser gets them through Vite (`?raw`), Node reads the
  * same files from disk; the engine only sees this interface.
  */
+import { InternalError } from '../errors.ts';
 export interface ShaderLibrary {
   get(name: string): string;
   names(): string[];
@@ -12,7 +13,7 @@ export function shaderLibraryFromRecord(sources: Record<string, string>): Shader
     get(name) {
       const code = sources[name];
       if (code === undefined) {
-        throw new Error(
+        throw new InternalError(
           `Shader "${name}" not found; known shaders: ${Object.keys(sources).sort().join(', ')}`,
         );
       }

@@ -1,3 +1,4 @@
+import { InternalError, ShapeError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
@@ -51,7 +52,7 @@ export class AdamWHyper {
   /** Sets the 1-based step t (as torch's state['step'] after its increment) and optionally the lr. */
   setStep(step: number, lr = this.lrValue): void {
     if (!Number.isInteger(step) || step < 1)
-      throw new Error(`adamw: step must be an integer ≥ 1, got ${step}`);
+      throw new InternalError(`adamw: step must be an integer ≥ 1, got ${step}`);
     this.stepValue = step;
     this.lrValue = lr;
     const bc1 = 1 - this.beta1 ** step;
@@ -90,7 +91,7 @@ export async function adamw(
   n: number,
   { weightDecay = 0.01, skipNonFinite = true }: AdamWOptions = {},
 ): Promise<Dispatch> {
-  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new Error(`adamw: bad element count ${n}`);
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new ShapeError(`adamw: bad element count ${n}`);
   const pipeline = await ctx.pipeline('adamw');
   const data = new ArrayBuffer(16);
   new Uint32Array(data, 0, 1)[0] = n;

@@ -1,3 +1,4 @@
+import { ShapeError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
@@ -18,7 +19,7 @@ function params(ctx: GpuContext, n: number, scaleA: number, scaleB: number, valu
 }
 
 function checkLength(n: number): void {
-  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new Error(`add: bad element count ${n}`);
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new ShapeError(`add: bad element count ${n}`);
 }
 
 /** In place A = scaleA·A + scaleB·B over `n` f32 elements (residual add: a += b). */

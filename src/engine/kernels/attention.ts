@@ -1,3 +1,4 @@
+import { ShapeError, UnsupportedError } from '../errors.ts';
 import { ceilDiv, type Binding, type Dispatch, type GpuContext } from '../gpu/index.ts';
 import {
   maskBufferData,
@@ -39,14 +40,20 @@ function check(ctx: GpuContext, shape: AttentionKernelShape): void {
   const { T, nHead, headDim } = shape;
   for (const [name, v] of Object.entries({ T, nHead, headDim })) {
     if (!Number.isInteger(v) || v < 1)
-      throw new Error(`attention: ${name} must be a positive integer, got ${v}`);
+      throw new ShapeError(`attention: ${name} must be a positive integer, got ${v}`);
   }
   if (headDim > ATTENTION_MAX_HEAD_DIM) {
-    throw new Error(`attention: head_dim ${headDim} > ${ATTENTION_MAX_HEAD_DIM} is not supported`);
+    throw new UnsupportedError(
+      `attention: head_dim ${headDim} > ${ATTENTION_MAX_HEAD_DIM} is not supported`,
+      `Pick a model whose attention heads have at most ${ATTENTION_MAX_HEAD_DIM} dimensions.`,
+    );
   }
   const maxWg = ctx.adapter.limits.maxComputeWorkgroupsPerDimension;
   if (ceilDiv(T, ATTENTION_TILE) > maxWg || nHead > maxWg) {
-    throw new Error(`attention: T=${T} or n_head=${nHead} exceeds the dispatch limit (${maxWg} workgroups)`);
+    throw new UnsupportedError(
+      `attention: T=${T} or n_head=${nHead} exceeds the dispatch limit (${maxWg} workgroups)`,
+      'Choose a smaller model or pack length, or a GPU with larger limits.',
+    );
   }
 }
 
@@ -87,7 +94,7 @@ export function uploadAttentionMask(ctx: GpuContext, mask: AttentionMask): Promi
 export function writeAttentionMask(ctx: GpuContext, buffer: GPUBuffer, mask: AttentionMask): void {
   validateAttentionMask(mask);
   if (buffer.size < mask.T * 16)
-    throw new Error(`attention mask buffer holds ${buffer.size} bytes, needs ${mask.T * 16}`);
+    throw new ShapeError(`attention mask buffer holds ${buffer.size} bytes, needs ${mask.T * 16}`);
   ctx.write(buffer, maskBufferData(mask));
 }
 
@@ -132,7 +139,7 @@ export async function attentionBackward(
   const { T, nHead, headDim, multiQuery } = shape;
   const groups = multiQuery ? (options.headGroups ?? 1) : 1;
   if (!Number.isInteger(groups) || groups < 1 || groups > nHead) {
-    throw new Error(`attention: headGroups must be an integer in [1, n_head = ${nHead}], got ${groups}`);
+    throw new ShapeError(`attention: headGroups must be an integer in [1, n_head = ${nHead}], got ${groups}`);
   }
   // Where backward_dkv writes: dqkv itself, or the [groups, T, 2·hd] partials reduced afterwards.
   let dkvTarget = dqkv;
@@ -141,7 +148,7 @@ export async function attentionBackward(
     const p = options.partials;
     const have = !p ? 0 : 'buffer' in p ? (p.size ?? p.buffer.size - (p.offset ?? 0)) : p.size;
     if (!p || have < need) {
-      throw new Error(`attention: headGroups = ${groups} needs a partials workspace of ${need} bytes`);
+      throw new ShapeError(`attention: headGroups = ${groups} needs a partials workspace of ${need} bytes`);
     }
     dkvTarget = p;
   }

@@ -1,3 +1,4 @@
+import { ShapeError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
@@ -9,7 +10,7 @@ export interface BiasShape {
 }
 
 function params(ctx: GpuContext, { T, C }: BiasShape, accumulate: boolean): GPUBuffer {
-  if (!(T >= 0 && C >= 1 && T * C < 2 ** 32)) throw new Error(`bias: bad shape ${T}x${C}`);
+  if (!(T >= 0 && C >= 1 && T * C < 2 ** 32)) throw new ShapeError(`bias: bad shape ${T}x${C}`);
   return ctx.uniform('bias.params', new Uint32Array([T, C, Number(accumulate), 0]));
 }
 

@@ -1,4 +1,4 @@
-import { VulnLabError } from '../errors.ts';
+import { ShapeError, UnsupportedError, VulnLabError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
@@ -17,10 +17,14 @@ export interface EmbeddingShape {
 
 function checkShape({ T, C, V, P }: EmbeddingShape): void {
   for (const [name, v] of Object.entries({ T, C, V, P })) {
-    if (!Number.isInteger(v) || v < (name === 'T' ? 0 : 1)) throw new Error(`embedding: bad ${name} = ${v}`);
+    if (!Number.isInteger(v) || v < (name === 'T' ? 0 : 1))
+      throw new ShapeError(`embedding: bad ${name} = ${v}`);
   }
   if (T * C >= 2 ** 32 || V * C >= 2 ** 32 || P * C >= 2 ** 32 || V >= 2 ** 31 || P >= 2 ** 31) {
-    throw new Error(`embedding: shape too large (${T}, ${C}, ${V}, ${P})`);
+    throw new UnsupportedError(
+      `embedding: shape too large (${T}, ${C}, ${V}, ${P})`,
+      'Choose a smaller model or pack length, or a GPU with larger limits.',
+    );
   }
 }
 
@@ -122,7 +126,7 @@ export async function embeddingBackward(
     dispatches: [scatter(wteIndex, V, buffers.dwte, 'wte'), scatter(wpeIndex, P, buffers.dwpe, 'wpe')],
     setTokens(ids, pos) {
       if (ids.length !== T || pos.length !== T) {
-        throw new Error(
+        throw new ShapeError(
           `embedding backward: expected ${T} ids and positions, got ${ids.length}, ${pos.length}`,
         );
       }

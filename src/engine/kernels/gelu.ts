@@ -1,3 +1,4 @@
+import { ShapeError, UnsupportedError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
@@ -17,7 +18,10 @@ export function geluKind(activationFunction: string): GeluKind {
     case 'gelu_fast':
       return 'gelu_pytorch_tanh';
     default:
-      throw new Error(`unsupported activation_function "${activationFunction}"`);
+      throw new UnsupportedError(
+        `unsupported activation_function "${activationFunction}"`,
+        'Pick a model whose activation_function is gelu or gelu_pytorch_tanh.',
+      );
   }
 }
 
@@ -28,7 +32,7 @@ async function prepare(
   n: number,
   buffers: (GPUBuffer | Binding)[],
 ): Promise<Dispatch> {
-  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new Error(`gelu: bad element count ${n}`);
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new ShapeError(`gelu: bad element count ${n}`);
   const pipeline = await ctx.pipeline('gelu', {
     entryPoint,
     constants: { APPROX: kind === 'gelu' ? 0 : 1 },

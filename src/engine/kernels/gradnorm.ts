@@ -1,3 +1,4 @@
+import { ShapeError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
@@ -40,7 +41,8 @@ export async function gradNorm(
   ]);
   let total = 0;
   const layout = grads.map(({ n }) => {
-    if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new Error(`gradNorm: bad element count ${n}`);
+    if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32)
+      throw new ShapeError(`gradNorm: bad element count ${n}`);
     const offset = total;
     total += Math.ceil(n / CHUNK);
     return offset;

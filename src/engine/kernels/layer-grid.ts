@@ -1,4 +1,5 @@
 /** Largest workgroup count per dispatch dimension that every WebGPU adapter accepts. */
+import { ShapeError } from '../errors.ts';
 export const MAX_WORKGROUPS_PER_DIM = 65535;
 
 /**
@@ -8,7 +9,7 @@ export const MAX_WORKGROUPS_PER_DIM = 65535;
  * and must return (all shaders of the per-layer kernels bound-check their element index).
  */
 export function foldWorkgroups(count: number, maxPerDim = MAX_WORKGROUPS_PER_DIM): [number, number, number] {
-  if (!Number.isInteger(count) || count < 0) throw new Error(`bad workgroup count ${count}`);
+  if (!Number.isInteger(count) || count < 0) throw new ShapeError(`bad workgroup count ${count}`);
   if (count <= maxPerDim) return [Math.max(count, 1), 1, 1];
   const y = Math.ceil(count / maxPerDim);
   if (y <= maxPerDim) return [Math.ceil(count / y), y, 1];

@@ -1,3 +1,4 @@
+import { ShapeError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
@@ -17,7 +18,7 @@ type Buf = GPUBuffer | Binding;
 
 function params(ctx: GpuContext, { T, C, eps = 1e-5 }: LayerNormShape, accumulate: boolean): GPUBuffer {
   if (!(Number.isInteger(T) && Number.isInteger(C) && T >= 0 && C >= 1 && T * C < 2 ** 32)) {
-    throw new Error(`layernorm: bad shape ${T}x${C}`);
+    throw new ShapeError(`layernorm: bad shape ${T}x${C}`);
   }
   const data = new ArrayBuffer(16);
   new Uint32Array(data, 0, 2).set([T, C]);

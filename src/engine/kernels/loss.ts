@@ -7,6 +7,7 @@
  *   over tokens with a next token in their segment, in place into dlogits, and the backward into the
  *   hidden states and (accumulated into) the wte gradient.
  */
+import { BadInputError, ShapeError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import type { FocalOptions } from '../reference/loss.ts';
 import { foldWorkgroups } from './layer-grid.ts';
@@ -87,7 +88,7 @@ export class ClsHead {
     const { T, D, F } = shape;
     for (const [k, v] of Object.entries(shape)) {
       if (!Number.isInteger(v) || v < 1)
-        throw new Error(`cls head: ${k} must be a positive integer, got ${v}`);
+        throw new ShapeError(`cls head: ${k} must be a positive integer, got ${v}`);
     }
     const rows = await ctx.storage('cls.rows', F * 4);
     const rowFunction = await ctx.storageFrom('cls.rowFunction', new Int32Array(T).fill(-1));
@@ -146,16 +147,17 @@ export class ClsHead {
   setFunctions(functions: readonly ClsFunction[]): void {
     const { T, D, F } = this.shape;
     if (functions.length > F)
-      throw new Error(`cls head: ${functions.length} functions exceed the capacity ${F}`);
+      throw new ShapeError(`cls head: ${functions.length} functions exceed the capacity ${F}`);
     const rows = new Uint32Array(F);
     const labels = new Uint32Array(F);
     const weights = new Float32Array(F);
     const rowFunction = new Int32Array(T).fill(-1);
     functions.forEach((fn, f) => {
       if (!Number.isInteger(fn.row) || fn.row < 0 || fn.row >= T)
-        throw new Error(`cls head: row ${fn.row} outside [0, ${T})`);
-      if (fn.label !== 0 && fn.label !== 1) throw new Error(`cls head: label ${fn.label} is not 0 or 1`);
-      if (rowFunction[fn.row] !== -1) throw new Error(`cls head: two functions end at token ${fn.row}`);
+        throw new ShapeError(`cls head: row ${fn.row} outside [0, ${T})`);
+      if (fn.label !== 0 && fn.label !== 1)
+        throw new BadInputError(`cls head: label ${fn.label} is not 0 or 1`);
+      if (rowFunction[fn.row] !== -1) throw new ShapeError(`cls head: two functions end at token ${fn.row}`);
       rows[f] = fn.row;
       labels[f] = fn.label;
       weights[f] = fn.weight;
@@ -172,9 +174,16 @@ export class ClsHead {
 
   /** γ and α of the focal loss (γ = 0, α = null: weighted cross-entropy); cheap, any time. */
   setFocal(focal: FocalOptions): void {
-    if (!(focal.gamma >= 0)) throw new Error(`focal loss: gamma must be ≥ 0 (got ${focal.gamma})`);
+    if (!(focal.gamma >= 0))
+      throw new BadInputError(
+        `focal loss: gamma must be ≥ 0 (got ${focal.gamma})`,
+        'Set loss.gamma to 0 or more.',
+      );
     if (focal.alpha !== null && !(focal.alpha >= 0 && focal.alpha <= 1)) {
-      throw new Error(`focal loss: alpha must be in [0, 1] or null (got ${focal.alpha})`);
+      throw new BadInputError(
+        `focal loss: alpha must be in [0, 1] or null (got ${focal.alpha})`,
+        'Set loss.alpha to a number in [0, 1], or leave it unset.',
+      );
     }
     this.focal = { ...focal };
     this.writeFocal();
@@ -259,7 +268,7 @@ export class NtpHead {
     const { T, D, V } = shape;
     for (const [k, v] of Object.entries(shape)) {
       if (!Number.isInteger(v) || v < 1)
-        throw new Error(`ntp head: ${k} must be a positive integer, got ${v}`);
+        throw new ShapeError(`ntp head: ${k} must be a positive integer, got ${v}`);
     }
     const logits = await ctx.storage('ntp.logits', T * V * 4);
     const rowLoss = await ctx.storage('ntp.rowLoss', T * 4);
@@ -310,10 +319,10 @@ export class NtpHead {
   /** Targets per token (−1: no loss at this token); see reference `ntpTargets`. Returns the count. */
   setTargets(targets: Int32Array): number {
     const { T, V } = this.shape;
-    if (targets.length !== T) throw new Error(`ntp head: ${targets.length} targets for ${T} tokens`);
+    if (targets.length !== T) throw new ShapeError(`ntp head: ${targets.length} targets for ${T} tokens`);
     let count = 0;
     for (const y of targets) {
-      if (y >= V) throw new Error(`ntp head: target ${y} outside the vocabulary (${V})`);
+      if (y >= V) throw new BadInputError(`ntp head: target ${y} outside the vocabulary (${V})`);
       if (y >= 0) count++;
     }
     this.ctx.write(this.targets, targets);

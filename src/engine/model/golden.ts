@@ -3,6 +3,7 @@
  * model, batch, optimizer and expected values, converted to the engine's types. Only parsing lives here;
  * reading the file is the caller's business.
  */
+import { BadInputError } from '../errors.ts';
 import type { AttentionMode, Objective, PackedBatch, ParamMap } from '../reference/gptbigcode.ts';
 import type { FocalOptions } from '../reference/loss.ts';
 import type { GptBigCodeConfig, LoraConfig, Trainable } from './config.ts';
@@ -76,7 +77,10 @@ const toMap = (record: Record<string, number[]>): ParamMap =>
 export function parseGoldenCase(json: unknown): GoldenCase {
   const raw = json as RawCase;
   if (!raw || typeof raw !== 'object' || !raw.config || !raw.params || !raw.expected) {
-    throw new Error('golden case: not a fixture object (config, params, expected missing)');
+    throw new BadInputError(
+      'golden case: not a fixture object (config, params, expected missing)',
+      'The golden fixture is damaged or not one the fixture script wrote; regenerate it.',
+    );
   }
   const e = raw.expected;
   const logits = raw.objective === 'cls' ? (e.logits ?? []).flat() : (e.ntp_logits_sample ?? []);

@@ -12,6 +12,7 @@
  * A NaN/Inf in any micro-batch propagates through the sum and trips the non-finite check. The
  * accumulators hold nothing between optimizer steps, so checkpoints (taken between them) skip them.
  */
+import { InternalError } from '../errors.ts';
 import type { Dispatch } from '../gpu/index.ts';
 import { add } from '../kernels/add.ts';
 import { AdamWHyper, adamw } from '../kernels/adamw.ts';
@@ -115,7 +116,7 @@ export class ModelOptimizer {
    */
   microDispatches(k: number, count = this.accumulate): readonly Dispatch[] {
     if (!Number.isInteger(k) || k < 0 || k >= count || count > this.accumulate) {
-      throw new Error(`optimizer: micro-batch ${k} of ${count} (accumulate ${this.accumulate})`);
+      throw new InternalError(`optimizer: micro-batch ${k} of ${count} (accumulate ${this.accumulate})`);
     }
     if (k === count - 1) return this.micro.finals[k];
     return k === 0 ? this.micro.first : this.micro.middle;

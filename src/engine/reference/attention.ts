@@ -8,8 +8,10 @@
  * the last query that may attend to key k (an upper bound is enough for correctness; the kernels use
  * it to skip query tiles in the key-side backward pass).
  */
+import { ShapeError } from '../errors.ts';
+import type { AttentionMode } from '../../shared/batch.ts';
 
-export type AttentionMode = 'packed' | 'paper';
+export type { AttentionMode } from '../../shared/batch.ts';
 
 export interface AttentionMask {
   T: number;
@@ -42,7 +44,7 @@ export function buildAttentionMask(
 ): AttentionMask {
   const T = segmentIds.length;
   if (!Number.isInteger(packLength) || packLength < 1 || T % packLength !== 0) {
-    throw new Error(`attention mask: ${T} tokens are not a whole number of packs of ${packLength}`);
+    throw new ShapeError(`attention mask: ${T} tokens are not a whole number of packs of ${packLength}`);
   }
   const segment = Int32Array.from(segmentIds);
   const keyStart = new Int32Array(T);
@@ -72,7 +74,7 @@ export function buildAttentionMask(
         }
       } else {
         if (seen.has(id)) {
-          throw new Error(`attention mask: segment ${id} of pack ${p0 / packLength} is not contiguous`);
+          throw new ShapeError(`attention mask: segment ${id} of pack ${p0 / packLength} is not contiguous`);
         }
         seen.add(id);
         for (let u = t; u < end; u++) {
@@ -93,7 +95,7 @@ export function buildAttentionMask(
 export function validateAttentionMask(mask: AttentionMask): void {
   const { T, segment, keyStart, queryEnd } = mask;
   if (segment.length !== T || keyStart.length !== T || queryEnd.length !== T) {
-    throw new Error('attention mask: arrays must all have length T');
+    throw new ShapeError('attention mask: arrays must all have length T');
   }
   // The last query attending to key k is the largest non-padding t with keyStart[t] ≤ k ≤ t. Visit
   // queries from the last one down and give each still-unassigned key of [keyStart[t], t] to t; `left`
@@ -112,11 +114,11 @@ export function validateAttentionMask(mask: AttentionMask): void {
     if (segment[t] === -1) continue;
     const start = keyStart[t];
     if (!(Number.isInteger(start) && start >= 0 && start <= t)) {
-      throw new Error(`attention mask: key_start[${t}] = ${start} is outside [0, ${t}]`);
+      throw new ShapeError(`attention mask: key_start[${t}] = ${start} is outside [0, ${t}]`);
     }
     for (let k = find(t); k >= start; k = find(k)) {
       if (segment[k] !== -1 && queryEnd[k] < t + 1) {
-        throw new Error(`attention mask: query_end[${k}] = ${queryEnd[k]} but query ${t} attends to it`);
+        throw new ShapeError(`attention mask: query_end[${k}] = ${queryEnd[k]} but query ${t} attends to it`);
       }
       left[k] = k - 1;
     }
@@ -162,7 +164,7 @@ export function qkvLayout(shape: AttentionShape): {
 function checkSizes(qkv: ArrayLike<number>, mask: AttentionMask, shape: AttentionShape): number {
   const { width } = qkvLayout(shape);
   if (qkv.length !== mask.T * width) {
-    throw new Error(`attention: qkv has ${qkv.length} values, expected T·${width} = ${mask.T * width}`);
+    throw new ShapeError(`attention: qkv has ${qkv.length} values, expected T·${width} = ${mask.T * width}`);
   }
   return width;
 }
@@ -343,8 +345,9 @@ export function segmentIdsFromLengths(packs: readonly (readonly number[])[], pac
     let t = p * packLength;
     lengths.forEach((len, id) => {
       if (!Number.isInteger(len) || len < 1)
-        throw new Error(`segment length ${len} must be a positive integer`);
-      if (t + len > (p + 1) * packLength) throw new Error(`pack ${p} holds more than ${packLength} tokens`);
+        throw new ShapeError(`segment length ${len} must be a positive integer`);
+      if (t + len > (p + 1) * packLength)
+        throw new ShapeError(`pack ${p} holds more than ${packLength} tokens`);
       ids.fill(id, t, t + len);
       t += len;
     });

@@ -7,6 +7,7 @@
  * Shapes follow docs/ENGINE.md: activations [T, C] with T = packs × pack length, flattened. Meant for
  * tiny configs (tests, fixtures); LoRA dropout is not applied (the reference is deterministic).
  */
+import { BadInputError, ShapeError } from '../errors.ts';
 import {
   LORA_TARGETS,
   blockPrefix,
@@ -19,29 +20,12 @@ import {
   type ResolvedConfig,
 } from '../model/config.ts';
 import { dropoutMaskRef } from './lora.ts';
+import type { Objective, PackedBatch } from '../../shared/batch.ts';
 import { crossEntropyRef, focalLossRef, ntpTargets, type AttentionMode, type FocalOptions } from './loss.ts';
 
 export type { AttentionMode } from './loss.ts';
+export type { FunctionRef, Objective, PackedBatch } from '../../shared/batch.ts';
 export type ParamMap = Map<string, Float64Array>;
-
-export interface FunctionRef {
-  /** Pack index. */
-  pack: number;
-  /** Index within the pack of the function's last code token. */
-  last: number;
-  label: number;
-  weight: number;
-}
-
-export interface PackedBatch {
-  /** [B][L] token ids. */
-  inputIds: number[][];
-  /** [B][L] function index within the pack, −1 for padding. */
-  segmentIds: number[][];
-  /** [B][L] position ids. */
-  positionIds: number[][];
-  functions: FunctionRef[];
-}
 
 export interface ModelSpec {
   config: GptBigCodeConfig;
@@ -53,8 +37,6 @@ export interface ModelSpec {
    */
   dropout?: { seed: number; step: number };
 }
-
-export type Objective = 'cls' | 'ntp';
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -168,7 +150,7 @@ interface ForwardCache {
 
 function get(params: ParamMap, name: string): Float64Array {
   const v = params.get(name);
-  if (!v) throw new Error(`reference model: parameter ${name} is missing`);
+  if (!v) throw new ShapeError(`reference model: parameter ${name} is missing`);
   return v;
 }
 
@@ -430,7 +412,7 @@ function flat(rows: number[][]): Int32Array {
   const L = rows[0]?.length ?? 0;
   const out = new Int32Array(rows.length * L);
   rows.forEach((row, b) => {
-    if (row.length !== L) throw new Error(`batch: pack ${b} has ${row.length} tokens, pack 0 has ${L}`);
+    if (row.length !== L) throw new ShapeError(`batch: pack ${b} has ${row.length} tokens, pack 0 has ${L}`);
     out.set(row, b * L);
   });
   return out;
@@ -482,8 +464,9 @@ export function forwardRef(
   let x = new Float64Array(T * D);
   for (let t = 0; t < T; t++) {
     if (ids[t] < 0 || ids[t] >= c.vocab_size)
-      throw new Error(`token id ${ids[t]} at ${t} outside the vocabulary`);
-    if (pos[t] < 0 || pos[t] >= c.n_positions) throw new Error(`position id ${pos[t]} at ${t} out of range`);
+      throw new BadInputError(`token id ${ids[t]} at ${t} outside the vocabulary`);
+    if (pos[t] < 0 || pos[t] >= c.n_positions)
+      throw new BadInputError(`position id ${pos[t]} at ${t} out of range`);
     for (let i = 0; i < D; i++) x[t * D + i] = wte[ids[t] * D + i] + wpe[pos[t] * D + i];
   }
   const blocks: BlockCache[] = [];

@@ -3,13 +3,10 @@
  * from the last token's logits) and next-token cross-entropy over packed sequences, each with its
  * gradient with respect to the logits.
  */
+import { BadInputError, ShapeError } from '../errors.ts';
+import type { AttentionMode, FocalOptions } from '../../shared/batch.ts';
 
-export interface FocalOptions {
-  /** Focusing exponent; 0 gives (weighted) cross-entropy. */
-  gamma: number;
-  /** Weight of class 1 (class 0 gets 1 − alpha); null for no class weighting. */
-  alpha: number | null;
-}
+export type { AttentionMode, FocalOptions } from '../../shared/batch.ts';
 
 export interface LossResult {
   loss: number;
@@ -39,14 +36,14 @@ export function focalLossRef(
 ): LossResult & { perFunction: Float64Array } {
   const C = 2;
   const F = labels.length;
-  if (logits.length !== F * C) throw new Error(`focal loss: ${logits.length} logits for ${F} functions`);
+  if (logits.length !== F * C) throw new ShapeError(`focal loss: ${logits.length} logits for ${F} functions`);
   const dlogits = new Float64Array(F * C);
   const perFunction = new Float64Array(F);
   const lp = new Float64Array(C);
   let loss = 0;
   for (let i = 0; i < F; i++) {
     const t = labels[i];
-    if (t !== 0 && t !== 1) throw new Error(`focal loss: label ${t} of function ${i} is not 0 or 1`);
+    if (t !== 0 && t !== 1) throw new BadInputError(`focal loss: label ${t} of function ${i} is not 0 or 1`);
     logSoftmaxRow(logits, i * C, C, lp);
     const logPt = lp[t];
     const pt = Math.exp(logPt);
@@ -69,8 +66,6 @@ export function focalLossRef(
   }
   return { loss: F > 0 ? loss / F : 0, dlogits, perFunction };
 }
-
-export type AttentionMode = 'packed' | 'paper';
 
 /**
  * Next-token targets of a packed batch (flat over packs): target[t] = inputIds[t+1] when token t+1
@@ -102,7 +97,7 @@ export function crossEntropyRef(
   V: number,
 ): LossResult {
   const T = targets.length;
-  if (logits.length !== T * V) throw new Error(`cross-entropy: ${logits.length} logits for ${T}×${V}`);
+  if (logits.length !== T * V) throw new ShapeError(`cross-entropy: ${logits.length} logits for ${T}×${V}`);
   const dlogits = new Float64Array(T * V);
   let count = 0;
   for (let t = 0; t < T; t++) if (targets[t] >= 0) count++;
@@ -112,7 +107,8 @@ export function crossEntropyRef(
   for (let t = 0; t < T; t++) {
     const y = targets[t];
     if (y < 0) continue;
-    if (y >= V) throw new Error(`cross-entropy: target ${y} at row ${t} is outside the vocabulary (${V})`);
+    if (y >= V)
+      throw new BadInputError(`cross-entropy: target ${y} at row ${t} is outside the vocabulary (${V})`);
     logSoftmaxRow(logits, t * V, V, lp);
     loss -= lp[y];
     for (let j = 0; j < V; j++) dlogits[t * V + j] = (Math.exp(lp[j]) - (j === y ? 1 : 0)) / count;
