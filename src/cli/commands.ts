@@ -1,4 +1,4 @@
-import { formatBytes } from '../engine/errors.ts';
+import { formatBytes } from '../shared/errors.ts';
 import { parseFlags, type Command } from './flags.ts';
 import { createNodeContext } from '../engine/gpu/node.ts';
 import { evaluate } from './eval.ts';

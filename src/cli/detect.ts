@@ -1,5 +1,5 @@
 /** Shared by `eval` and `scan`: a base model plus an adapter folder as a Detector, and code → examples. */
-import type { GpuContext } from '../engine/gpu/index.ts';
+import type { GpuContext } from '../engine/index.ts';
 import type { DataRecord } from '../data/types.ts';
 import { resolveConfig, type RunConfig } from '../train/config.ts';
 import { Detector } from '../train/detector.ts';

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { formatBytes } from '../engine/errors.ts';
+import { formatBytes } from '../shared/errors.ts';
 import { resolveConfig } from '../train/config.ts';
 import { exportOnnxDetector, readTokenizerFiles, type OnnxExportFile } from '../train/onnx/export.ts';
 import { ONNX_WEIGHT_FORMATS, type OnnxWeightFormat } from '../train/onnx/weights.ts';

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { VulnLabError } from '../engine/errors.ts';
+import { VulnLabError } from '../shared/errors.ts';
 
 export interface Command {
   name: string;

@@ -3,7 +3,7 @@
  * Exit codes: 0 success, 1 failure while running, 2 usage error (bad flag, config or input file);
  * `scan` exits 3 when it flags a method.
  */
-import { VulnLabError } from '../engine/errors.ts';
+import { VulnLabError } from '../shared/errors.ts';
 import { COMMANDS } from './commands.ts';
 import { UsageError, type Command } from './flags.ts';
 

@@ -1,19 +1,31 @@
 /**
- * Public surface of the engine for the layers above it (io, data, train, worker, cli): the device
- * layer, the GPT-BigCode model (config, memory plan, GPU model and training step, optimizer), typed
- * errors and the seeded RNG. Kernels and float64 references are imported from their own modules by
- * tests and benchmarks.
+ * Public surface of the engine for the layers above it: src/train and src/cli import the engine
+ * from here, never from its inner modules (eslint.config.js enforces it; docs/ARCHITECTURE.md).
+ * It holds the device layer, the GPT-BigCode model (config, memory plan, GPU model and training
+ * step, optimizer), the weight formats and the typed errors, and re-exports what the engine takes
+ * from src/shared (the seeded RNG, the error base class, the batch and loss types).
+ *
+ * Not here, on purpose:
+ * - the platform entry points `gpu/node.ts` (Dawn, Node only) and `gpu/browser.ts`
+ *   (navigator.gpu): importing this module must work in both, so they are imported directly;
+ * - kernels and float64 references: tests, benchmarks and the worker's self-test import them from
+ *   their own modules;
+ * - the page: it bundles no engine, so the UI and the page-safe modules (eslint.config.js PAGE_SAFE)
+ *   import the engine's plain-arithmetic modules (errors, quant, model/config, memory-plan, sizes)
+ *   directly and never this barrel, which pulls in the GPU model.
  */
 export * from './errors.ts';
 export { GpuContext, ceilDiv, summarizeAdapter } from './gpu/index.ts';
 export type { AdapterSummary, Dispatch } from './gpu/index.ts';
 export { Rng, randomArray } from './random.ts';
-export type { WeightFormat } from './quant.ts';
+export * from './quant.ts';
 export {
   ConfigError,
   LORA_TARGETS,
   baseParamSpecs,
+  blockPrefix,
   checkParams,
+  linearShape,
   loraParamSpecs,
   loraScaling,
   numel,
@@ -31,9 +43,10 @@ export type {
 } from './model/config.ts';
 export { matrixBytes, planMemory } from './model/memory-plan.ts';
 export type { MemoryPlan, MemoryPlanOptions } from './model/memory-plan.ts';
+export { parameterCount } from './model/sizes.ts';
 export { GptBigCodeGpu, TrainStep } from './model/gpt-bigcode.ts';
-export type { GpuModelOptions, Objective, StepShape } from './model/gpt-bigcode.ts';
+export type { GpuModelOptions, StepShape } from './model/gpt-bigcode.ts';
 export { ModelOptimizer } from './model/optimizer.ts';
-export type { OptimizerOptions } from './model/optimizer.ts';
-export type { FunctionRef, PackedBatch } from './reference/gptbigcode.ts';
-export type { AttentionMode, FocalOptions } from './reference/loss.ts';
+export type { OptimizerOptions, OptimizerState } from './model/optimizer.ts';
+export { focalLossRef } from './reference/loss.ts';
+export type { AttentionMode, FocalOptions, FunctionRef, Objective, PackedBatch } from '../shared/batch.ts';

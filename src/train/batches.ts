@@ -3,7 +3,7 @@
  * Shared by training runs and detectors (evaluation and scanning with an imported adapter), so both
  * pack and score functions the same way.
  */
-import type { TrainStep } from '../engine/model/gpt-bigcode.ts';
+import type { TrainStep } from '../engine/index.ts';
 import type { PackedBatch } from '../shared/batch.ts';
 import { makeBatches, type Batch, type BatchMode } from '../data/batching.ts';
 import type { ScoredExample } from './evaluate.ts';

@@ -3,7 +3,7 @@
  * validator that names the field, the value and what is accepted. The same field table drives the CLI
  * flags and the lab's hyperparameter explanations.
  */
-import { VulnLabError } from '../engine/errors.ts';
+import { VulnLabError } from '../shared/errors.ts';
 import { LORA_TARGETS, type LoraTarget, type Trainable } from '../engine/model/config.ts';
 import { WEIGHT_FORMATS, type WeightFormat } from '../engine/quant.ts';
 import type { Objective } from '../shared/batch.ts';

@@ -3,10 +3,16 @@
  * finetune) on the GPU, scoring functions for evaluation and scanning. Runs and detectors pack and
  * score through the same code (batches.ts), so a run's scores and its exported adapter's agree.
  */
-import type { GpuContext } from '../engine/gpu/index.ts';
-import { baseParamSpecs, LORA_TARGETS, type LoraConfig, type LoraTarget } from '../engine/model/config.ts';
-import { type GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
-import type { WeightFormat } from '../engine/quant.ts';
+import {
+  baseParamSpecs,
+  type GptBigCodeGpu,
+  type GpuContext,
+  LORA_TARGETS,
+  type LoraConfig,
+  type LoraTarget,
+  TrainStep,
+  type WeightFormat,
+} from '../engine/index.ts';
 import { DEFAULT_MAX_FUNCTIONS_PER_PACK } from '../data/batching.ts';
 import { scoreExamples, type StepPacking } from './batches.ts';
 import type { ScoredExample } from './evaluate.ts';

@@ -3,8 +3,8 @@
  * transformers initialise them: LoRA A ~ kaiming-uniform(a = √5) = U(±1/√in), LoRA B = 0 (so the
  * adapted model starts equal to the base model), and the score head ~ N(0, 0.02).
  */
-import { loraParamSpecs, type GptBigCodeConfig, type LoraConfig } from '../engine/model/config.ts';
-import { Rng } from '../engine/random.ts';
+import { type GptBigCodeConfig, type LoraConfig, loraParamSpecs } from '../engine/index.ts';
+import { Rng } from '../shared/random.ts';
 
 export function initialTrainables(
   config: GptBigCodeConfig,

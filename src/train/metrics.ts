@@ -2,7 +2,7 @@
  * Evaluation metrics for binary vulnerability detection, computed exactly (ties handled) and checked
  * against scikit-learn fixtures. Convention: an example is predicted vulnerable iff score >= threshold.
  */
-import { Rng } from '../engine/random.ts';
+import { Rng } from '../shared/random.ts';
 
 export interface Curve {
   x: number[];

@@ -2,7 +2,7 @@
  * From files to a run's inputs, shared by the worker and the CLI: the model's weights and tokenizer
  * through src/io, the dataset through src/data (splits, normalization, tokenization with truncation).
  */
-import { decodeWeight } from '../engine/quant.ts';
+import { decodeWeight } from '../engine/index.ts';
 import { assignSplits, type SplitResult } from '../data/splits.ts';
 import { tokenizeRecords, type TokenizeStats } from '../data/tokenize.ts';
 import type { DataRecord, SplitName } from '../data/types.ts';

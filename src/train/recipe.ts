@@ -8,8 +8,8 @@
  * Pure functions over strings and ModelFiles (no DOM, no file system): `src/cli/export-recipe.ts`
  * does the reading and writing.
  */
-import { VulnLabError } from '../engine/errors.ts';
-import type { ResolvedConfig } from '../engine/model/config.ts';
+import type { ResolvedConfig } from '../engine/index.ts';
+import { VulnLabError } from '../shared/errors.ts';
 import { SPLIT_NAMES, type DataRecord, type SplitName } from '../data/types.ts';
 import { parseConfigJson } from '../io/config.ts';
 import type { ModelFiles } from '../io/files.ts';

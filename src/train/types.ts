@@ -5,7 +5,7 @@
  * (run.ts imports them); run.ts re-exports them for its users.
  */
 import { VulnLabError } from '../shared/errors.ts';
-import type { GptBigCodeConfig } from '../engine/model/config.ts';
+import type { GptBigCodeConfig } from '../engine/index.ts';
 import type { WeightCache } from '../io/cache.ts';
 import type { ModelFiles } from '../io/files.ts';
 import type { ProgressCallback } from '../io/progress.ts';

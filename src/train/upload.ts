@@ -4,8 +4,7 @@
  * the tensors the checkpoint lacks or that replace its values: LoRA A/B, the score head, a resumed or
  * imported adapter.
  */
-import type { GpuContext } from '../engine/gpu/index.ts';
-import { GptBigCodeGpu, type GpuModelOptions } from '../engine/model/gpt-bigcode.ts';
+import { GptBigCodeGpu, type GpuContext, type GpuModelOptions } from '../engine/index.ts';
 import { loadModelToGpu } from '../io/load-gpu.ts';
 import { RunError, type RunModel } from './types.ts';
 

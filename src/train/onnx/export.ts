@@ -5,7 +5,7 @@
  * tokenization, the threshold chosen on validation) and a README. Initializers move to an external
  * data file (`<model>.data`, ONNX `location/offset/length`) when they would not fit a 2 GB protobuf.
  */
-import { VulnLabError } from '../../engine/errors.ts';
+import { VulnLabError } from '../../shared/errors.ts';
 import {
   blockPrefix,
   linearShape,

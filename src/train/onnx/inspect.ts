@@ -4,7 +4,7 @@
  * detector's inputs and outputs (input_ids, attention_mask → logits, probability), and every external
  * data file it names must be there and long enough.
  */
-import { VulnLabError } from '../../engine/errors.ts';
+import { VulnLabError } from '../../shared/errors.ts';
 import { DETECTOR_FORMAT, DETECTOR_METADATA_KEY, type DetectorMetadata } from './export.ts';
 import { INPUT_NAMES, OUTPUT_NAMES } from './graph.ts';
 import { DATA_TYPE_NAMES, DataType, onnx, toNumber, type OnnxTypes } from './proto.ts';
