@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { KERNEL_SETS, type KernelSet } from '../../src/engine/gpu/context.ts';
 import type { Binding, GpuContext } from '../../src/engine/gpu/index.ts';
 import {
   linearBackwardInput,
@@ -33,6 +34,7 @@ const shapes: [number, number, number][] = [
   [4, 9, 90], // three blocks per row (102 / 54 bytes)
   [6, 68, 45], // out a multiple of 4: dx reads dy rows as vec4; forward K and dx N end mid-group of 4
   [7, 40, 66], // the same, ending 2 into a group (f32 / f16 rows are not padded)
+  [70, 131, 83], // past two 64-tiles of output columns, ragged T, in not a multiple of 16 (tiled K step)
 ];
 
 interface Case {
@@ -67,7 +69,7 @@ async function checkBothDirections(
   c: Case,
   T: number,
   rng: Rng,
-  options: { maxBindingBytes?: number; forceWeightKernel?: boolean } = {},
+  options: { maxBindingBytes?: number; forceWeightKernel?: boolean; kernels?: KernelSet } = {},
 ): Promise<number> {
   const { rows: out, cols: inF } = c.ref;
   const x = randomArray(rng, T * inF);
@@ -94,89 +96,93 @@ async function checkBothDirections(
   return forward.length;
 }
 
-describe('linear (frozen weight in any format) on the real adapter', () => {
-  for (const format of WEIGHT_FORMATS) {
-    for (const [T, out, inF] of shapes) {
-      it(`${format} T=${T} out=${out} in=${inF}: forward and dx`, async () => {
+// Both kernel sets ('cpu' barrier-free, 'gpu' workgroup-memory tiles) against the same reference.
+for (const kernels of KERNEL_SETS)
+  describe(`linear (frozen weight in any format, ${kernels} kernels) on the real adapter`, () => {
+    for (const format of WEIGHT_FORMATS) {
+      for (const [T, out, inF] of shapes) {
+        it(`${format} T=${T} out=${out} in=${inF}: forward and dx`, async () => {
+          const ctx = gpu();
+          const rng = new Rng(T * 7919 + out * 31 + inF);
+          const c = await makeWeight(ctx, format, out, inF, rng);
+          await checkBothDirections(ctx, c, T, rng, { kernels });
+        });
+      }
+    }
+
+    it('f32 through the weight kernel (not the shared matmul) matches too', async () => {
+      const ctx = gpu();
+      const rng = new Rng(404);
+      const c = await makeWeight(ctx, 'f32', 70, 45, rng);
+      await checkBothDirections(ctx, c, 9, rng, { forceWeightKernel: true, kernels });
+    });
+
+    for (const format of WEIGHT_FORMATS) {
+      it(`${format}: weight split by rows across bindings, at an unaligned offset in a bigger buffer`, async () => {
         const ctx = gpu();
-        const rng = new Rng(T * 7919 + out * 31 + inF);
-        const c = await makeWeight(ctx, format, out, inF, rng);
-        await checkBothDirections(ctx, c, T, rng);
+        const rng = new Rng(77);
+        const [out, inF, T] = [37, 75, 19]; // rows of 3 blocks: chunks start at offsets ≡ 2 (mod 4)
+        const c = await makeWeight(ctx, format, out, inF, rng, 12);
+        // Room for 5 rows per binding: 8 chunks, most starting at a row that is not 256-aligned.
+        const maxBindingBytes = 258 + 5 * bytesPerRow(format, inF);
+        const dispatches = await checkBothDirections(ctx, c, T, rng, { maxBindingBytes, kernels });
+        expect(dispatches).toBe(8);
       });
     }
-  }
 
-  it('f32 through the weight kernel (not the shared matmul) matches too', async () => {
-    const ctx = gpu();
-    const rng = new Rng(404);
-    const c = await makeWeight(ctx, 'f32', 70, 45, rng);
-    await checkBothDirections(ctx, c, 9, rng, { forceWeightKernel: true });
-  });
+    for (const format of WEIGHT_FORMATS) {
+      it(`${format}: split into chunks of 6 rows (dx: every other chunk reads dy as vec4, K = 6)`, async () => {
+        const ctx = gpu();
+        const rng = new Rng(78);
+        const [out, inF, T] = [36, 44, 9];
+        const c = await makeWeight(ctx, format, out, inF, rng, 16);
+        const maxBindingBytes = 258 + 6 * bytesPerRow(format, inF);
+        const dispatches = await checkBothDirections(ctx, c, T, rng, { maxBindingBytes, kernels });
+        expect(dispatches).toBe(6);
+      });
+    }
 
-  for (const format of WEIGHT_FORMATS) {
-    it(`${format}: weight split by rows across bindings, at an unaligned offset in a bigger buffer`, async () => {
+    it('f32 weight at an aligned offset in a bigger buffer goes through the shared matmul', async () => {
       const ctx = gpu();
-      const rng = new Rng(77);
-      const [out, inF, T] = [37, 75, 19]; // rows of 3 blocks: chunks start at offsets ≡ 2 (mod 4)
-      const c = await makeWeight(ctx, format, out, inF, rng, 12);
-      // Room for 5 rows per binding: 8 chunks, most starting at a row that is not 256-aligned.
-      const maxBindingBytes = 258 + 5 * bytesPerRow(format, inF);
-      const dispatches = await checkBothDirections(ctx, c, T, rng, { maxBindingBytes });
-      expect(dispatches).toBe(8);
-    });
-  }
-
-  for (const format of WEIGHT_FORMATS) {
-    it(`${format}: split into chunks of 6 rows (dx: every other chunk reads dy as vec4, K = 6)`, async () => {
-      const ctx = gpu();
-      const rng = new Rng(78);
-      const [out, inF, T] = [36, 44, 9];
-      const c = await makeWeight(ctx, format, out, inF, rng, 16);
-      const maxBindingBytes = 258 + 6 * bytesPerRow(format, inF);
-      const dispatches = await checkBothDirections(ctx, c, T, rng, { maxBindingBytes });
-      expect(dispatches).toBe(6);
-    });
-  }
-
-  it('f32 weight at an aligned offset in a bigger buffer goes through the shared matmul', async () => {
-    const ctx = gpu();
-    const rng = new Rng(31);
-    const c = await makeWeight(ctx, 'f32', 21, 50, rng, 512);
-    const forward = await linearForward(
-      ctx,
-      await ctx.storage('x', 4),
-      c.weight,
-      await ctx.storage('y', 4),
-      1,
-    );
-    expect(forward.map((d) => d.label.split(' ')[0])).toEqual(['matmul']);
-    await checkBothDirections(ctx, c, 6, rng);
-  });
-
-  for (const split of [false, true]) {
-    it(`beta = 0 ignores NaN already in the output${split ? ' (split weight: later chunks accumulate)' : ''}`, async () => {
-      const ctx = gpu();
-      const rng = new Rng(5);
-      const [T, out, inF] = [6, 40, 33];
-      const c = await makeWeight(ctx, 'q4_0', out, inF, rng);
-      const maxBindingBytes = split ? 258 + 7 * bytesPerRow('q4_0', inF) : undefined;
-      const x = randomArray(rng, T * inF);
-      const dy = randomArray(rng, T * out);
-      const by = await ctx.storageFrom('y', new Float32Array(T * out).fill(NaN));
-      const bdx = await ctx.storageFrom('dx', new Float32Array(T * inF).fill(NaN));
-      const bx = await ctx.storageFrom('x', x);
-      const bdy = await ctx.storageFrom('dy', dy);
-      const forward = await linearForward(ctx, bx, c.weight, by, T, { maxBindingBytes });
-      const backward = await linearBackwardInput(ctx, bdy, c.weight, bdx, T, { maxBindingBytes });
-      expect(backward.length).toBe(split ? 6 : 1);
-      await ctx.run([...forward, ...backward]);
-      expect(compare(await ctx.readF32(by), linearForwardRef(x, c.ref, T)).maxRel).toBeLessThan(TOLERANCE);
-      expect(compare(await ctx.readF32(bdx), linearBackwardInputRef(dy, c.ref, T)).maxRel).toBeLessThan(
-        TOLERANCE,
+      const rng = new Rng(31);
+      const c = await makeWeight(ctx, 'f32', 21, 50, rng, 512);
+      const forward = await linearForward(
+        ctx,
+        await ctx.storage('x', 4),
+        c.weight,
+        await ctx.storage('y', 4),
+        1,
+        { kernels },
       );
+      expect(forward.map((d) => d.label.split(' ')[0])).toEqual(['matmul']);
+      expect(forward[0].label.endsWith(' tiled')).toBe(kernels === 'gpu');
+      await checkBothDirections(ctx, c, 6, rng, { kernels });
     });
-  }
-});
+
+    for (const split of [false, true]) {
+      it(`beta = 0 ignores NaN already in the output${split ? ' (split weight: later chunks accumulate)' : ''}`, async () => {
+        const ctx = gpu();
+        const rng = new Rng(5);
+        const [T, out, inF] = [6, 40, 33];
+        const c = await makeWeight(ctx, 'q4_0', out, inF, rng);
+        const maxBindingBytes = split ? 258 + 7 * bytesPerRow('q4_0', inF) : undefined;
+        const x = randomArray(rng, T * inF);
+        const dy = randomArray(rng, T * out);
+        const by = await ctx.storageFrom('y', new Float32Array(T * out).fill(NaN));
+        const bdx = await ctx.storageFrom('dx', new Float32Array(T * inF).fill(NaN));
+        const bx = await ctx.storageFrom('x', x);
+        const bdy = await ctx.storageFrom('dy', dy);
+        const forward = await linearForward(ctx, bx, c.weight, by, T, { maxBindingBytes, kernels });
+        const backward = await linearBackwardInput(ctx, bdy, c.weight, bdx, T, { maxBindingBytes, kernels });
+        expect(backward.length).toBe(split ? 6 : 1);
+        await ctx.run([...forward, ...backward]);
+        expect(compare(await ctx.readF32(by), linearForwardRef(x, c.ref, T)).maxRel).toBeLessThan(TOLERANCE);
+        expect(compare(await ctx.readF32(bdx), linearBackwardInputRef(dy, c.ref, T)).maxRel).toBeLessThan(
+          TOLERANCE,
+        );
+      });
+    }
+  });
 
 describe('planWeightChunks', () => {
   it('covers every row once with aligned bindings within the limit', () => {

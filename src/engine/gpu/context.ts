@@ -26,6 +26,41 @@ export interface AdapterSummary {
   };
 }
 
+/**
+ * Which variant of the kernels that have two (matmul, linear): 'cpu' the barrier-free register-blocked
+ * shaders that caches serve well on CPU adapters (llvmpipe/lavapipe, SwiftShader), 'gpu' the
+ * workgroup-memory tiled shaders (`*_tiled.wgsl`) meant for discrete GPUs.
+ */
+export type KernelSet = 'cpu' | 'gpu';
+export const KERNEL_SETS: readonly KernelSet[] = ['cpu', 'gpu'];
+
+/** CPU-backed adapters: the fallback adapter, or one whose info names a software rasterizer. */
+export function isCpuAdapter(
+  adapter: Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description' | 'isFallbackAdapter'>,
+): boolean {
+  const text = [adapter.vendor, adapter.architecture, adapter.device, adapter.description].join(' ');
+  return adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(text);
+}
+
+/** The kernel set an adapter gets unless overridden: 'cpu' on CPU-backed adapters, else 'gpu'. */
+export function defaultKernels(adapter: Parameters<typeof isCpuAdapter>[0]): KernelSet {
+  return isCpuAdapter(adapter) ? 'cpu' : 'gpu';
+}
+
+let kernelOverride: KernelSet | undefined;
+
+/**
+ * Forces the kernel set of contexts created from now on (`--kernels cpu|gpu` in the CLI and bench);
+ * undefined goes back to the per-adapter default.
+ */
+export function setKernelOverride(kernels: KernelSet | undefined): void {
+  kernelOverride = kernels;
+}
+
+export function parseKernelSet(raw: string): KernelSet | undefined {
+  return (KERNEL_SETS as readonly string[]).includes(raw) ? (raw as KernelSet) : undefined;
+}
+
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
 const NEGOTIATED_LIMITS = [
   'maxStorageBufferBindingSize',
@@ -128,6 +163,11 @@ export class GpuContext {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
   private readonly live = { count: 0, bytes: 0 };
+  /**
+   * The kernel variant matmul and linear use on this context (per adapter, `setKernelOverride` or
+   * assigned directly); a call may still name its own (`MatmulShape.kernels`, `LinearOptions.kernels`).
+   */
+  kernels: KernelSet;
 
   private constructor(
     readonly device: GPUDevice,
@@ -138,6 +178,7 @@ export class GpuContext {
   ) {
     this.pool = new BufferPool((size, usage, label) => this.device.createBuffer({ size, usage, label }));
     void lost.then((error) => (this.lostError = error));
+    this.kernels = kernelOverride ?? defaultKernels(adapter);
   }
 
   static async create(gpu: GPU | undefined, shaders: ShaderLibrary, host: GpuHost): Promise<GpuContext> {

@@ -1,4 +1,5 @@
 import { LimitExceededError } from '../errors.ts';
+import type { KernelSet } from '../gpu/context.ts';
 import { ceilDiv, type Binding, type Dispatch, type GpuContext } from '../gpu/index.ts';
 import { bytesPerRow, weightBytes, type WeightFormat } from '../quant.ts';
 import { matmul } from './matmul.ts';
@@ -28,6 +29,8 @@ export interface LinearOptions {
   maxBindingBytes?: number;
   /** Use the dequantizing kernel even for f32 weights (the shared f32 matmul is used otherwise). */
   forceWeightKernel?: boolean;
+  /** The kernel variant; default `ctx.kernels` (chosen per adapter). */
+  kernels?: KernelSet;
 }
 
 /** A row range of W and the binding that covers it. */
@@ -42,8 +45,15 @@ export interface WeightChunk {
 }
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q8_0: 2, q4_0: 3 };
-/** Outputs per workgroup side: 8×8 threads of 8×8 outputs each (shaders/matmul_weight.wgsl). */
-const TILE = 64;
+/**
+ * The shader of each kernel set and its outputs per workgroup side: 'cpu' 8×8 threads of 8×8 outputs
+ * each (shaders/matmul_weight.wgsl), 'gpu' 16×16 threads of 4×4 outputs staged through workgroup
+ * memory (shaders/matmul_weight_tiled.wgsl).
+ */
+const VARIANTS: Record<KernelSet, { shader: string; tile: number }> = {
+  cpu: { shader: 'matmul_weight', tile: 64 },
+  gpu: { shader: 'matmul_weight_tiled', tile: 64 },
+};
 
 function split(b: GPUBuffer | Binding): { buffer: GPUBuffer; offset: number } {
   return 'buffer' in b ? { buffer: b.buffer, offset: b.offset ?? 0 } : { buffer: b, offset: 0 };
@@ -98,6 +108,7 @@ interface WeightParams {
   chunk: WeightChunk;
   alpha: number;
   beta: number;
+  kernels: KernelSet;
 }
 
 function checkActivation(ctx: GpuContext, what: string, bytes: number): void {
@@ -116,7 +127,8 @@ async function weightDispatch(
   // A's rows are read as vec4 when every row starts 16-byte aligned (binding offsets are multiples of
   // minStorageBufferOffsetAlignment ≥ 32); otherwise the scalar entry point (same algorithm).
   const vec4 = p.lda % 4 === 0 && p.aOffset % 4 === 0;
-  const pipeline = await ctx.pipeline('matmul_weight', {
+  const { shader, tile } = VARIANTS[p.kernels];
+  const pipeline = await ctx.pipeline(shader, {
     entryPoint: vec4 ? 'main' : 'main_scalar',
     constants: { FORMAT: FORMAT_CODE[weight.format], BACKWARD: Number(backward) },
   });
@@ -138,7 +150,7 @@ async function weightDispatch(
   const uniform = ctx.uniform('matmul_weight.params', new Uint8Array(params));
   const { buffer } = split(weight.buffer);
   const wBinding: Binding = { buffer, offset: p.chunk.bindOffset, size: p.chunk.bindSize };
-  const [gx, gy] = [ceilDiv(p.N, TILE), ceilDiv(p.M, TILE)];
+  const [gx, gy] = [ceilDiv(p.N, tile), ceilDiv(p.M, tile)];
   const maxGroups = ctx.adapter.limits.maxComputeWorkgroupsPerDimension;
   if (gx > maxGroups || gy > maxGroups) {
     throw new LimitExceededError(
@@ -149,7 +161,7 @@ async function weightDispatch(
     );
   }
   return {
-    label: `linear ${backward ? 'dx' : 'fwd'} ${weight.format} ${p.M}x${p.N}x${p.K} rows ${p.chunk.row0}+${p.chunk.rows}${vec4 ? '' : ' scalar'}`,
+    label: `linear ${backward ? 'dx' : 'fwd'} ${weight.format} ${p.M}x${p.N}x${p.K} rows ${p.chunk.row0}+${p.chunk.rows}${vec4 ? '' : ' scalar'}${p.kernels === 'gpu' ? ' tiled' : ''}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [a, wBinding, c, uniform]),
     workgroups: [gx, gy, 1],
@@ -186,7 +198,7 @@ export async function linearForward(
   T: number,
   options: LinearOptions = {},
 ): Promise<Dispatch[]> {
-  const { alpha = 1, beta = 0 } = options;
+  const { alpha = 1, beta = 0, kernels = ctx.kernels } = options;
   const { rows: out, cols: inF } = weight;
   checkActivation(ctx, 'The input of a linear layer', T * inF * 4);
   checkActivation(ctx, 'The output of a linear layer', T * out * 4);
@@ -194,7 +206,7 @@ export async function linearForward(
   if (useF32Matmul(weight, chunks, options)) {
     const w = split(weight.buffer);
     const wBinding = { buffer: w.buffer, offset: chunks[0].bindOffset, size: chunks[0].bindSize };
-    return [await matmul(ctx, x, wBinding, y, { M: T, N: out, K: inF, transB: true, alpha, beta })];
+    return [await matmul(ctx, x, wBinding, y, { M: T, N: out, K: inF, transB: true, alpha, beta, kernels })];
   }
   return Promise.all(
     chunks.map((chunk) =>
@@ -209,6 +221,7 @@ export async function linearForward(
         chunk,
         alpha,
         beta,
+        kernels,
       }),
     ),
   );
@@ -226,7 +239,7 @@ export async function linearBackwardInput(
   T: number,
   options: LinearOptions = {},
 ): Promise<Dispatch[]> {
-  const { alpha = 1, beta = 0 } = options;
+  const { alpha = 1, beta = 0, kernels = ctx.kernels } = options;
   const { rows: out, cols: inF } = weight;
   checkActivation(ctx, 'The output gradient of a linear layer', T * out * 4);
   checkActivation(ctx, 'The input gradient of a linear layer', T * inF * 4);
@@ -234,7 +247,9 @@ export async function linearBackwardInput(
   if (useF32Matmul(weight, chunks, options)) {
     const w = split(weight.buffer);
     const wBinding = { buffer: w.buffer, offset: chunks[0].bindOffset, size: chunks[0].bindSize };
-    return [await matmul(ctx, dy, wBinding, dx, { M: T, N: inF, K: out, transB: false, alpha, beta })];
+    return [
+      await matmul(ctx, dy, wBinding, dx, { M: T, N: inF, K: out, transB: false, alpha, beta, kernels }),
+    ];
   }
   return Promise.all(
     chunks.map((chunk, i) =>
@@ -249,6 +264,7 @@ export async function linearBackwardInput(
         chunk,
         alpha,
         beta: i === 0 ? beta : 1,
+        kernels,
       }),
     ),
   );

@@ -1,3 +1,4 @@
+import type { KernelSet } from '../gpu/context.ts';
 import { ceilDiv, type Binding, type Dispatch, type GpuContext } from '../gpu/index.ts';
 
 export interface MatmulShape {
@@ -11,10 +12,19 @@ export interface MatmulShape {
   alpha?: number;
   /** C = alpha·op(A)·op(B) + beta·C; beta = 1 accumulates (gradient accumulation). */
   beta?: number;
+  /** The kernel variant; default `ctx.kernels` (chosen per adapter). */
+  kernels?: KernelSet;
 }
 
-/** Outputs per workgroup side: 8×8 threads of 8×8 outputs each (shaders/matmul.wgsl). */
-const TILE = 64;
+/**
+ * The shader of each kernel set and its outputs per workgroup side: 'cpu' 8×8 threads of 8×8 outputs
+ * each, barrier-free (shaders/matmul.wgsl); 'gpu' 16×16 threads of 4×4 outputs staged through
+ * workgroup memory (shaders/matmul_tiled.wgsl). Both: 64×64 outputs per workgroup.
+ */
+const VARIANTS: Record<KernelSet, { shader: string; tile: number }> = {
+  cpu: { shader: 'matmul', tile: 64 },
+  gpu: { shader: 'matmul_tiled', tile: 64 },
+};
 
 /**
  * The vec4 entry point needs the contiguous dimension of each operand to be a multiple of 4; binding
@@ -35,8 +45,10 @@ export async function matmul(
   shape: MatmulShape,
 ): Promise<Dispatch> {
   const { M, N, K, transA = false, transB = true, alpha = 1, beta = 0 } = shape;
+  const kernels = shape.kernels ?? ctx.kernels;
+  const { shader, tile } = VARIANTS[kernels];
   const vec4 = matmulVec4(shape);
-  const pipeline = await ctx.pipeline('matmul', {
+  const pipeline = await ctx.pipeline(shader, {
     entryPoint: vec4 ? 'main' : 'main_scalar',
     constants: { TRANS_A: Number(transA), TRANS_B: Number(transB) },
   });
@@ -45,9 +57,9 @@ export async function matmul(
   new Float32Array(params, 12, 2).set([alpha, beta]);
   const uniform = ctx.uniform('matmul.params', new Uint8Array(params));
   return {
-    label: `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${vec4 ? '' : ' scalar'}`,
+    label: `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${vec4 ? '' : ' scalar'}${kernels === 'gpu' ? ' tiled' : ''}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [a, b, c, uniform]),
-    workgroups: [ceilDiv(N, TILE), ceilDiv(M, TILE), 1],
+    workgroups: [ceilDiv(N, tile), ceilDiv(M, tile), 1],
   };
 }
