@@ -1,5 +1,5 @@
 import { formatBytes } from '../shared/errors.ts';
-import { parseFlags, type Command } from './flags.ts';
+import { GLOBAL_FLAGS_HELP, parseFlags, type Command } from './flags.ts';
 import { createNodeContext } from '../engine/gpu/node.ts';
 import { evaluate } from './eval.ts';
 import { scan } from './scan.ts';
@@ -10,13 +10,14 @@ import { exportOnnx } from './export-onnx.ts';
 const info: Command = {
   name: 'info',
   summary: 'show the WebGPU adapter the engine would use, its features and limits',
-  help: () => 'Usage: npm run vulnlab -- info [--json]',
+  help: () =>
+    `Usage: npm run vulnlab -- info [--json] [--kernels cpu|gpu]\n\nEvery command accepts:\n${GLOBAL_FLAGS_HELP}`,
   async run(args) {
     const { values } = parseFlags(args, { json: { type: 'boolean' } }, this.help());
     const ctx = await createNodeContext();
     try {
       if (values.json) {
-        console.log(JSON.stringify(ctx.adapter, null, 2));
+        console.log(JSON.stringify({ ...ctx.adapter, kernels: ctx.kernels }, null, 2));
         return;
       }
       const a = ctx.adapter;
@@ -28,6 +29,10 @@ const info: Command = {
       );
       console.log(
         `limits    storage binding ${formatBytes(a.limits.maxStorageBufferBindingSize)}, buffer ${formatBytes(a.limits.maxBufferSize)}, workgroup memory ${formatBytes(a.limits.maxComputeWorkgroupStorageSize)}`,
+      );
+      const byDefault = ctx.kernels === (ctx.cpuAdapter ? 'cpu' : 'gpu');
+      console.log(
+        `kernels   ${ctx.kernels} (${byDefault ? 'default for a' : `--kernels; default ${ctx.cpuAdapter ? 'cpu' : 'gpu'} for a`} ${ctx.cpuAdapter ? 'CPU-backed adapter' : 'GPU adapter'})`,
       );
     } finally {
       ctx.destroy();

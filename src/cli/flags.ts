@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { GpuContext } from '../engine/index.ts';
 import { VulnLabError } from '../shared/errors.ts';
 
 export interface Command {
@@ -16,10 +17,39 @@ export class UsageError extends VulnLabError {
   }
 }
 
-/** node:util parseArgs with its errors turned into UsageError. */
+/** What every command accepts (parseFlags takes it out of the arguments and applies it). */
+export const GLOBAL_FLAGS_HELP = `  --kernels cpu|gpu    matmul/linear kernel set: cpu = barrier-free (CPU adapters: llvmpipe,
+                       SwiftShader), gpu = workgroup-memory tiles; default chosen per adapter`;
+
+/**
+ * Takes the global `--kernels cpu|gpu` (or `--kernels=…`) out of `args` and applies it to the GPU
+ * contexts created afterwards; returns the other arguments.
+ */
+export function takeGlobalFlags(args: string[], help: string): string[] {
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      rest.push(...args.slice(i));
+      break;
+    }
+    if (arg !== '--kernels' && !arg.startsWith('--kernels=')) {
+      rest.push(arg);
+      continue;
+    }
+    const raw = arg === '--kernels' ? args[++i] : arg.slice('--kernels='.length);
+    const kernels = GpuContext.parseKernelSet(raw ?? '');
+    if (!kernels) throw new UsageError(`--kernels must be cpu or gpu (got "${raw ?? ''}").`, help);
+    GpuContext.setKernelOverride(kernels);
+  }
+  return rest;
+}
+
+/** node:util parseArgs with its errors turned into UsageError; global flags (`--kernels`) applied. */
 export function parseFlags<T extends ParseArgsConfig['options']>(args: string[], options: T, help: string) {
+  const rest = takeGlobalFlags(args, help);
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   } catch (error) {
     throw new UsageError((error as Error).message, help);
   }

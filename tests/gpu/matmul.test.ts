@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { KERNEL_SETS, defaultKernels } from '../../src/engine/gpu/context.ts';
+import { takeGlobalFlags } from '../../src/cli/flags.ts';
+import { KERNEL_SETS, defaultKernels, setKernelOverride } from '../../src/engine/gpu/context.ts';
+import { createNodeContext } from '../../src/engine/gpu/node.ts';
 import { matmul, matmulVec4 } from '../../src/engine/kernels/matmul.ts';
 import { matmulRef } from '../../src/engine/reference/matmul.ts';
 import { Rng, randomArray } from '../../src/engine/random.ts';
@@ -134,6 +136,20 @@ describe('kernel set per adapter', () => {
       'cpu',
     );
     expect(defaultKernels({ ...base, vendor: 'nvidia', architecture: 'hopper' })).toBe('gpu');
+  });
+
+  it('--kernels cpu|gpu overrides it for contexts created afterwards', async () => {
+    try {
+      expect(takeGlobalFlags(['--json', '--kernels', 'gpu', 'x'], 'help')).toEqual(['--json', 'x']);
+      const forced = await createNodeContext();
+      expect(forced.kernels).toBe('gpu');
+      forced.destroy();
+      expect(takeGlobalFlags(['--kernels=cpu'], 'help')).toEqual([]);
+      expect(() => takeGlobalFlags(['--kernels', 'tpu'], 'help')).toThrow(/cpu or gpu/);
+      expect(takeGlobalFlags(['--', '--kernels', 'x'], 'help')).toEqual(['--', '--kernels', 'x']);
+    } finally {
+      setKernelOverride(undefined);
+    }
   });
 
   it('the context picks it from its adapter and matmul follows the context', async () => {

@@ -181,6 +181,15 @@ export class GpuContext {
     this.kernels = kernelOverride ?? defaultKernels(adapter);
   }
 
+  /** `setKernelOverride` and `parseKernelSet`, for the layers that import only the engine's surface. */
+  static readonly setKernelOverride = setKernelOverride;
+  static readonly parseKernelSet = parseKernelSet;
+
+  /** Whether the adapter is CPU-backed (which decides the default kernel set). */
+  get cpuAdapter(): boolean {
+    return isCpuAdapter(this.adapter);
+  }
+
   static async create(gpu: GPU | undefined, shaders: ShaderLibrary, host: GpuHost): Promise<GpuContext> {
     const adapter = await requestAdapter(gpu, host);
     const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
