@@ -1,14 +1,37 @@
 /**
- * `npm run bench [-- NAME… --quick]`: runs the benchmarks under bench/, prints a table per benchmark
- * and writes bench/results/<name>.json (machine, adapter, figures). Timings live here, never in tests.
+ * `npm run bench [-- NAME… --quick --kernels cpu|gpu --out DIR]`: runs the benchmarks under bench/,
+ * prints a table per benchmark and writes <DIR or bench/results>/<name>.json (machine, adapter,
+ * kernel set, figures). `--kernels` sets the context's kernel set (default: the adapter's; matmul and
+ * linear time both sets anyway). Timings live here, never in tests.
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseKernelSet, setKernelOverride } from '../src/engine/gpu/context.ts';
 import { createNodeContext } from '../src/engine/gpu/node.ts';
 import { machine, printTable, type Bench } from './harness.ts';
 
 const args = process.argv.slice(2);
+/** `--name value` or `--name=value`; the pair is removed from args. */
+function option(name: string): string | undefined {
+  const i = args.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return undefined;
+  const value = args[i] === `--${name}` ? args[i + 1] : args[i].slice(name.length + 3);
+  args.splice(i, args[i] === `--${name}` ? 2 : 1);
+  return value;
+}
+const kernelsArg = option('kernels');
+const outArg = option('out');
 const quick = args.includes('--quick');
 const only = args.filter((a) => !a.startsWith('--'));
+if (kernelsArg !== undefined) {
+  const kernels = parseKernelSet(kernelsArg);
+  if (!kernels) {
+    console.error(`--kernels must be cpu or gpu (got "${kernelsArg}")`);
+    process.exit(2);
+  }
+  setKernelOverride(kernels);
+}
 
 const benchDir = new URL('./', import.meta.url);
 const files = readdirSync(benchDir).filter((f) => f.endsWith('.bench.ts'));
@@ -23,10 +46,13 @@ if (benches.length === 0) {
 }
 
 const ctx = await createNodeContext();
-mkdirSync(new URL('results/', benchDir), { recursive: true });
+const resultsDir = outArg ? pathToFileURL(resolve(outArg) + '/') : new URL('results/', benchDir);
+mkdirSync(resultsDir, { recursive: true });
 let failed = false;
 for (const bench of benches) {
-  console.log(`\n## ${bench.name} — ${bench.description}${quick ? ' (quick)' : ''}`);
+  console.log(
+    `\n## ${bench.name} — ${bench.description}${quick ? ' (quick)' : ''} [kernels: ${ctx.kernels}]`,
+  );
   try {
     const outcome = await bench.run({ ctx, quick });
     printTable(outcome.rows);
@@ -37,10 +63,11 @@ for (const bench of benches) {
       quick,
       machine: machine(),
       adapter: ctx.adapter,
+      kernels: ctx.kernels,
       rows: outcome.rows,
       summary: outcome.summary ?? {},
     };
-    const path = new URL(`results/${bench.name}.json`, benchDir);
+    const path = new URL(`${bench.name}.json`, resultsDir);
     writeFileSync(path, JSON.stringify(result, null, 2) + '\n');
     console.log(`→ ${path.pathname}`);
   } catch (error) {
