@@ -10,8 +10,9 @@
 // ordinary memory) the caches do the reuse that staged tiles would, and the staging copies and
 // barriers cost more than they save — this measured 2.5-3× faster there than a 64×64 tiled kernel
 // staged through workgroup memory (bench/matmul.bench.ts). Neighbouring threads own neighbouring blocks.
-// On a discrete GPU a workgroup-memory tiled kernel would likely be faster; this one is correct there
-// (64 threads per workgroup, a 64×64 block of C each, no workgroup memory) but was only measured on llvmpipe.
+// This is the 'cpu' kernel set; discrete GPUs get the workgroup-memory tiled shaders/matmul_tiled.wgsl
+// (the 'gpu' set, GpuContext.kernels). This one is correct there too (64 threads per workgroup, a
+// 64×64 block of C each, no workgroup memory) but was only measured on llvmpipe.
 //
 // Two entry points, the same algorithm:
 //   main           A and B bound as vec4 rows. Needs the contiguous dimension of each operand to be a

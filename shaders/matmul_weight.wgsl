@@ -13,7 +13,8 @@
 // read with byte arithmetic on u32 words and f16 via unpack2x16float, so no shader-f16 is needed.
 // Block-format rows are padded with zero weights to whole blocks (quant.ts).
 //
-// The blocking is that of shaders/matmul.wgsl (read its header): barrier-free, no workgroup memory,
+// The 'cpu' kernel set (GPU adapters get shaders/matmul_weight_tiled.wgsl, whose dequantizing helpers
+// copy the ones below: keep them the same). The blocking is that of shaders/matmul.wgsl: barrier-free, no workgroup memory,
 // each thread owns an 8×8 block of C as four 4×4 blocks and walks K four at a time, multiplying
 // mat4x4 blocks of A and of W. W is read four consecutive columns of one row at a time (`w4`, one
 // quantization block never straddled), so both directions dequantize the same way: forward takes
