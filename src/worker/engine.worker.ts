@@ -28,7 +28,16 @@ import {
   readDetectorSettings,
 } from '../train/export.ts';
 import { Detector } from '../train/detector.ts';
-import { loadRunModel, ntpAnswers, prepareRunData, type PreparedModel } from '../train/prepare.ts';
+import { DEFAULT_IG_STEPS } from '../train/explain.ts';
+import {
+  loadRunModel,
+  NTP_PROMPT,
+  ntpAnswers,
+  prepareRunData,
+  type PreparedModel,
+} from '../train/prepare.ts';
+import { normalizeCode } from '../data/normalize.ts';
+import { explainView } from './explain-view.ts';
 import { RunError, TrainingRun, type RunData, type RunResult } from '../train/run.ts';
 import type { RunCheckpoint } from '../train/checkpoint.ts';
 import type { RunConfig } from '../train/config.ts';
@@ -46,6 +55,7 @@ import { exportOnnxDetector, readTokenizerFiles } from '../train/onnx/export.ts'
 import type { OnnxWeightFormat } from '../train/onnx/weights.ts';
 import type {
   DatasetInfo,
+  EngineApi,
   EngineEvent,
   EngineRequest,
   EngineResponses,
@@ -79,7 +89,13 @@ interface WorkerState {
   run?: TrainingRun;
   activeRunId?: string;
   /** The latest finished run: scans and exports use it (its weights stay here). */
-  lastResult?: { result: RunResult; run: TrainingRun; config: ReturnType<typeof resolveConfig> };
+  lastResult?: {
+    result: RunResult;
+    run: TrainingRun;
+    config: ReturnType<typeof resolveConfig>;
+    /** Its weights as a detector (no LoRA dropout) for attributions, made on the first request. */
+    explainer?: { detector: Detector; model: PreparedModel['model'] };
+  };
   /** A PEFT adapter imported in the Scan panel; while set, scans use it instead of the latest run. */
   imported?: { detector: Detector; config: RunConfig; threshold: number | null; info: ImportedAdapterInfo };
 }
@@ -172,8 +188,10 @@ async function loadModel(source: ModelSource): Promise<EngineResponses['loadMode
   });
   state.model = prepared;
   state.modelSource = source;
-  // An imported adapter was set up on the previous model (and its tokenizer).
+  // An imported adapter was set up on the previous model (and its tokenizer), as was the explainer.
   clearAdapter();
+  state.lastResult?.explainer?.detector.destroy();
+  if (state.lastResult) state.lastResult.explainer = undefined;
   return {
     name,
     config: prepared.model.config,
@@ -352,6 +370,7 @@ async function execute(
     });
   };
   state.lastResult?.run.destroy();
+  state.lastResult?.explainer?.detector.destroy();
   state.lastResult = undefined;
   const release = holdRunLock(runId);
   state.activeRunId = runId;
@@ -572,6 +591,101 @@ async function scan(code: string): Promise<EngineResponses['scan']> {
   };
 }
 
+/**
+ * The detector attributions use: the imported adapter, else the latest run's weights loaded as a
+ * detector (a training run's LoRA has dropout, which attributions refuse; a detector evaluates
+ * without it, and scores as the run does).
+ */
+async function explainingDetector(): Promise<{ detector: Detector; config: RunConfig }> {
+  if (state.imported) return { detector: state.imported.detector, config: state.imported.config };
+  const last = state.lastResult;
+  if (!last || !state.model) {
+    throw new RunError(
+      'There is no trained detector yet.',
+      'Train a run (or the classroom demo) first, or import an adapter exported from a run.',
+    );
+  }
+  if (last.explainer?.model !== state.model.model) {
+    last.explainer?.detector.destroy();
+    last.explainer = undefined;
+    const { result, run, config } = last;
+    const ntp = config.objective === 'ntp';
+    const detector = await Detector.create(
+      await gpu(),
+      state.model.model,
+      {
+        config: {
+          ...config.lora,
+          dropout: 0,
+          baseModel: state.model.model.name,
+          taskType: ntp ? 'CAUSAL_LM' : 'SEQ_CLS',
+        },
+        tensors: result.trainables,
+      },
+      {
+        packLength: run.packLength,
+        mode: config.batching.mode === 'paper' ? 'paper' : 'packed',
+        weightFormat: config.weightFormat,
+        answers: ntp ? ntpAnswers(state.model.tokenizer) : undefined,
+      },
+    );
+    last.explainer = { detector, model: state.model.model };
+  }
+  return { detector: last.explainer.detector, config: last.config };
+}
+
+async function explain(request: EngineApi['explain'][0]): Promise<EngineResponses['explain']> {
+  if (state.run) throw new RunError('A run is going.', 'Explain scans when the run has ended.');
+  const start = performance.now();
+  const { detector, config } = await explainingDetector();
+  const tokenizer = state.model!.tokenizer;
+  const records: DataRecord[] = request.methods.map((m) => ({ code: m.code, label: 0, split: 'test' }));
+  const { data } = prepareRunData(records, tokenizer, config, detector.packLength);
+  const steps = request.method === 'ig' ? (request.steps ?? DEFAULT_IG_STEPS) : undefined;
+  const attributions = await detector.explain(data.test, { method: request.method, steps });
+  const ntp = detector.answers !== undefined;
+  const before = ntp ? tokenizer.encode(NTP_PROMPT.before).length : 0;
+  const after = ntp ? tokenizer.encode(NTP_PROMPT.after).length : 0;
+  const byIndex = new Map(
+    data.test.map((e, i) => [e.exampleIndex, { example: e, attribution: attributions[i] }]),
+  );
+  return {
+    method: request.method,
+    ...(steps !== undefined && { steps }),
+    ms: performance.now() - start,
+    methods: request.methods.map((m, i) => {
+      const found = byIndex.get(i);
+      if (!found) {
+        return {
+          ...m,
+          margin: NaN,
+          segments: [{ text: m.code, score: null }],
+          lines: [],
+          topLines: [],
+          dropped: true,
+        };
+      }
+      const { tokens } = found.example;
+      const view = explainView({
+        original: m.code,
+        normalized: normalizeCode(m.code, config.normalize),
+        normalize: config.normalize,
+        codeTokens: tokens.subarray(before, tokens.length - after),
+        attributions: found.attribution.tokens.subarray(before, tokens.length - after),
+        decode: (ids) => tokenizer.decode(ids),
+      });
+      return {
+        ...m,
+        margin: found.attribution.margin,
+        ...(found.attribution.baselineMargin !== undefined && {
+          baselineMargin: found.attribution.baselineMargin,
+        }),
+        ...view,
+      };
+    }),
+  };
+}
+
 function exportAdapter(): EngineResponses['exportAdapter'] {
   if (!state.lastResult || !state.model)
     throw new RunError('There is no finished run to export.', 'Train a run first.');
@@ -658,6 +772,8 @@ async function handle(request: EngineRequest): Promise<EngineResponses[EngineReq
       return;
     case 'scan':
       return scan(request.code);
+    case 'explain':
+      return explain(request);
     case 'importAdapter':
       return importAdapter(request.files);
     case 'clearAdapter':

@@ -143,6 +143,40 @@ export interface ScanResult {
   note?: string;
 }
 
+/** Token attributions: gradient × input (unsigned) or integrated gradients (signed). */
+export type ExplainMethod = 'grad' | 'ig';
+
+/** One method's attributions, for the Scan panel's heat-map (code is plain text: render it as text). */
+export interface ExplainedMethod {
+  name: string;
+  line: number;
+  code: string;
+  /** logit(vulnerable) − logit(not) at the input: the log-odds of the probability. */
+  margin: number;
+  /** ig: the margin with every token replaced by padding (the attributions sum to about margin − this). */
+  baselineMargin?: number;
+  /**
+   * `code` cut into consecutive pieces: a token where it sits in the source with its attribution, or
+   * text that was not scored (comments or whitespace removed by normalization, code cut by truncation:
+   * score null). The pieces joined give `code` back.
+   */
+  segments: { text: string; score: number | null }[];
+  /** Attribution summed per line (0-based within `code`), lines with tokens only. */
+  lines: { line: number; weight: number }[];
+  /** The strongest positive lines, strongest first, with their share of the total absolute weight. */
+  topLines: { line: number; weight: number; share: number }[];
+  /** The method was longer than the context and dropped (nothing to show). */
+  dropped?: boolean;
+}
+
+export interface ExplainResult {
+  method: ExplainMethod;
+  /** ig: integration steps. */
+  steps?: number;
+  methods: ExplainedMethod[];
+  ms: number;
+}
+
 /** A PEFT adapter imported for scanning (base model + adapter on the GPU). */
 export interface ImportedAdapterInfo {
   /** The picked folder's name ('' for picked files). */
@@ -217,6 +251,14 @@ export interface EngineApi {
   controlRun: [{ action: 'pause' | 'resume' | 'stop' }, void];
   updateRun: [{ path: string; value: unknown }, void];
   scan: [{ code: string }, ScanResult];
+  /**
+   * Token attributions of the given methods (as a scan returned them) with the detector scans use:
+   * the imported adapter, else the latest run's weights evaluated without LoRA dropout.
+   */
+  explain: [
+    { methods: { name: string; line: number; code: string }[]; method: ExplainMethod; steps?: number },
+    ExplainResult,
+  ];
   /** Scans use this adapter (files of a PEFT folder, vulnlab_detector.json optional) until cleared. */
   importAdapter: [{ files: File[] }, ImportedAdapterInfo];
   /** Scans use the latest run again. */

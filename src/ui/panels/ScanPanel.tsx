@@ -1,10 +1,14 @@
 import { useState, type DragEvent } from 'react';
-import type { ScanResult, SerializedError } from '../../worker/protocol.ts';
+import type { ExplainMethod, ExplainResult, ScanResult, SerializedError } from '../../worker/protocol.ts';
 import { onnxScanClient, type OnnxDetectorSummary } from '../../worker/onnx-scan-client.ts';
 import { ErrorBox } from '../errors.tsx';
 import { asSerialized, engineClient, useLab } from '../store.ts';
 import { OnnxDetectorPicker } from './OnnxDetector.tsx';
 import { AdapterImport } from './AdapterImport.tsx';
+import { Heatmap, METHOD_NAMES } from './Heatmap.tsx';
+
+/** Methods explained after a scan (the riskiest): attributions cost a backward pass each. */
+const EXPLAINED = 5;
 
 const EXAMPLE = `public class Accounts {
     public ResultSet find(Connection conn, String name) throws SQLException {
@@ -25,31 +29,65 @@ export function ScanPanel() {
   const setPanel = useLab((s) => s.setPanel);
   const importedAdapter = useLab((s) => s.importedAdapter);
   const [code, setCode] = useState('');
-  const [result, setResult] = useState<ScanResult & { threshold?: number | null; note?: string }>();
+  const [result, setResult] = useState<ScanResult & { onnx?: boolean }>();
   const [source, setSource] = useState<'run' | 'onnx'>('run');
   const [onnxDetector, setOnnxDetector] = useState<OnnxDetectorSummary>();
   const [error, setError] = useState<SerializedError>();
   const [busy, setBusy] = useState(false);
+  const [explainMethod, setExplainMethod] = useState<ExplainMethod>('grad');
+  const [explained, setExplained] = useState<Partial<Record<ExplainMethod, ExplainResult>>>({});
+  const [explaining, setExplaining] = useState<ExplainMethod>();
+  const [explainError, setExplainError] = useState<SerializedError>();
   const trained =
     !!live && (live.phase === 'finished' || live.phase === 'stopped' || live.phase === 'paused');
+
+  /** Attributions of the scan's riskiest methods by `method`, from the worker (kept per method). */
+  const explain = async (method: ExplainMethod, scanned: ScanResult['methods']) => {
+    setExplaining(method);
+    setExplainError(undefined);
+    try {
+      const methods = [...scanned]
+        .sort((a, b) => b.probability - a.probability)
+        .slice(0, EXPLAINED)
+        .map(({ name, line, code }) => ({ name, line, code }));
+      const got = await engineClient().request({ type: 'explain', methods, method });
+      setExplained((previous) => ({ ...previous, [method]: got }));
+    } catch (e) {
+      setExplainError(asSerialized(e));
+    } finally {
+      setExplaining(undefined);
+    }
+  };
+  const chooseExplainMethod = (method: ExplainMethod) => {
+    setExplainMethod(method);
+    if (result && !result.onnx && !explained[method] && !explaining) void explain(method, result.methods);
+  };
 
   const scan = async () => {
     setBusy(true);
     setError(undefined);
+    setExplained({});
+    setExplainError(undefined);
+    let scanned: ScanResult | undefined;
     try {
       if (source === 'onnx') {
         const scanned = await onnxScanClient().request({ type: 'scan', code });
         setResult({
           ...scanned,
+          onnx: true,
           note: `${scanned.methods.length} method${scanned.methods.length === 1 ? '' : 's'} in ${scanned.ms.toFixed(0)} ms on ${scanned.executionProvider === 'webgpu' ? 'WebGPU' : 'WASM'}.`,
         });
-      } else setResult(await engineClient().request({ type: 'scan', code }));
+      } else {
+        scanned = await engineClient().request({ type: 'scan', code });
+        setResult(scanned);
+      }
     } catch (e) {
       setError(asSerialized(e));
       setResult(undefined);
     } finally {
       setBusy(false);
     }
+    if (scanned && scanned.methods.length > 0) await explain(explainMethod, scanned.methods);
   };
   const onDrop = async (e: DragEvent<HTMLTextAreaElement>) => {
     const files = [...e.dataTransfer.files].filter((f) => f.name.endsWith('.java'));
@@ -166,6 +204,49 @@ export function ScanPanel() {
             )}
           </tbody>
         </table>
+      )}
+      {result && !result.onnx && result.methods.length > 0 && (
+        <section className="explain" data-testid="scan-explain" aria-busy={!!explaining}>
+          <h3>Which lines drove the score</h3>
+          <fieldset className="row inline">
+            <legend>Attribution</legend>
+            {(['grad', 'ig'] as const).map((m) => (
+              <label key={m}>
+                <input
+                  type="radio"
+                  name="explain-method"
+                  checked={explainMethod === m}
+                  disabled={!!explaining}
+                  onChange={() => chooseExplainMethod(m)}
+                />{' '}
+                {METHOD_NAMES[m]}
+              </label>
+            ))}
+          </fieldset>
+          <p className="muted small">
+            Each token&apos;s share in the log-odds of “vulnerable”: red pushes toward vulnerable
+            {explainMethod === 'ig'
+              ? ', blue away from it (integrated gradients are signed)'
+              : ' (gradient × input is unsigned)'}
+            ; the gutter sums each line. Riskiest {Math.min(EXPLAINED, result.methods.length)} method
+            {Math.min(EXPLAINED, result.methods.length) === 1 ? '' : 's'}.
+          </p>
+          {explaining && <p data-testid="explain-busy">Computing {METHOD_NAMES[explaining]}…</p>}
+          {explainError && <ErrorBox error={explainError} testId="explain-error" />}
+          {explained[explainMethod] && (
+            <>
+              <p className="muted small">
+                {METHOD_NAMES[explainMethod]}
+                {explained[explainMethod].steps !== undefined &&
+                  ` (${explained[explainMethod].steps} steps)`}{' '}
+                in {(explained[explainMethod].ms / 1000).toFixed(1)} s.
+              </p>
+              {explained[explainMethod].methods.map((m) => (
+                <Heatmap key={`${m.name}:${m.line}`} method={m} kind={explainMethod} />
+              ))}
+            </>
+          )}
+        </section>
       )}
     </div>
   );
