@@ -133,7 +133,7 @@ describe('vulnlab CLI: resume, eval and scan', () => {
     const bad = join(root, 'Broken.java');
     writeFileSync(bad, 'class {');
     const result = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), '--json', good, bad]);
-    expect(result.stderr).toMatch(/Broken\.java: not parsed as Java/);
+    expect(result.stderr).toMatch(/Broken\.java:1: not parsed as Java/);
     const report = JSON.parse(result.stdout) as {
       threshold: number;
       methods: { method: string; line: number; probability: number; flagged: boolean }[];
