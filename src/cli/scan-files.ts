@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extractJavaMethods, type ExtractedMethod } from '../data/java.ts';
+import { lineIndexAt, lineStarts } from '../train/explain.ts';
 import type { ScanIssueKind, SourceRegion } from './report.ts';
 
 export interface LocatedMethod {
@@ -43,27 +44,8 @@ function firstBadUtf8Line(bytes: Uint8Array): number | undefined {
   return undefined;
 }
 
-/** Offsets where each line starts; CRLF, CR and LF each end a line (as java-parser and SARIF count). */
-function lineStarts(source: string): number[] {
-  const starts = [0];
-  for (let i = 0; i < source.length; i++) {
-    const c = source.charCodeAt(i);
-    if (c === 0x0d && source.charCodeAt(i + 1) === 0x0a) continue;
-    if (c === 0x0a || c === 0x0d) starts.push(i + 1);
-  }
-  return starts;
-}
-
-function lineOf(starts: readonly number[], offset: number): number {
-  let lo = 0;
-  let hi = starts.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (starts[mid] <= offset) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo + 1;
-}
+/** 1-based line of `offset`, given the `lineStarts` of its text. */
+const lineOf = (starts: readonly number[], offset: number): number => lineIndexAt(starts, offset) + 1;
 
 /** The method's region: it starts on `method.line`, and its text is the source from there on. */
 export function methodRegion(

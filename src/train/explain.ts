@@ -137,8 +137,11 @@ export function normalizedOffsets(
   return map;
 }
 
-/** 0-based offsets where each line starts (CRLF, CR and LF end a line, as SARIF counts). */
-function lineStarts(source: string): number[] {
+/**
+ * 0-based offsets where each line starts: CRLF, CR and LF each end a line (as java-parser and SARIF
+ * count). Also src/cli/scan-files.ts's, for the regions of scanned methods.
+ */
+export function lineStarts(source: string): number[] {
   const starts = [0];
   for (let i = 0; i < source.length; i++) {
     const c = source.charCodeAt(i);
@@ -148,7 +151,8 @@ function lineStarts(source: string): number[] {
   return starts;
 }
 
-function lineOf(starts: readonly number[], offset: number): number {
+/** 0-based line of `offset`, given the `lineStarts` of its text. */
+export function lineIndexAt(starts: readonly number[], offset: number): number {
   let lo = 0;
   let hi = starts.length - 1;
   while (lo < hi) {
@@ -172,11 +176,40 @@ export interface LineInput {
   /** The text that was tokenized (the normalized code). */
   normalized: string;
   normalize: NormalizeOptions;
-  /** The code tokens (a head or tail slice of the normalized code's tokens when truncated). */
+  /**
+   * The code tokens, the ntp prompt left out (a head or tail slice of the normalized code's tokens
+   * when truncated).
+   */
   codeTokens: ArrayLike<number>;
   /** One attribution per code token. */
   attributions: ArrayLike<number>;
   decode: (ids: readonly number[]) => string;
+}
+
+/**
+ * The decoded code tokens (`text`, each token's offset in it in `starts`), where they sit in the
+ * normalized code (`text[c]` is `normalized[base + c]`: all of it, its head or its tail) and the map
+ * from normalized to original offsets. Shared by `lineAttributions` and the heat-map's segments
+ * (worker/explain-view.ts), so both place tokens alike.
+ */
+export function placeTokens(input: LineInput): {
+  text: string;
+  starts: Int32Array;
+  base: number;
+  toOriginal: Int32Array;
+} {
+  const { original, normalized } = input;
+  const { text, starts } = tokenStarts(input.codeTokens, input.decode);
+  let base = 0;
+  if (!normalized.startsWith(text)) {
+    const trimmed = text.replace(/^\uFFFD+/, '');
+    if (normalized.endsWith(text)) base = normalized.length - text.length;
+    else {
+      const at = normalized.indexOf(trimmed);
+      base = at < 0 ? 0 : at - (text.length - trimmed.length);
+    }
+  }
+  return { text, starts, base, toOriginal: normalizedOffsets(original, normalized, input.normalize) };
 }
 
 /**
@@ -185,17 +218,7 @@ export interface LineInput {
  */
 export function lineAttributions(input: LineInput): LineAttribution[] {
   const { original, normalized } = input;
-  const { text, starts } = tokenStarts(input.codeTokens, input.decode);
-  // Where the decoded tokens sit in the normalized code: all of it, its head or its tail.
-  let base = 0;
-  if (!normalized.startsWith(text)) {
-    if (normalized.endsWith(text)) base = normalized.length - text.length;
-    else {
-      const at = normalized.indexOf(text.replace(/^\uFFFD+/, ''));
-      base = at < 0 ? 0 : at - (text.length - text.replace(/^\uFFFD+/, '').length);
-    }
-  }
-  const toOriginal = normalizedOffsets(original, normalized, input.normalize);
+  const { text, starts, base, toOriginal } = placeTokens(input);
   const lines = lineStarts(original);
   const weights = new Map<number, number>();
   for (let k = 0; k < input.attributions.length; k++) {
@@ -203,7 +226,7 @@ export function lineAttributions(input: LineInput): LineAttribution[] {
     while (c < starts[k + 1] && /\s/.test(text[c])) c++;
     if (c >= starts[k + 1]) c = starts[k];
     const n = Math.min(Math.max(base + c, 0), normalized.length);
-    const line = lineOf(lines, Math.min(toOriginal[n], Math.max(0, original.length - 1)));
+    const line = lineIndexAt(lines, Math.min(toOriginal[n], Math.max(0, original.length - 1)));
     weights.set(line, (weights.get(line) ?? 0) + input.attributions[k]);
   }
   return [...weights].map(([line, weight]) => ({ line, weight })).sort((a, b) => a.line - b.line);

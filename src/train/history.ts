@@ -13,14 +13,11 @@ export interface CurvePoint {
   y: number;
 }
 
-export interface HistoryStep {
-  step: number;
-  epoch: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  tokensPerSecond: number;
-}
+/** What the curves keep of a run's 'step' event. */
+export type HistoryStep = Pick<
+  Extract<RunEvent, { type: 'step' }>,
+  'step' | 'epoch' | 'loss' | 'lr' | 'gradNorm' | 'tokensPerSecond'
+>;
 
 export interface HistoryEval {
   step: number;

@@ -69,13 +69,25 @@ export async function downloadPng(
   name: string,
   scale = 2,
 ): Promise<void> {
-  const text = chartSvg(figure, title);
+  await downloadSvgAsPng(chartSvg(figure, title), name, scale);
+}
+
+/**
+ * `svg` (a standalone SVG document) drawn on a canvas at `scale` and downloaded as `${name}.png`;
+ * `subject` names the picture in the errors ("The chart could not be drawn as an image.").
+ */
+export async function downloadSvgAsPng(
+  svg: string,
+  name: string,
+  scale = 2,
+  subject = 'The chart',
+): Promise<void> {
   const image = new Image();
   const loaded = new Promise<void>((resolve, reject) => {
     image.onload = () => resolve();
-    image.onerror = () => reject(new Error('The chart could not be drawn as an image.'));
+    image.onerror = () => reject(new Error(`${subject} could not be drawn as an image.`));
   });
-  image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(text)}`;
+  image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
   await loaded;
   const canvas = document.createElement('canvas');
   canvas.width = image.width * scale;
@@ -85,6 +97,6 @@ export async function downloadPng(
   ctx.scale(scale, scale);
   ctx.drawImage(image, 0, 0);
   const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
-  if (!blob) throw new Error('The chart could not be encoded as PNG.');
+  if (!blob) throw new Error(`${subject} could not be encoded as PNG.`);
   download(`${name}.png`, blob, 'image/png');
 }

@@ -4,22 +4,11 @@
  * comments and whitespace that normalization removed, or code cut by truncation, are segments without
  * a score), the per-line sums, and the top lines with their share.
  */
-import type { NormalizeOptions } from '../data/normalize.ts';
-import { lineAttributions, normalizedOffsets, tokenStarts, topLines } from '../train/explain.ts';
+import { lineAttributions, placeTokens, topLines, type LineInput } from '../train/explain.ts';
 import type { ExplainedMethod } from './protocol.ts';
 
-export interface ExplainViewInput {
-  /** The method's source as written. */
-  original: string;
-  /** The text that was tokenized (the normalized code). */
-  normalized: string;
-  normalize: NormalizeOptions;
-  /** The code tokens (the ntp prompt left out). */
-  codeTokens: ArrayLike<number>;
-  /** One attribution per code token. */
-  attributions: ArrayLike<number>;
-  decode: (ids: readonly number[]) => string;
-}
+/** The method's source, its normalized text, code tokens and one attribution per token. */
+export type ExplainViewInput = LineInput;
 
 export const TOP_LINES = 3;
 
@@ -29,19 +18,8 @@ export function explainView(
 ): Pick<ExplainedMethod, 'segments' | 'lines' | 'topLines'> {
   const { original, normalized } = input;
   const lines = lineAttributions(input);
-  const { text, starts } = tokenStarts(input.codeTokens, input.decode);
-  // Where the decoded tokens sit in the normalized code: all of it, its head or its tail
-  // (as lineAttributions places them).
-  let base = 0;
-  if (!normalized.startsWith(text)) {
-    const trimmed = text.replace(/^\uFFFD+/, '');
-    if (normalized.endsWith(text)) base = normalized.length - text.length;
-    else {
-      const at = normalized.indexOf(trimmed);
-      base = at < 0 ? 0 : at - (text.length - trimmed.length);
-    }
-  }
-  const toOriginal = normalizedOffsets(original, normalized, input.normalize);
+  // Tokens placed in the normalized code as lineAttributions places them.
+  const { text, starts, base, toOriginal } = placeTokens(input);
   const at = (c: number) => toOriginal[Math.min(Math.max(base + c, 0), normalized.length)];
   const segments: ExplainedMethod['segments'] = [];
   let cursor = 0;

@@ -115,6 +115,35 @@ function writeClass(rel: string, pkg: string, name: string, methods: DemoMethod[
   for (const p of placed) expected.set(p.name, { ...p, uri: rel });
 }
 
+/**
+ * `vulnlab scan --adapter <adapter> --threshold 0 --format sarif <extra> <tree>`, its time logged under
+ * `label`: exits 3 (methods flagged) with a SARIF log valid against the 2.1.0 schema, returned.
+ */
+async function sarifScan(label: string, extra: string[]): Promise<Log> {
+  const started = performance.now();
+  const result = await vulnlab([
+    'scan',
+    '--adapter',
+    adapter,
+    '--threshold',
+    '0',
+    '--format',
+    'sarif',
+    ...extra,
+    tree,
+  ]);
+  console.log(`${label}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  expect(result.code, result.stderr).toBe(3);
+  const sarif = JSON.parse(result.stdout) as Log;
+  // The schema's `language` pattern (`…{2}]?$`) is not valid with the u flag: compile without it.
+  const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
+  addFormats(ajv as never);
+  const schema = JSON.parse(readFileSync('tests/fixtures/sarif/sarif-2.1.0-rtm.5.json', 'utf8'));
+  const validate = ajv.compile(schema);
+  expect(validate(sarif), ajv.errorsText(validate.errors)).toBe(true);
+  return sarif;
+}
+
 beforeAll(() => {
   // The fixture adapter with its score head scaled, and the settings a run writes beside it.
   mkdirSync(adapter);
@@ -166,27 +195,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('vulnlab scan of a source tree', () => {
   it('writes SARIF 2.1.0: one result per flagged method, bad files as notifications, exit 3', async () => {
-    const started = performance.now();
-    const result = await vulnlab([
-      'scan',
-      '--adapter',
-      adapter,
-      '--threshold',
-      '0',
-      '--format',
-      'sarif',
-      tree,
-    ]);
-    console.log(`scan --format sarif: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    expect(result.code, result.stderr).toBe(3);
-    const sarif = JSON.parse(result.stdout) as Log;
-
-    // The schema's `language` pattern (`…{2}]?$`) is not valid with the u flag: compile without it.
-    const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
-    addFormats(ajv as never);
-    const schema = JSON.parse(readFileSync('tests/fixtures/sarif/sarif-2.1.0-rtm.5.json', 'utf8'));
-    const validate = ajv.compile(schema);
-    expect(validate(sarif), ajv.errorsText(validate.errors)).toBe(true);
+    const sarif = await sarifScan('scan --format sarif', []);
 
     const run = sarif.runs[0];
     expect(run.tool.driver.name).toBe('VulnLab');
@@ -307,29 +316,7 @@ describe('vulnlab scan of a source tree', () => {
   }, 300_000);
 
   it('--explain: each flagged method’s top lines lie in its region, as SARIF relatedLocations (schema-valid)', async () => {
-    const started = performance.now();
-    const result = await vulnlab([
-      'scan',
-      '--adapter',
-      adapter,
-      '--threshold',
-      '0',
-      '--format',
-      'sarif',
-      '--explain',
-      '--ig-steps',
-      '4',
-      tree,
-    ]);
-    console.log(`scan --explain --format sarif: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    expect(result.code, result.stderr).toBe(3);
-    const sarif = JSON.parse(result.stdout) as Log;
-    const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
-    addFormats(ajv as never);
-    const validate = ajv.compile(
-      JSON.parse(readFileSync('tests/fixtures/sarif/sarif-2.1.0-rtm.5.json', 'utf8')),
-    );
-    expect(validate(sarif), ajv.errorsText(validate.errors)).toBe(true);
+    const sarif = await sarifScan('scan --explain --format sarif', ['--explain', '--ig-steps', '4']);
     const run = sarif.runs[0];
     expect(run.properties!.explain).toEqual({
       method: 'ig',

@@ -5,6 +5,7 @@
  * away), gradient × input is not. Exports as SVG or PNG, drawn from the same data.
  */
 import type { ExplainedMethod, ExplainMethod } from '../../worker/protocol.ts';
+import { downloadSvgAsPng } from '../chartExport.ts';
 import { download } from '../format.ts';
 
 export const METHOD_NAMES: Record<ExplainMethod, string> = {
@@ -95,26 +96,6 @@ export function heatmapSvg(method: ExplainedMethod, kind: ExplainMethod): string
   ].join('\n');
 }
 
-async function downloadPng(svg: string, name: string, scale = 2): Promise<void> {
-  const image = new Image();
-  const loaded = new Promise<void>((resolve, reject) => {
-    image.onload = () => resolve();
-    image.onerror = () => reject(new Error('The heat-map could not be drawn as an image.'));
-  });
-  image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
-  await loaded;
-  const canvas = document.createElement('canvas');
-  canvas.width = image.width * scale;
-  canvas.height = image.height * scale;
-  const ctx = canvas.getContext('2d');
-  if (!ctx) throw new Error('No 2D canvas in this browser.');
-  ctx.scale(scale, scale);
-  ctx.drawImage(image, 0, 0);
-  const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
-  if (!blob) throw new Error('The heat-map could not be encoded as PNG.');
-  download(`${name}.png`, blob, 'image/png');
-}
-
 export function Heatmap({ method, kind }: { method: ExplainedMethod; kind: ExplainMethod }) {
   const lines = layout(method);
   const tokenMax = maxAbs(method.segments.map((s) => s.score));
@@ -134,7 +115,10 @@ export function Heatmap({ method, kind }: { method: ExplainedMethod; kind: Expla
           >
             {method.name} heat-map: SVG
           </button>
-          <button type="button" onClick={() => void downloadPng(heatmapSvg(method, kind), file)}>
+          <button
+            type="button"
+            onClick={() => void downloadSvgAsPng(heatmapSvg(method, kind), file, 2, 'The heat-map')}
+          >
             {method.name} heat-map: PNG
           </button>
         </span>

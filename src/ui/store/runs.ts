@@ -236,6 +236,22 @@ export async function followRun(
   return run;
 }
 
+/** A run as it starts or resumes: preparing, no curves, arrivals, markers or warnings yet. */
+function preparingRun(
+  run: Pick<LiveRun, 'id' | 'name' | 'config'> &
+    Partial<Pick<LiveRun, 'dataset' | 'resumedAt' | 'lastCheckpoint' | 'totalSteps'>>,
+): LiveRun {
+  return {
+    ...run,
+    phase: 'preparing',
+    startedAt: Date.now(),
+    history: EMPTY_HISTORY,
+    arrivals: [],
+    markers: [],
+    warnings: [],
+  };
+}
+
 export function runsSlice({
   set,
   get,
@@ -264,18 +280,7 @@ export function runsSlice({
         `${config.batching.mode} · ${config.loss.kind} · lr ${formatValue(config.optimizer.lr)} · ${new Date().toLocaleTimeString()}`;
       stepBuffer = [];
       set({
-        live: {
-          id,
-          name,
-          config,
-          phase: 'preparing',
-          startedAt: Date.now(),
-          history: EMPTY_HISTORY,
-          arrivals: [],
-          markers: [],
-          warnings: [],
-          dataset: get().data.name,
-        },
+        live: preparingRun({ id, name, config, dataset: get().data.name }),
       });
       return followRun({ set, get }, id, () =>
         engineClient().request({ type: 'startRun', config, runId: id, name }),
@@ -300,21 +305,15 @@ export function runsSlice({
       get().dismissTag('interrupted');
       stepBuffer = [];
       set({
-        live: {
+        live: preparingRun({
           id: runId,
           name: saved.name,
           config: saved.config,
-          phase: 'preparing',
-          startedAt: Date.now(),
-          history: EMPTY_HISTORY,
-          arrivals: [],
-          markers: [],
-          warnings: [],
           dataset: saved.dataset,
           resumedAt: saved.step,
           lastCheckpoint: { step: saved.step, epoch: saved.epoch },
           totalSteps: saved.totalSteps,
-        },
+        }),
         panel: 'train',
       });
       const fail = (error: SerializedError) => {
