@@ -9,6 +9,8 @@
 // Step-dependent scalars (bias corrections) are computed in float64 on the CPU into `hyper`, a uniform
 // shared by all parameter buffers and rewritten between steps.
 
+// #include "lib/workgroup"
+
 struct Hyper {
   lr: f32,
   beta1: f32,
@@ -37,7 +39,7 @@ const WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
+  let i = workgroupIndex(wg, nwg) * WG + lid;
   if (i >= params.n) { return; }
   if (params.skipNonFinite != 0u && clip[3] != 0.0) { return; }
   let g = G[i] * clip[2];

@@ -5,6 +5,8 @@
 // scaleA == 0 never reads A (it may hold garbage/NaN from a pooled buffer); likewise scaleB == 0 and B.
 // One element per invocation; the workgroup grid may be folded into y/z (see kernels/layer-grid.ts).
 
+// #include "lib/workgroup"
+
 struct Params {
   n: u32,
   scaleA: f32,
@@ -20,7 +22,7 @@ struct Params {
 const WG: u32 = 256u;
 
 fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
+  return workgroupIndex(wg, nwg) * WG + lid;
 }
 
 /** scaleA·A[i] + scaleB·B[i], reading an operand only when its scale is non-zero. */

@@ -5,6 +5,8 @@
 // order, then the 8 lane sums are added in a fixed tree, so the result never depends on scheduling
 // (no float atomics) and reads of 32 neighbouring columns are contiguous.
 
+// #include "lib/workgroup"
+
 struct Params {
   T: u32,
   C: u32,
@@ -27,7 +29,7 @@ var<workgroup> partial: array<array<f32, COLS>, LANES>;
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
+  let i = workgroupIndex(wg, nwg) * WG + lid;
   if (i >= params.T * params.C) { return; }
   Y[i] += b[i % params.C];
 }
@@ -35,7 +37,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(COLS, LANES)
 fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-  let col = (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * COLS + lid.x;
+  let col = workgroupIndex(wg, nwg) * COLS + lid.x;
   var sum = 0.0;
   if (col < params.C) {
     for (var t = lid.y; t < params.T; t += LANES) {

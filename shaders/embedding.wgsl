@@ -9,6 +9,8 @@
 //            ascending token order), and one invocation per (group, column) sums its tokens in that
 //            order: no float atomics, repeated ids handled, bitwise reproducible.
 
+// #include "lib/workgroup"
+
 struct Params {
   T: u32,
   C: u32,
@@ -31,7 +33,7 @@ struct Params {
 const WG: u32 = 256u;
 
 fn linear(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
+  return workgroupIndex(wg, nwg) * WG + lid;
 }
 
 @compute @workgroup_size(WG)

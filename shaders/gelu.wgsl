@@ -7,6 +7,8 @@
 // branches: odd polynomial for |x| ≤ 0.9277, 1 − exp(poly) above). Inputs of tanh/exp are clamped where
 // the function has saturated in f32, so huge |x| give the limit instead of Inf/NaN.
 
+// #include "lib/workgroup"
+
 override APPROX: u32 = 0u;
 
 struct Params {
@@ -77,7 +79,7 @@ fn gelu_grad(x: f32) -> f32 {
 }
 
 fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
+  return workgroupIndex(wg, nwg) * WG + lid;
 }
 
 @compute @workgroup_size(WG)

@@ -9,6 +9,8 @@
 //            fast-math assumption can fold away), 2 when the finite squares overflow f32; scale is
 //            then 0. Non-finite elements are left out of sumsq so it stays informative.
 
+// #include "lib/workgroup"
+
 struct Params {
   n: u32, // partial: elements of this buffer; finalize: number of partials
   offset: u32, // partial: first partial slot of this buffer
@@ -43,7 +45,7 @@ fn reduce(lid: u32, v: vec2<f32>) -> vec2<f32> {
 @compute @workgroup_size(WG)
 fn partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let chunk = wg.x + nwg.x * (wg.y + nwg.y * wg.z);
+  let chunk = workgroupIndex(wg, nwg);
   let base = chunk * CHUNK;
   if (base >= params.n) { return; } // spare workgroups of a folded grid
   var s = vec2<f32>(0.0, 0.0);

@@ -7,6 +7,8 @@
 // Bindings: params first, then the buffers in the order of each entry's declaration below.
 // Slots f ≥ params.count are unused capacity: their logits are written as 0 and they add nothing.
 
+// #include "lib/workgroup"
+
 struct Params {
   T: u32,
   D: u32,
@@ -34,14 +36,10 @@ struct Params {
 const WG: u32 = 64u;
 var<workgroup> partial: array<vec2<f32>, WG>;
 
-fn linearIndex(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return wg.x + nwg.x * (wg.y + nwg.y * wg.z);
-}
-
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let f = linearIndex(wg, nwg);
+  let f = workgroupIndex(wg, nwg);
   if (f >= params.F) { return; }
   let D = params.D;
   var acc = vec2<f32>(0.0, 0.0);
@@ -67,7 +65,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(256)
 fn backward_hidden(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-  let idx = linearIndex(wg, nwg) * 256u + lid;
+  let idx = workgroupIndex(wg, nwg) * 256u + lid;
   if (idx >= params.T * params.D) { return; }
   let t = idx / params.D;
   let i = idx % params.D;
@@ -83,7 +81,7 @@ fn backward_hidden(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(256)
 fn backward_score(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let idx = linearIndex(wg, nwg) * 256u + lid;
+  let idx = workgroupIndex(wg, nwg) * 256u + lid;
   if (idx >= 2u * params.D) { return; }
   let j = idx / params.D;
   let i = idx % params.D;

@@ -11,6 +11,8 @@
 // of x₀), so a large common offset does not cost precision in the mean, and takes the variance in a
 // second pass over x − mean (no E[x²] − E[x]² cancellation).
 
+// #include "lib/workgroup"
+
 struct Params {
   T: u32,
   C: u32,
@@ -42,7 +44,7 @@ const WG: u32 = 64u;
 const BLOCK: u32 = 64u; // terms per partial sum
 
 fn invocation_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + nwg.x * (wg.y + nwg.y * wg.z)) * WG + lid;
+  return workgroupIndex(wg, nwg) * WG + lid;
 }
 
 @compute @workgroup_size(WG)

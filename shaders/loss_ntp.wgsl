@@ -5,6 +5,8 @@
 //   reduce: loss[0] = inv_count · Σ_t rowLoss[t] (one workgroup).
 // inv_count = 1 / (number of targets ≥ 0) lives in a uniform rewritten with each batch.
 
+// #include "lib/workgroup"
+
 struct Params {
   T: u32,
   V: u32,
@@ -49,7 +51,7 @@ fn reduceSum(lid: u32, v: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let t = wg.x + nwg.x * (wg.y + nwg.y * wg.z);
+  let t = workgroupIndex(wg, nwg);
   if (t >= params.T) { return; } // uniform per workgroup: barriers below stay in uniform control flow
   let V = params.V;
   let base = t * V;

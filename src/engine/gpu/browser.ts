@@ -2,16 +2,17 @@
 import { GpuContext } from './context.ts';
 import { shaderLibraryFromRecord } from './shaders.ts';
 
-const sources = import.meta.glob<string>('../../../shaders/*.wgsl', {
+// Same files as diskShaders (node.ts): the shaders and their included parts in shaders/lib/.
+const sources = import.meta.glob<string>(['../../../shaders/*.wgsl', '../../../shaders/lib/*.wgsl'], {
   query: '?raw',
   import: 'default',
   eager: true,
 });
 
-/** The shaders bundled by Vite, keyed by file name without extension. */
+/** The shaders bundled by Vite, keyed by path under shaders/ without extension (`matmul`, `lib/dequant`). */
 export const bundledShaders = shaderLibraryFromRecord(
   Object.fromEntries(
-    Object.entries(sources).map(([path, code]) => [path.replace(/^.*\/|\.wgsl$/g, ''), code]),
+    Object.entries(sources).map(([path, code]) => [path.replace(/^.*\/shaders\/|\.wgsl$/g, ''), code]),
   ),
 );
 

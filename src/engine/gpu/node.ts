@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { GpuContext } from './context.ts';
 import { shaderLibraryFromRecord, type ShaderLibrary } from './shaders.ts';
@@ -6,10 +6,15 @@ import { shaderLibraryFromRecord, type ShaderLibrary } from './shaders.ts';
 /** `shaders/` at the repository root, found relative to this file (works under tsx and Vitest). */
 export const SHADER_DIR = fileURLToPath(new URL('../../../shaders/', import.meta.url));
 
+/** `shaders/*.wgsl` and the included parts `shaders/lib/*.wgsl` (named `lib/<file>`), as browser.ts. */
 export function diskShaders(dir = SHADER_DIR): ShaderLibrary {
   const sources: Record<string, string> = {};
-  for (const file of readdirSync(dir)) {
-    if (file.endsWith('.wgsl')) sources[file.slice(0, -5)] = readFileSync(`${dir}/${file}`, 'utf8');
+  for (const sub of ['', 'lib/']) {
+    if (sub !== '' && !existsSync(`${dir}/${sub}`)) continue;
+    for (const file of readdirSync(`${dir}/${sub}`)) {
+      if (file.endsWith('.wgsl'))
+        sources[sub + file.slice(0, -5)] = readFileSync(`${dir}/${sub}${file}`, 'utf8');
+    }
   }
   return shaderLibraryFromRecord(sources);
 }
