@@ -63,7 +63,6 @@ import type {
   ModelSource,
   RequestMessage,
   ResponseMessage,
-  SavedHistory,
   SavedModelSource,
   SerializedError,
   SplitOptions,
@@ -326,12 +325,6 @@ function savedModelSource(source: ModelSource | undefined, name: string): SavedM
   return { kind: 'files', name };
 }
 
-/**
- * The curves travel inside the checkpoint (RunCheckpoint.curves); the run store's separate
- * history.json is left empty and read only for runs saved before that.
- */
-const NO_SEPARATE_HISTORY: SavedHistory = { steps: [], evals: [], markers: [] };
-
 /** How often at most the page gets a live run's thinned curves while steps arrive. */
 const HISTORY_EVERY_MS = 250;
 
@@ -390,9 +383,7 @@ async function execute(
         resume,
         onCheckpoint: saver
           ? async (checkpoint) => {
-              await saver.save(checkpoint, NO_SEPARATE_HISTORY, (error) =>
-                checkpointsOff(error.serialize(), checkpoint.step),
-              );
+              await saver.save(checkpoint, (error) => checkpointsOff(error.serialize(), checkpoint.step));
             }
           : undefined,
       },
@@ -463,10 +454,11 @@ async function resumeRun(runId: string): Promise<EngineResponses['resumeRun']> {
     emit({ kind: 'data-progress', stage: 'tokenize', done, total }),
   );
   // Runs saved before the checkpoint carried the curves kept them in history.json.
+  const legacy = saved.legacyHistory ?? { steps: [], evals: [], markers: [] };
   const curves = checkpoint.curves ?? {
-    steps: saved.history.steps.filter((p) => p.step <= checkpoint.step),
-    evals: saved.history.evals.filter((e) => e.step <= checkpoint.step),
-    markers: saved.history.markers.filter((m) => m.step <= checkpoint.step),
+    steps: legacy.steps.filter((p) => p.step <= checkpoint.step),
+    evals: legacy.evals.filter((e) => e.step <= checkpoint.step),
+    markers: legacy.markers.filter((m) => m.step <= checkpoint.step),
   };
   return execute(ctx, runId, config, data, store.resumedSaver(manifest), { ...checkpoint, curves });
 }

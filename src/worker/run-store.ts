@@ -4,7 +4,8 @@
  *
  *   vulnlab-runs/<run id>/run.json           what the run trained: model source, dataset name, config
  *   vulnlab-runs/<run id>/data.jsonl         the dataset's records with the split each was given
- *   vulnlab-runs/<run id>/ckpt-<step>-<n>/   checkpoint.json + checkpoint.safetensors + history.json
+ *   vulnlab-runs/<run id>/ckpt-<step>-<n>/   checkpoint.json + checkpoint.safetensors (+ history.json, written
+ *                                            before checkpoints carried the run's curves; still read)
  *   vulnlab-runs/<run id>/current.json       names the newest complete checkpoint folder
  *
  * A checkpoint is written into a fresh folder and only then named by `current.json` (one file,
@@ -72,7 +73,8 @@ export interface LoadedRun {
   manifest: RunManifest;
   checkpoint: RunCheckpoint;
   records: DataRecord[];
-  history: SavedHistory;
+  /** The curves of a run saved before checkpoints carried them (RunCheckpoint.curves). */
+  legacyHistory?: SavedHistory;
 }
 
 const ROOT = 'vulnlab-runs';
@@ -262,7 +264,6 @@ export class RunStore {
     manifest: RunManifest,
     data: (() => Blob) | undefined,
     checkpoint: RunCheckpoint,
-    history: SavedHistory,
     nonce: number,
   ): Promise<void> {
     const dir = (await this.runDir(manifest.runId, true))!;
@@ -273,7 +274,6 @@ export class RunStore {
     const name = `ckpt-${checkpoint.step}-${nonce}`;
     const folder = await dir.getDirectoryHandle(name, { create: true });
     for (const file of checkpointFiles(checkpoint)) await writeFile(folder, file.name, file.bytes);
-    await writeFile(folder, HISTORY, JSON.stringify(history));
     const pointer: CurrentPointer = {
       dir: name,
       step: checkpoint.step,
@@ -348,7 +348,7 @@ export class RunStore {
     const [json, tensors] = await Promise.all(CHECKPOINT_FILES.map((name) => readFile(folder, name)));
     if (!json || !tensors) throw gone();
     const checkpoint = await readCheckpoint(await json.text(), new Uint8Array(await tensors.arrayBuffer()));
-    const history = (await readJson<SavedHistory>(folder, HISTORY)) ?? { steps: [], evals: [], markers: [] };
+    const legacyHistory = await readJson<SavedHistory>(folder, HISTORY);
     let records: DataRecord[];
     try {
       records = parseRecordsJsonl(await data.text());
@@ -359,7 +359,7 @@ export class RunStore {
         'Discard this saved run and start it again.',
       );
     }
-    return { manifest, checkpoint, records, history };
+    return { manifest, checkpoint, records, ...(legacyHistory ? { legacyHistory } : {}) };
   }
 
   /** Bytes of every saved run (checkpoints and data). */
@@ -417,14 +417,10 @@ export class RunSaver {
     return this.saved || !this.data;
   }
 
-  async save(
-    checkpoint: RunCheckpoint,
-    history: SavedHistory,
-    onOff: (error: CheckpointStorageError) => void,
-  ): Promise<boolean> {
+  async save(checkpoint: RunCheckpoint, onOff: (error: CheckpointStorageError) => void): Promise<boolean> {
     if (this.off) return false;
     try {
-      await this.store.writeCheckpoint(this.manifest, this.data, checkpoint, history, this.nonce++);
+      await this.store.writeCheckpoint(this.manifest, this.data, checkpoint, this.nonce++);
       this.data = undefined;
       this.saved = true;
       return true;

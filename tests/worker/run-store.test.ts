@@ -141,6 +141,7 @@ function checkpoint(step: number): RunCheckpoint {
     trainables: new Map([['score.weight', values]]),
     best: { step: 2, auc: 0.75, trainables: new Map([['score.weight', values.map((v) => -v)]]) },
     history: [{ step: 2, path: 'optimizer.lr', value: 1e-3 }],
+    curves: history(step),
     totals: { trainMs: 10 * step, trainTokens: 100 * step, trainFunctions: step, nonFinite: 0 },
   };
 }
@@ -163,8 +164,8 @@ describe('the browser run store', () => {
     const { store } = setup();
     const saver = store.saver(manifest('r1'), records, splits);
     const off: CheckpointStorageError[] = [];
-    expect(await saver.save(checkpoint(2), history(2), (e) => off.push(e))).toBe(true);
-    expect(await saver.save(checkpoint(4), history(4), (e) => off.push(e))).toBe(true);
+    expect(await saver.save(checkpoint(2), (e) => off.push(e))).toBe(true);
+    expect(await saver.save(checkpoint(4), (e) => off.push(e))).toBe(true);
     expect(off).toEqual([]);
 
     const [listed] = await store.list();
@@ -176,14 +177,15 @@ describe('the browser run store', () => {
     expect(loaded.checkpoint.best?.trainables.get('score.weight')![0]).toBe(-4);
     expect(loaded.checkpoint.optimizer.moments.get('score.weight')!.v[1]).toBe(2.25);
     expect(loaded.records).toEqual(records.map((r, i) => ({ ...r, split: splits[i] })));
-    expect(loaded.history.steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
+    expect(loaded.checkpoint.curves?.steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
+    expect(loaded.legacyHistory).toBeUndefined();
     expect(loaded.manifest.config.seed).toBe(3);
   });
 
   it('counts the bytes of saved runs', async () => {
     const { store, disk } = setup();
     expect(await store.bytes()).toBe(0);
-    await store.saver(manifest('r1'), records, splits).save(checkpoint(2), history(2), () => undefined);
+    await store.saver(manifest('r1'), records, splits).save(checkpoint(2), () => undefined);
     expect(await store.bytes()).toBe(disk.used);
     await store.remove('r1');
     expect(await store.bytes()).toBe(0);
@@ -192,23 +194,37 @@ describe('the browser run store', () => {
   it('keeps only the newest checkpoint folder', async () => {
     const { store, origin } = setup();
     const saver = store.saver(manifest('r1'), records, splits);
-    for (const step of [2, 4, 6]) await saver.save(checkpoint(step), history(step), () => undefined);
+    for (const step of [2, 4, 6]) await saver.save(checkpoint(step), () => undefined);
     const dir = (await (await origin.getDirectoryHandle('vulnlab-runs')).getDirectoryHandle('r1')) as MemDir;
     expect([...dir.entries.keys()].filter((n) => n.startsWith('ckpt-'))).toEqual(['ckpt-6-2']);
+  });
+
+  it('still reads the history.json of a run saved before checkpoints carried the curves', async () => {
+    const { store, origin } = setup();
+    const { curves: _curves, ...old } = checkpoint(2);
+    await store.saver(manifest('r1'), records, splits).save(old, () => undefined);
+    const dir = (await (await origin.getDirectoryHandle('vulnlab-runs')).getDirectoryHandle('r1')) as MemDir;
+    const folder = [...dir.entries.entries()].find(([name]) => name.startsWith('ckpt-'))![1] as MemDir;
+    const writable = await (await folder.getFileHandle('history.json', { create: true })).createWritable();
+    await writable.write(JSON.stringify(history(2)));
+    await writable.close();
+    const loaded = await store.load('r1');
+    expect(loaded.checkpoint.curves).toBeUndefined();
+    expect(loaded.legacyHistory?.steps.map((s) => s.step)).toEqual([1, 2]);
   });
 
   it('a write cut off half-way leaves the previous checkpoint in force', async () => {
     const { store, disk } = setup();
     const saver = store.saver(manifest('r1'), records, splits);
-    await saver.save(checkpoint(2), history(2), () => undefined);
+    await saver.save(checkpoint(2), () => undefined);
     // The tab dies while the tensors of step 4 are being written: the next save never completes.
     disk.failAt = { n: 2, error: named('AbortError', 'the page went away') };
     const off: CheckpointStorageError[] = [];
-    expect(await saver.save(checkpoint(4), history(4), (e) => off.push(e))).toBe(false);
+    expect(await saver.save(checkpoint(4), (e) => off.push(e))).toBe(false);
     expect(off[0].serialize().code).toBe('storage-unavailable');
     const loaded = await store.load('r1');
     expect(loaded.checkpoint.step).toBe(2);
-    expect(loaded.history.steps).toHaveLength(2);
+    expect(loaded.checkpoint.curves?.steps).toHaveLength(2);
     // A fresh store (after the reload) sees the same.
     expect((await store.list()).map((r) => r.step)).toEqual([2]);
   });
@@ -217,7 +233,7 @@ describe('the browser run store', () => {
     const { store, disk } = setup();
     const saver = store.saver(manifest('r1'), records, splits);
     disk.failAt = { n: 4, error: named('AbortError') };
-    await saver.save(checkpoint(2), history(2), () => undefined);
+    await saver.save(checkpoint(2), () => undefined);
     expect(await store.list()).toEqual([]);
     await expect(store.load('r1')).rejects.toThrow(/no longer in this browser/);
   });
@@ -225,11 +241,11 @@ describe('the browser run store', () => {
   it('a full quota turns checkpoints off once, with a storage-full error, and never throws', async () => {
     const { store, disk } = setup();
     const saver = store.saver(manifest('r1'), records, splits);
-    await saver.save(checkpoint(2), history(2), () => undefined);
+    await saver.save(checkpoint(2), () => undefined);
     disk.quota = disk.used + 100;
     const off: CheckpointStorageError[] = [];
-    expect(await saver.save(checkpoint(4), history(4), (e) => off.push(e))).toBe(false);
-    expect(await saver.save(checkpoint(6), history(6), (e) => off.push(e))).toBe(false);
+    expect(await saver.save(checkpoint(4), (e) => off.push(e))).toBe(false);
+    expect(await saver.save(checkpoint(6), (e) => off.push(e))).toBe(false);
     expect(off).toHaveLength(1);
     expect(off[0].serialize()).toMatchObject({ code: 'storage-full', message: /storage is full/ });
     expect(saver.enabled).toBe(false);
@@ -239,9 +255,9 @@ describe('the browser run store', () => {
 
   it('lists newest first and removes a run with its files', async () => {
     const { store } = setup();
-    await store.saver(manifest('a'), records, splits).save(checkpoint(2), history(2), () => undefined);
+    await store.saver(manifest('a'), records, splits).save(checkpoint(2), () => undefined);
     await new Promise((r) => setTimeout(r, 5));
-    await store.saver(manifest('b'), records, splits).save(checkpoint(3), history(3), () => undefined);
+    await store.saver(manifest('b'), records, splits).save(checkpoint(3), () => undefined);
     expect((await store.list()).map((r) => r.runId)).toEqual(['b', 'a']);
     await store.remove('b');
     expect((await store.list()).map((r) => r.runId)).toEqual(['a']);
@@ -251,10 +267,10 @@ describe('the browser run store', () => {
 
   it('a resumed run saves checkpoints without rewriting its data', async () => {
     const { store } = setup();
-    await store.saver(manifest('r1'), records, splits).save(checkpoint(2), history(2), () => undefined);
+    await store.saver(manifest('r1'), records, splits).save(checkpoint(2), () => undefined);
     const { manifest: saved } = await store.load('r1');
     const resumed = store.resumedSaver(saved);
-    expect(await resumed.save(checkpoint(4), history(4), () => undefined)).toBe(true);
+    expect(await resumed.save(checkpoint(4), () => undefined)).toBe(true);
     const loaded = await store.load('r1');
     expect(loaded.checkpoint.step).toBe(4);
     expect(loaded.records).toHaveLength(3);
