@@ -61,7 +61,7 @@ function FieldRow({
   const [text, setText] = useState<string | undefined>(undefined);
   const [problem, setProblem] = useState<string | undefined>();
   const [pending, setPending] = useState(false);
-  const disabled = (running && !field.live) || field.path === 'model';
+  const { disabled, note } = fieldLock(field, config, running);
   const id = fieldId(field.path);
   const options = enumOptions(field);
 
@@ -157,6 +157,7 @@ function FieldRow({
       </div>
       <div className="field-desc" id={`${id}-desc`}>
         {field.description}. <span className="muted">Default: {formatValue(field.default)}</span>
+        {note && <div className="muted">{note}</div>}
         {problem && (
           <div className="field-problem" role="alert">
             {problem}
@@ -165,6 +166,21 @@ function FieldRow({
       </div>
     </div>
   );
+}
+
+/**
+ * Whether a field can be edited now, and why not where that is not obvious: during a run only live
+ * fields can change, and a next-token run refuses the loss's (they belong to the classification loss).
+ */
+export function fieldLock(
+  field: FieldSpec,
+  config: RunConfig,
+  running: boolean,
+): { disabled: boolean; note?: string } {
+  if (running && field.path.startsWith('loss.') && config.objective !== 'cls') {
+    return { disabled: true, note: 'Not used by this run: it trains on next-token prediction.' };
+  }
+  return { disabled: (running && !field.live) || field.path === 'model' };
 }
 
 /** Every hyperparameter with its one-line explanation and the paper's default; live ones stay editable mid-run. */
