@@ -32,15 +32,7 @@ const ENGINE_SURFACE = {
  * (bundled by the page and the ONNX scan worker, which hold no GPU model: they take the engine's
  * plain-arithmetic modules directly), and files not yet moved to the surface (docs/ARCHITECTURE.md).
  */
-const ENGINE_DEEP_ALLOWED = [
-  'src/train/config.ts',
-  'src/train/onnx/**',
-  // not yet on the surface:
-  'src/train/run.ts',
-  'src/train/checkpoint.ts',
-  'src/train/history.ts',
-  'src/train/explain.ts',
-];
+const ENGINE_DEEP_ALLOWED = ['src/train/config.ts', 'src/train/onnx/**'];
 
 // Modules of the layers below the UI that the page may bundle (no GPU, kernel, shader or loader in them).
 const PAGE_SAFE = [

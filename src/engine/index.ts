@@ -49,4 +49,11 @@ export type { GpuModelOptions, StepShape } from './model/gpt-bigcode.ts';
 export { ModelOptimizer } from './model/optimizer.ts';
 export type { OptimizerOptions, OptimizerState } from './model/optimizer.ts';
 export { focalLossRef } from './reference/loss.ts';
+export { attributeBatch, DEFAULT_IG_STEPS } from './model/attribution.ts';
+export type {
+  AttributionMethod,
+  AttributionOptions,
+  GroupAttribution,
+  ScoreTerm,
+} from './model/attribution.ts';
 export type { AttentionMode, FocalOptions, FunctionRef, Objective, PackedBatch } from '../shared/batch.ts';

@@ -10,7 +10,7 @@ import { toF32 } from '../io/convert.ts';
 import { readSafetensorsHeader, writeSafetensors } from '../io/safetensors.ts';
 import { MemoryByteSource } from '../io/source.ts';
 import { readTensorBytes } from '../io/tensors.ts';
-import type { OptimizerState } from '../engine/model/optimizer.ts';
+import type { OptimizerState } from '../engine/index.ts';
 import { resolveConfig, type RunConfig } from './config.ts';
 import type { ExportedFile } from './export.ts';
 import { RunHistory, type SerializedHistory } from './history.ts';

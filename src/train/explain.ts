@@ -10,13 +10,13 @@ import {
   DEFAULT_IG_STEPS,
   type AttributionMethod,
   type ScoreTerm,
-} from '../engine/model/attribution.ts';
-import type { TrainStep } from '../engine/model/gpt-bigcode.ts';
+  type TrainStep,
+} from '../engine/index.ts';
 import { lexJava, type NormalizeOptions } from '../data/normalize.ts';
 import { stepBatches, toPackedBatch, type StepPacking } from './batches.ts';
-import type { NtpAnswers, RunExample } from './run.ts';
+import type { NtpAnswers, RunExample } from './types.ts';
 
-export { DEFAULT_IG_STEPS, type AttributionMethod } from '../engine/model/attribution.ts';
+export { DEFAULT_IG_STEPS, type AttributionMethod } from '../engine/index.ts';
 
 export interface ExplainOptions {
   method: AttributionMethod;

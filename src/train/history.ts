@@ -5,8 +5,8 @@
  * start), the CLI writes it into metrics.json, and the engine worker sends the page thinned views of
  * it. Nothing else turns run events into curves.
  */
-import { VulnLabError } from '../engine/errors.ts';
-import type { RunEvent } from './run.ts';
+import { VulnLabError } from '../shared/errors.ts';
+import type { RunEvent } from './types.ts';
 
 export interface CurvePoint {
   x: number;

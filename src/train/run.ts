@@ -4,10 +4,14 @@
  * gradient norm are the only values read back per step. Settings changed mid-run take effect at the
  * next step and are recorded with that step.
  */
-import type { GpuContext } from '../engine/gpu/index.ts';
-import type { LoraConfig } from '../engine/model/config.ts';
-import { type GptBigCodeGpu, TrainStep } from '../engine/model/gpt-bigcode.ts';
-import { ModelOptimizer } from '../engine/model/optimizer.ts';
+import {
+  focalLossRef,
+  ModelOptimizer,
+  TrainStep,
+  type GpuContext,
+  type GptBigCodeGpu,
+  type LoraConfig,
+} from '../engine/index.ts';
 import type { Batch } from '../data/batching.ts';
 import { scoreExamples, stepBatches, toPackedBatch, type StepPacking } from './batches.ts';
 import { dataFingerprint, type RunCheckpoint } from './checkpoint.ts';
@@ -15,7 +19,6 @@ import { FIELDS, withField, type RunConfig } from './config.ts';
 import { chooseThreshold, evaluateScores, type ScoredExample } from './evaluate.ts';
 import { RunHistory } from './history.ts';
 import { initialTrainables } from './init.ts';
-import { focalLossRef } from '../engine/reference/loss.ts';
 import { learningRate } from './schedule.ts';
 import {
   RunError,

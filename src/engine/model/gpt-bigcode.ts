@@ -33,7 +33,7 @@ import { decodeWeight, encodeWeight, weightBytes, type WeightFormat } from '../q
 import { maskBufferData } from '../reference/attention.ts';
 import type { PackedBatch } from '../reference/gptbigcode.ts';
 import { ntpTargets, type AttentionMode, type FocalOptions } from '../reference/loss.ts';
-import { GpuValidationError, LimitExceededError } from '../errors.ts';
+import { GpuValidationError, InternalError, LimitExceededError, ShapeError } from '../errors.ts';
 import {
   ConfigError,
   LORA_TARGETS,
@@ -149,19 +149,19 @@ export class GptBigCodeGpu {
 
   buffer(name: string): GPUBuffer {
     const p = this.params.get(name);
-    if (!p) throw new Error(`model: no parameter ${name}`);
+    if (!p) throw new ShapeError(`model: no parameter ${name}`);
     return p.buffer;
   }
 
   grad(name: string): GPUBuffer {
     const g = this.params.get(name)?.grad;
-    if (!g) throw new Error(`model: ${name} is not trainable`);
+    if (!g) throw new InternalError(`model: ${name} is not trainable`);
     return g;
   }
 
   shape(name: string): number[] {
     const p = this.params.get(name);
-    if (!p) throw new Error(`model: no parameter ${name}`);
+    if (!p) throw new ShapeError(`model: no parameter ${name}`);
     return p.spec.shape;
   }
 
@@ -172,16 +172,16 @@ export class GptBigCodeGpu {
   /** A parameter's current values (f32 parameters only; quantized linears are not read back). */
   async readParam(name: string): Promise<Float32Array> {
     const p = this.params.get(name);
-    if (!p) throw new Error(`model: no parameter ${name}`);
+    if (!p) throw new ShapeError(`model: no parameter ${name}`);
     if (p.spec.kind === 'linear-weight' && this.weightFormat !== 'f32') {
-      throw new Error(`model: ${name} is stored as ${this.weightFormat}`);
+      throw new InternalError(`model: ${name} is stored as ${this.weightFormat}`);
     }
     return this.ctx.readF32(p.buffer, count(p.spec));
   }
 
   async readGrad(name: string): Promise<Float32Array> {
     const p = this.params.get(name);
-    if (!p?.grad) throw new Error(`model: ${name} is not trainable`);
+    if (!p?.grad) throw new InternalError(`model: ${name} is not trainable`);
     return this.ctx.readF32(p.grad, count(p.spec));
   }
 
@@ -189,9 +189,9 @@ export class GptBigCodeGpu {
   writeParam(name: string, data: ArrayLike<number>): void {
     const p = this.params.get(name);
     if (!p || (p.spec.kind === 'linear-weight' && this.weightFormat !== 'f32')) {
-      throw new Error(`model: cannot write ${name}`);
+      throw new ShapeError(`model: cannot write ${name}`);
     }
-    if (data.length !== count(p.spec)) throw new Error(`model: ${name} needs ${count(p.spec)} values`);
+    if (data.length !== count(p.spec)) throw new ShapeError(`model: ${name} needs ${count(p.spec)} values`);
     this.ctx.write(p.buffer, Float32Array.from(data));
   }
 
@@ -417,7 +417,7 @@ export class GptBigCodeUploader {
 
   /** Runs one call of the upload; any failure destroys what was uploaded. */
   private async guard<T>(work: () => Promise<T>): Promise<T> {
-    if (this.state !== 'open') throw new Error(`model upload: already ${this.state}`);
+    if (this.state !== 'open') throw new InternalError(`model upload: already ${this.state}`);
     try {
       return await work();
     } catch (error) {
@@ -953,7 +953,7 @@ export class TrainStep {
 
   /** Focal loss γ and α (cls); changes the next step without rebuilding anything. */
   setFocal(focal: FocalOptions): void {
-    if (!this.cls) throw new Error('setFocal: the next-token objective has no focal loss');
+    if (!this.cls) throw new InternalError('setFocal: the next-token objective has no focal loss');
     this.cls.setFocal(focal);
   }
 
@@ -999,7 +999,7 @@ export class TrainStep {
    */
   async embed(ids?: Int32Array): Promise<Float32Array> {
     const { ctx, c } = this.model;
-    if (!this.batchIds) throw new Error('embed: no batch set');
+    if (!this.batchIds) throw new InternalError('embed: no batch set');
     if (ids) {
       if (ids.length !== this.T) throw new ConfigError(`embed: ${ids.length} ids for ${this.T} tokens.`);
       validateIds(ids, c.vocab_size, 'token id');
@@ -1033,7 +1033,7 @@ export class TrainStep {
     if (lora && lora.dropout > 0) {
       throw new ConfigError('Attributions need a model without LoRA dropout (as a detector loads it).');
     }
-    if (!this.batchIds) throw new Error('scoreInputGradient: no batch set');
+    if (!this.batchIds) throw new InternalError('scoreInputGradient: no batch set');
     const T = this.T;
     const D = c.n_embd;
     let forward = this.evalForwardDispatches;
@@ -1094,7 +1094,7 @@ export class TrainStep {
 
   /** cls: logits [F, 2] of the batch's functions (valid after a forward). */
   async readClsLogits(): Promise<Float32Array> {
-    if (!this.cls) throw new Error('readClsLogits: objective is ntp');
+    if (!this.cls) throw new InternalError('readClsLogits: objective is ntp');
     return this.model.ctx.readF32(this.cls.logits, this.cls.functionCount * 2);
   }
 
@@ -1115,7 +1115,7 @@ export class TrainStep {
   async forwardNtpLogitsAt(
     cells: readonly (readonly [row: number, column: number])[],
   ): Promise<Float32Array> {
-    if (!this.ntp) throw new Error('forwardNtpLogitsAt: objective is cls');
+    if (!this.ntp) throw new InternalError('forwardNtpLogitsAt: objective is cls');
     await this.model.ctx.run(this.evalForwardDispatches);
     const V = this.model.c.vocab_size;
     return this.model.ctx.readF32At(
@@ -1126,7 +1126,7 @@ export class TrainStep {
 
   /** ntp: the [T, V] logits buffer (holds dlogits after the loss has run). */
   get ntpLogits(): GPUBuffer {
-    if (!this.ntp) throw new Error('ntpLogits: objective is cls');
+    if (!this.ntp) throw new InternalError('ntpLogits: objective is cls');
     return this.ntp.logits;
   }
 

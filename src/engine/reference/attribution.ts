@@ -13,6 +13,7 @@
  * " YES" − " NO" logit at token row `at`. The margin is the log-odds of the detector's probability
  * (p = sigmoid(margin)).
  */
+import { InternalError } from '../errors.ts';
 import { resolveConfig } from '../model/config.ts';
 import {
   backwardRef,
@@ -94,7 +95,7 @@ function margins(
       pos = 2 * at + 1;
       neg = 2 * at;
     } else {
-      if (!options.answers) throw new Error('ntp score: answers are needed');
+      if (!options.answers) throw new InternalError('ntp score: answers are needed');
       pos = at * columns + options.answers.yes;
       neg = at * columns + options.answers.no;
     }
