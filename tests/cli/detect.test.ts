@@ -1,15 +1,18 @@
 /**
  * The CLI's run lifecycle on a small slice of the demo data: a train run killed after a checkpoint
  * and resumed ends with the same metrics and scores as one never interrupted; `eval` with the exported
- * adapter reproduces the run's test scores; `scan` ranks the methods of Java files.
+ * adapter reproduces the run's test scores; `scan` ranks the methods of Java files, and its SARIF for a
+ * folder of the run's test methods flags what the run flags.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Log } from 'sarif';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { demoSliceJsonl } from '../helpers/demo-data.ts';
 import { FakeHub } from '../io/helpers/hub-server.ts';
+import { expectValidSarif } from '../helpers/sarif.ts';
 
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
@@ -153,6 +156,48 @@ describe('vulnlab CLI: resume, eval and scan', () => {
     const none = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), bad]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/No file could be parsed as Java/);
+  }, 300_000);
+
+  it('scan --format sarif of a folder of the run’s test methods flags what the run flags, with its scores', async () => {
+    // Each test method of the run in its own class file. The scanner reads a method from its first
+    // annotation or modifier, so methods with a leading Javadoc (which the run scored) are left out.
+    const tree = join(root, 'tree');
+    const scores = new Map(
+      readFileSync(join(whole, 'scores.csv'), 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('test,'))
+        .map((l) => l.split(','))
+        .map(([, index, , score]) => [Number(index), Number(score)]),
+    );
+    const files = new Map<string, number>();
+    readFileSync(join(whole, 'data.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .forEach((line, index) => {
+        const { code, cwe } = JSON.parse(line) as { code: string; cwe: string };
+        if (!scores.has(index) || code.startsWith('/*')) return;
+        const uri = `${cwe}/M${index}.java`;
+        mkdirSync(join(tree, cwe), { recursive: true });
+        writeFileSync(join(tree, uri), `public class M${index} {\n${code}\n}\n`);
+        files.set(uri, index);
+      });
+    expect(files.size).toBeGreaterThanOrEqual(4);
+    const threshold = JSON.parse(readFileSync(join(whole, 'metrics.json'), 'utf8')).valid.threshold as number;
+    const result = await vulnlab(['scan', '--adapter', join(whole, 'adapter'), '--format', 'sarif', tree]);
+    const sarif = JSON.parse(result.stdout) as Log;
+    expectValidSarif(sarif);
+    const flagged = new Map(
+      sarif.runs[0].results!.map((r) => [
+        r.locations![0].physicalLocation!.artifactLocation!.uri!,
+        r.properties!.probability as number,
+      ]),
+    );
+    const runFlags = [...files].filter(([, index]) => scores.get(index)! >= threshold).map(([uri]) => uri);
+    expect([...flagged.keys()].sort()).toEqual(runFlags.sort());
+    for (const [uri, probability] of flagged)
+      expect(probability).toBeCloseTo(scores.get(files.get(uri)!)!, 4);
+    expect(result.code, result.stderr).toBe(runFlags.length > 0 ? 3 : 0);
   }, 300_000);
 
   it('reads the base model from the Hub (HF_ENDPOINT, HF_TOKEN) once, then from its cache', async () => {
