@@ -97,78 +97,86 @@ async function readLogits(gc: GoldenCase, step: TrainStep, ctx: GpuContext): Pro
 describe('GPT-BigCode on the GPU vs PyTorch golden fixtures', { timeout: 600_000 }, () => {
   it('has fixtures', () => expect(cases.length).toBeGreaterThanOrEqual(5));
 
-  for (const gc of cases) {
-    it(`${gc.name}: hidden states, logits, loss, gradients, grad norm, 3 AdamW steps`, async () => {
-      const { ctx, model, step } = await build(gc);
-      const opt = await ModelOptimizer.create(model, gc.optimizer);
-      expect([...model.trainableNames].sort()).toEqual([...gc.expected.trainable].sort());
+  // Both kernel sets (matmul/linear: the CPU-adapter set and the tiled GPU set) against the same fixtures.
+  for (const kernels of ['cpu', 'gpu'] as const)
+    for (const gc of cases) {
+      it(`${gc.name}: hidden states, logits, loss, gradients, grad norm, 3 AdamW steps (${kernels} kernels)`, async () => {
+        const kernelsBefore = gpu().kernels;
+        gpu().kernels = kernels; // read when the model and step create their dispatches
+        const { ctx, model, step } = await build(gc).finally(() => (gpu().kernels = kernelsBefore));
+        const tiled = step.forwardDispatches.filter((d) => d.label.endsWith(' tiled')).length;
+        expect(tiled > 0, 'the tiled matmul/linear dispatches are in use').toBe(kernels === 'gpu');
+        const opt = await ModelOptimizer.create(model, gc.optimizer);
+        expect([...model.trainableNames].sort()).toEqual([...gc.expected.trainable].sort());
 
-      // Forward only: hidden states and logits (the ntp logits buffer turns into dlogits in the loss).
-      await noValidationErrors(ctx, () => ctx.run(step.forwardDispatches));
-      expect(compare(await step.readHidden(), gc.expected.lastHiddenState!).maxRel).toBeLessThan(FORWARD_TOL);
-      const [logits, wantLogits] = await readLogits(gc, step, ctx);
-      expect(compare(logits, wantLogits).maxRel).toBeLessThan(FORWARD_TOL);
+        // Forward only: hidden states and logits (the ntp logits buffer turns into dlogits in the loss).
+        await noValidationErrors(ctx, () => ctx.run(step.forwardDispatches));
+        expect(compare(await step.readHidden(), gc.expected.lastHiddenState!).maxRel).toBeLessThan(
+          FORWARD_TOL,
+        );
+        const [logits, wantLogits] = await readLogits(gc, step, ctx);
+        expect(compare(logits, wantLogits).maxRel).toBeLessThan(FORWARD_TOL);
 
-      const before = new Map<string, Float32Array>();
-      for (const name of model.trainableNames) before.set(name, await model.readParam(name));
-      for (let s = 0; s < gc.optimizer.steps; s++) {
-        opt.nextStep();
-        await noValidationErrors(ctx, () => step.run(opt.dispatches));
-        const want = gc.expected.steps[s];
-        const loss = await step.readLoss();
-        expect(Math.abs(loss - want.loss) / want.loss, `step ${s} loss`).toBeLessThan(FORWARD_TOL);
-        const { norm, scale, nonFinite } = await opt.readGradNorm();
-        expect(nonFinite).toBe(false);
-        expect(Math.abs(norm - want.grad_norm) / want.grad_norm, `step ${s} norm`).toBeLessThan(GRAD_TOL);
-        const clipped = want.grad_norm > gc.optimizer.max_grad_norm;
-        if (want.clipped !== undefined) expect(clipped).toBe(want.clipped);
-        const wantScale = clipped ? gc.optimizer.max_grad_norm / (want.grad_norm + 1e-6) : 1;
-        expect(Math.abs(scale - wantScale) / wantScale).toBeLessThan(GRAD_TOL);
-        if (s === 0) {
-          // Step 0 gradients (before clipping; AdamW does not touch the gradient buffers).
-          const grads: ParamMap = new Map();
-          for (const name of gc.expected.trainable) {
-            const g = await model.readGrad(name);
-            grads.set(name, Float64Array.from(g));
-            expect(compare(g, gc.expected.grads.get(name)!).maxRel, name).toBeLessThan(GRAD_TOL);
-          }
-          // The optimizer alone: float64 clip + AdamW on these gradients from the same parameters.
-          const names = gc.expected.trainable;
-          const params: ParamMap = new Map(names.map((n) => [n, Float64Array.from(before.get(n)!)]));
-          clipGradNormRef(
-            names.map((n) => grads.get(n)!),
-            gc.optimizer.max_grad_norm,
-          );
-          adamwStepRef(params, grads, names, { step: 0, m: new Map(), v: new Map() }, gc.optimizer);
-          for (const name of names) {
-            const err = compare(await model.readParam(name), params.get(name)!).maxAbs;
-            expect(err / gc.optimizer.lr, `step 1 ${name}`).toBeLessThan(STEP1_TOL);
+        const before = new Map<string, Float32Array>();
+        for (const name of model.trainableNames) before.set(name, await model.readParam(name));
+        for (let s = 0; s < gc.optimizer.steps; s++) {
+          opt.nextStep();
+          await noValidationErrors(ctx, () => step.run(opt.dispatches));
+          const want = gc.expected.steps[s];
+          const loss = await step.readLoss();
+          expect(Math.abs(loss - want.loss) / want.loss, `step ${s} loss`).toBeLessThan(FORWARD_TOL);
+          const { norm, scale, nonFinite } = await opt.readGradNorm();
+          expect(nonFinite).toBe(false);
+          expect(Math.abs(norm - want.grad_norm) / want.grad_norm, `step ${s} norm`).toBeLessThan(GRAD_TOL);
+          const clipped = want.grad_norm > gc.optimizer.max_grad_norm;
+          if (want.clipped !== undefined) expect(clipped).toBe(want.clipped);
+          const wantScale = clipped ? gc.optimizer.max_grad_norm / (want.grad_norm + 1e-6) : 1;
+          expect(Math.abs(scale - wantScale) / wantScale).toBeLessThan(GRAD_TOL);
+          if (s === 0) {
+            // Step 0 gradients (before clipping; AdamW does not touch the gradient buffers).
+            const grads: ParamMap = new Map();
+            for (const name of gc.expected.trainable) {
+              const g = await model.readGrad(name);
+              grads.set(name, Float64Array.from(g));
+              expect(compare(g, gc.expected.grads.get(name)!).maxRel, name).toBeLessThan(GRAD_TOL);
+            }
+            // The optimizer alone: float64 clip + AdamW on these gradients from the same parameters.
+            const names = gc.expected.trainable;
+            const params: ParamMap = new Map(names.map((n) => [n, Float64Array.from(before.get(n)!)]));
+            clipGradNormRef(
+              names.map((n) => grads.get(n)!),
+              gc.optimizer.max_grad_norm,
+            );
+            adamwStepRef(params, grads, names, { step: 0, m: new Map(), v: new Map() }, gc.optimizer);
+            for (const name of names) {
+              const err = compare(await model.readParam(name), params.get(name)!).maxAbs;
+              expect(err / gc.optimizer.lr, `step 1 ${name}`).toBeLessThan(STEP1_TOL);
+            }
           }
         }
-      }
-      const lr = gc.optimizer.lr;
-      const bound = lr * gc.optimizer.steps;
-      for (const name of gc.expected.trainable) {
-        const b = before.get(name)!;
-        const got = Array.from(await model.readParam(name), (v, i) => v - b[i]);
-        const want = Array.from(gc.expected.paramsAfter.get(name)!, (v, i) => v - gc.params.get(name)![i]);
-        // Elements whose true gradient is zero up to rounding (the key bias under multi-query
-        // attention: softmax ignores a shift shared by all keys) get Adam updates of rounding noise
-        // over ε, in PyTorch as here: they are only held to Adam's bound |Δ| ≤ steps·lr (+ decay).
-        const g = gc.expected.grads.get(name)!;
-        const gMax = g.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
-        let worst = 0;
-        got.forEach((v, i) => {
-          if (Math.abs(g[i]) < 1e-6 * gMax) expect(Math.abs(v)).toBeLessThan(1.01 * bound + 1e-6);
-          else worst = Math.max(worst, Math.abs(v - want[i]));
-        });
-        expect(worst / bound, name).toBeLessThan(UPDATE_TOL);
-      }
-      opt.destroy();
-      step.destroy();
-      model.destroy();
-    });
-  }
+        const lr = gc.optimizer.lr;
+        const bound = lr * gc.optimizer.steps;
+        for (const name of gc.expected.trainable) {
+          const b = before.get(name)!;
+          const got = Array.from(await model.readParam(name), (v, i) => v - b[i]);
+          const want = Array.from(gc.expected.paramsAfter.get(name)!, (v, i) => v - gc.params.get(name)![i]);
+          // Elements whose true gradient is zero up to rounding (the key bias under multi-query
+          // attention: softmax ignores a shift shared by all keys) get Adam updates of rounding noise
+          // over ε, in PyTorch as here: they are only held to Adam's bound |Δ| ≤ steps·lr (+ decay).
+          const g = gc.expected.grads.get(name)!;
+          const gMax = g.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+          let worst = 0;
+          got.forEach((v, i) => {
+            if (Math.abs(g[i]) < 1e-6 * gMax) expect(Math.abs(v)).toBeLessThan(1.01 * bound + 1e-6);
+            else worst = Math.max(worst, Math.abs(v - want[i]));
+          });
+          expect(worst / bound, name).toBeLessThan(UPDATE_TOL);
+        }
+        opt.destroy();
+        step.destroy();
+        model.destroy();
+      });
+    }
 
   for (const name of ['packed_cls_full', 'paper_ntp_mqa_gelu']) {
     it(`recompute (gradient checkpointing) gives the same loss and gradients: ${name}`, async () => {
