@@ -58,6 +58,13 @@ export function StatusLine() {
         {formatLimit(adapter.limits.maxBufferSize)} · workgroup memory{' '}
         {formatLimit(adapter.limits.maxComputeWorkgroupStorageSize)}
       </span>
+      <span
+        className="kernels"
+        data-testid="kernels"
+        title="The kernel set matmul and linear use; ?kernels=cpu|gpu in the URL overrides it"
+      >
+        kernels: {adapter.kernels} ({adapter.kernelsDefault ? 'default' : `?kernels=${adapter.kernels}`})
+      </span>
       <span className="selftest" data-testid="selftest">
         {selftest
           ? `kernel check ${selftest.ok ? 'passed' : 'FAILED'}: ${selftest.kernel}, max rel. error ${selftest.maxRelError.toExponential(1)}, ${selftest.ms.toFixed(1)} ms`

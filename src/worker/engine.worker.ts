@@ -5,7 +5,7 @@
  */
 import { VulnLabError } from '../engine/errors.ts';
 import { createBrowserContext } from '../engine/gpu/browser.ts';
-import type { GpuContext } from '../engine/gpu/context.ts';
+import { GpuContext } from '../engine/gpu/context.ts';
 import { matmul } from '../engine/kernels/matmul.ts';
 import { matmulRef } from '../engine/reference/matmul.ts';
 import { Rng, randomArray } from '../engine/random.ts';
@@ -125,6 +125,25 @@ function emit(event: EngineEvent): void {
 
 const assetUrl = (path: string) =>
   new URL(`${import.meta.env.BASE_URL}${path}`, self.location.origin).toString();
+
+/**
+ * Creates the GPU context (the page's first request) with the kernel set `kernels` names, if any;
+ * the override stays for contexts made later (after a lost device). An unknown name is ignored.
+ */
+async function probe(kernels: string | undefined): Promise<EngineResponses['probe']> {
+  const override = kernels === undefined ? undefined : GpuContext.parseKernelSet(kernels);
+  if (kernels !== undefined && !override) {
+    console.warn(
+      `Unknown kernel set ${JSON.stringify(kernels)} (cpu or gpu): the adapter's default is used.`,
+    );
+  }
+  if (override) GpuContext.setKernelOverride(override);
+  const ctx = await gpu();
+  // A context made before this request (another request came first) takes the override too.
+  if (override) ctx.kernels = override;
+  const defaultSet = ctx.cpuAdapter ? 'cpu' : 'gpu';
+  return { ...ctx.adapter, kernels: ctx.kernels, kernelsDefault: ctx.kernels === defaultSet };
+}
 
 /** A small awkward-shaped matmul checked against the float64 reference: proves kernels run here. */
 async function selftest(): Promise<EngineResponses['selftest']> {
@@ -727,7 +746,7 @@ async function exportOnnx(format: OnnxWeightFormat): Promise<EngineResponses['ex
 async function handle(request: EngineRequest): Promise<EngineResponses[EngineRequest['type']]> {
   switch (request.type) {
     case 'probe':
-      return (await gpu()).adapter;
+      return probe(request.kernels);
     case 'selftest':
       return selftest();
     case 'loadModel':

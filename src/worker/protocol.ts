@@ -3,7 +3,7 @@
  * everything it knows about the adapter, the model, the data or a run arrives through these messages.
  * Requests get exactly one response; progress and run events arrive as unsolicited `event` messages.
  */
-import type { AdapterSummary } from '../engine/gpu/context.ts';
+import type { AdapterSummary as EngineAdapterSummary, KernelSet } from '../engine/gpu/context.ts';
 import type { VulnLabErrorCode } from '../engine/errors.ts';
 import type { GptBigCodeConfig } from '../engine/model/config.ts';
 import type { FieldMapping } from '../data/fields.ts';
@@ -19,7 +19,14 @@ import type { RunEvent } from '../train/run.ts';
 import type { DetectorMetadata } from '../train/onnx/export.ts';
 import type { OnnxWeightFormat } from '../train/onnx/weights.ts';
 
-export type { AdapterSummary, RunConfig, RunEvent, EvalMetrics, HistoryView };
+export type { KernelSet, RunConfig, RunEvent, EvalMetrics, HistoryView };
+
+/** The adapter as the lab shows it: the engine's summary plus the kernel set its GPU context uses. */
+export interface AdapterSummary extends EngineAdapterSummary {
+  kernels: KernelSet;
+  /** Whether `kernels` is the adapter's default set ('cpu' on CPU-backed adapters, else 'gpu'). */
+  kernelsDefault: boolean;
+}
 
 export interface SerializedError {
   /** storage-*: browser storage (checkpoints) failed; the engine's own codes otherwise. */
@@ -223,7 +230,11 @@ type NoFields = Record<never, never>;
 
 /** Request type → [request fields, response]. */
 export interface EngineApi {
-  probe: [NoFields, AdapterSummary];
+  /**
+   * The page's first request: creates the GPU context. `kernels` (the lab's `?kernels=cpu|gpu`)
+   * overrides the adapter's default kernel set for contexts created from then on.
+   */
+  probe: [{ kernels?: KernelSet }, AdapterSummary];
   selftest: [NoFields, SelftestResult];
   loadModel: [{ source: ModelSource }, ModelInfo];
   importData: [

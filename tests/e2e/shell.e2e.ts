@@ -33,6 +33,8 @@ describe('the lab shell in headless Chromium', () => {
     expect(name).toMatch(/^WebGPU: \S/);
     expect(name).not.toContain('unnamed adapter');
     expect(await line.innerText()).toMatch(/storage binding \d+ MiB/);
+    // SwiftShader is CPU-backed: the barrier-free kernels are its default.
+    expect(await page.getByTestId('kernels').innerText()).toBe('kernels: cpu (default)');
   });
 
   it('runs a matmul kernel in the page and checks it against the CPU reference', async () => {
@@ -41,6 +43,26 @@ describe('the lab shell in headless Chromium', () => {
       .poll(() => selftest.innerText(), { timeout: 120_000 })
       .toMatch(/kernel check (passed|FAILED)/);
     expect(await selftest.innerText()).toMatch(/kernel check passed: matmul 33x17x65/);
+  });
+
+  it('takes the kernel set from ?kernels= and shows it in the status line', async () => {
+    const other = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    other.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    other.on('pageerror', (error) => consoleErrors.push(String(error)));
+    try {
+      await other.goto(new URL('?kernels=gpu', page.url()).toString());
+      const line = other.getByTestId('adapter-line');
+      await expect.poll(() => line.getAttribute('data-state'), { timeout: 60_000 }).toBe('ready');
+      expect(await other.getByTestId('kernels').innerText()).toBe('kernels: gpu (?kernels=gpu)');
+      // The tiled kernels pass the same check on the software adapter.
+      await expect
+        .poll(() => other.getByTestId('selftest').innerText(), { timeout: 120_000 })
+        .toMatch(/kernel check passed: matmul 33x17x65/);
+    } finally {
+      await other.close();
+    }
   });
 
   it('switches panels with the keyboard and keeps working', async () => {

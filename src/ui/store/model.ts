@@ -4,6 +4,7 @@ import { findPreset } from '../../io/presets.ts';
 import type { AdapterSummary, RunConfig } from '../../worker/protocol.ts';
 import { configDiff } from '../share.ts';
 import { formatValue } from '../format.ts';
+import { kernelsFromUrl } from '../kernels.ts';
 import { asSerialized, engineClient } from './engine.ts';
 import { shortName } from './curves.ts';
 import type { LabApi, LabState } from './types.ts';
@@ -36,7 +37,9 @@ export function modelSlice({
       set({ gpu: { state: 'probing' } });
       let adapter: AdapterSummary;
       try {
-        adapter = await engineClient().request({ type: 'probe' });
+        // `?kernels=cpu|gpu` in the lab's URL overrides the adapter's default kernel set.
+        const kernels = typeof location === 'undefined' ? undefined : kernelsFromUrl(location.search);
+        adapter = await engineClient().request({ type: 'probe', kernels });
       } catch (error) {
         set({ gpu: { state: 'unavailable', error: asSerialized(error) } });
         return;
