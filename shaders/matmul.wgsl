@@ -22,24 +22,7 @@
 // Edges: rows and columns past M / N are clamped to the last one (computed, never stored); the last,
 // partial k-step zeroes k ≥ K. So any M, N, K works.
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = true;
-
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  alpha: f32,
-  beta: f32,
-}
-
-// The two entry points never use both views, so they may share binding numbers.
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(0) var<storage, read> A4: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+// #include "lib/matmul_io"
 
 // Index of op(A)[m, k] and op(B)[k, n] in their buffers.
 fn indexA(m: u32, k: u32) -> u32 {

@@ -23,24 +23,7 @@
 //                 or out of range; binding offsets are multiples of 16 bytes (matmulVec4 in matmul.ts).
 //   main_scalar   scalar loads, any shape.
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = true;
-
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  alpha: f32,
-  beta: f32,
-}
-
-// The two entry points never use both views, so they may share binding numbers.
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(0) var<storage, read> A4: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+// #include "lib/matmul_io"
 
 // op(A)[m, k] and op(B)[k, n] in their buffers (callers keep m < M, n < N, k < K).
 fn indexA(m: u32, k: u32) -> u32 {

@@ -18,31 +18,7 @@
 //   main          A bound as vec4 rows: lda and aOffset multiples of 4.
 //   main_scalar   A read with scalar loads, any lda / aOffset.
 
-override FORMAT: u32 = 2u;
-override BACKWARD: bool = false;
-
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  lda: u32,
-  aOffset: u32,
-  ldc: u32,
-  cOffset: u32,
-  wRows: u32,
-  wCols: u32,
-  wBase: u32,
-  wRowBytes: u32,
-  alpha: f32,
-  beta: f32,
-}
-
-// The two entry points never use both views of A, so they may share the binding number.
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(0) var<storage, read> A4: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> W: array<u32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+// #include "lib/matmul_weight_io"
 
 // #include "lib/dequant"
 // #include "lib/tiled"
