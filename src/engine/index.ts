@@ -21,6 +21,9 @@ export { Rng, randomArray } from './random.ts';
 export * from './quant.ts';
 export {
   ConfigError,
+  EMBEDDING_LORA_A,
+  EMBEDDING_LORA_B,
+  LINEAR_TARGETS,
   LORA_TARGETS,
   baseParamSpecs,
   blockPrefix,
@@ -35,6 +38,7 @@ export {
 export type {
   Activation,
   GptBigCodeConfig,
+  LinearTarget,
   LoraConfig,
   LoraTarget,
   ParamSpec,

@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url';
 import type { GpuContext } from '../engine/gpu/index.ts';
 import { createNodeContext } from '../engine/gpu/node.ts';
 import {
-  LORA_TARGETS,
+  LINEAR_TARGETS,
   baseParamSpecs,
   loraParamSpecs,
   numel,
@@ -146,7 +146,7 @@ export async function runScaleCheck(
   if (!existsSync(file)) await writeRandomCheckpoint(dir, config);
   const fileBytes = (await stat(file)).size;
   const seq = await sequentialReadMBps(file);
-  const lora: LoraConfig = { r: LORA_RANK, alpha: LORA_RANK, dropout: 0, targets: [...LORA_TARGETS] };
+  const lora: LoraConfig = { r: LORA_RANK, alpha: LORA_RANK, dropout: 0, targets: [...LINEAR_TARGETS] };
   const loraSpecs = loraParamSpecs(config, lora);
   (globalThis as { gc?: () => void }).gc?.();
   const baselineRssBytes = process.memoryUsage.rss();

@@ -36,6 +36,8 @@ export interface DetectorOptions {
 
 const LORA_NAME =
   /^transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.lora_[AB]\.weight$/;
+/** The token embedding's adapter (target `wte`). */
+const EMBEDDING_LORA_NAME = /^transformer\.wte\.lora_embedding_[AB]$/;
 
 export class Detector {
   private constructor(
@@ -67,6 +69,7 @@ export class Detector {
     for (const name of tensors.keys()) {
       const match = LORA_NAME.exec(name);
       if (match) targets.add(match[2] as LoraTarget);
+      else if (EMBEDDING_LORA_NAME.test(name)) targets.add('wte');
       else if (name !== 'score.weight' && !baseNames.has(name)) unknown.push(name);
     }
     if (unknown.length > 0) {

@@ -1,7 +1,8 @@
 /**
  * Initial values of the trainable tensors a pretrained checkpoint does not have, as PEFT and
  * transformers initialise them: LoRA A ~ kaiming-uniform(a = √5) = U(±1/√in), LoRA B = 0 (so the
- * adapted model starts equal to the base model), and the score head ~ N(0, 0.02).
+ * adapted model starts equal to the base model); the embedding's adapter the other way round
+ * (PEFT: `lora_embedding_A` = 0, `lora_embedding_B` ~ N(0, 1)); the score head ~ N(0, 0.02).
  */
 import { type GptBigCodeConfig, type LoraConfig, loraParamSpecs } from '../engine/index.ts';
 import { Rng } from '../shared/random.ts';
@@ -17,9 +18,11 @@ export function initialTrainables(
   for (const spec of lora ? loraParamSpecs(config, lora) : []) {
     const [rows, cols] = spec.shape;
     const data = new Float32Array(rows * cols);
-    if (spec.name.endsWith('lora_A.weight')) {
+    if (spec.kind === 'lora-A') {
       const bound = 1 / Math.sqrt(cols);
       for (let i = 0; i < data.length; i++) data[i] = (rng.next() * 2 - 1) * bound;
+    } else if (spec.kind === 'lora-embedding-B') {
+      for (let i = 0; i < data.length; i++) data[i] = rng.normal();
     }
     values.set(spec.name, data);
   }

@@ -116,7 +116,7 @@ describe('GPU model vs float64 reference at awkward shapes', { timeout: 600_000 
         r: 3,
         alpha: 12,
         dropout: 0,
-        targets: ['attn.c_attn', 'mlp.c_fc', 'mlp.c_proj'],
+        targets: ['attn.c_attn', 'mlp.c_fc', 'mlp.c_proj', 'wte'],
       };
       const params = randomParams(config, lora, 17);
       const rng = new Rng(23);

@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import {
+  EMBEDDING_LORA_A,
+  EMBEDDING_LORA_B,
+  LINEAR_TARGETS,
   LORA_TARGETS,
   baseParamSpecs,
   blockPrefix,
@@ -54,12 +57,15 @@ export function randomAdapter(config: GptBigCodeConfig, seed: number, r = 4, alp
   const rng = new Rng(seed);
   const tensors = new Map<string, Float32Array>();
   for (let l = 0; l < c.n_layer; l++) {
-    for (const t of LORA_TARGETS) {
+    for (const t of LINEAR_TARGETS) {
       const [out, inp] = linearShape(c, t);
       tensors.set(`${blockPrefix(l)}.${t}.lora_A.weight`, randomArray(rng, r * inp, 1 / Math.sqrt(inp)));
       tensors.set(`${blockPrefix(l)}.${t}.lora_B.weight`, randomArray(rng, out * r, 0.05));
     }
   }
+  // the token embedding's adapter (target wte): A [r, V], B [D, r]
+  tensors.set(EMBEDDING_LORA_A, randomArray(rng, r * c.vocab_size, 0.05));
+  tensors.set(EMBEDDING_LORA_B, randomArray(rng, c.n_embd * r, 1));
   tensors.set('score.weight', randomArray(rng, 2 * c.n_embd, 2 / Math.sqrt(c.n_embd)));
   return {
     config: { r, alpha, dropout: 0, targets: [...LORA_TARGETS], baseModel: 'random', taskType: 'SEQ_CLS' },

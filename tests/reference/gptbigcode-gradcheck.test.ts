@@ -196,6 +196,37 @@ describe('explicit backward of the float64 reference vs central finite differenc
     expect(Math.max(...aNorm.map(Math.abs))).toBe(0);
     expect(Math.max(...bNorm.map(Math.abs))).toBeGreaterThan(1e-4);
   });
+
+  it("the token embedding's adapter (target wte): backward matches finite differences, for ids seen twice and once", () => {
+    const config = cases[0].config;
+    const embLora: LoraConfig = { ...lora, targets: ['mlp.c_fc', 'wte'] };
+    const spec: ModelSpec = { config, lora: embLora, mode: 'packed' };
+    const params = randomParams(config, embLora, 21);
+    const options = { objective: 'cls' as const, focal: { gamma: 1, alpha: null } };
+    const { grads } = lossAndGradsRef(spec, params, batch, options);
+    const V = config.vocab_size;
+    // A's columns of token 0 (four times in the batch), 3 (once) and 10 (absent: zero gradient)
+    const columns = [0, 3, 10];
+    let checked = 0;
+    for (const name of ['transformer.wte.lora_embedding_A', 'transformer.wte.lora_embedding_B']) {
+      const p = params.get(name)!;
+      const indices =
+        name.endsWith('_A') ? columns.flatMap((v) => [v, V + v]) : [0, 1, p.length >> 1, p.length - 1];
+      for (const i of indices) {
+        const saved = p[i];
+        p[i] = saved + H;
+        const up = lossRef(spec, params, batch, options);
+        p[i] = saved - H;
+        const down = lossRef(spec, params, batch, options);
+        p[i] = saved;
+        expect(Math.abs((up - down) / (2 * H) - grads.get(name)![i]), `${name}[${i}]`).toBeLessThan(1e-7);
+        checked++;
+      }
+    }
+    expect(checked).toBe(10);
+    expect(grads.get('transformer.wte.lora_embedding_A')![10]).toBe(0);
+    expect(Math.abs(grads.get('transformer.wte.lora_embedding_A')![0])).toBeGreaterThan(1e-6);
+  });
 });
 
 describe('activation functions', () => {

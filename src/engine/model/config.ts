@@ -97,8 +97,18 @@ export function resolveConfig(config: GptBigCodeConfig): ResolvedConfig {
 }
 
 /** The linear modules LoRA can adapt, named by their suffix inside a block. */
-export type LoraTarget = 'attn.c_attn' | 'attn.c_proj' | 'mlp.c_fc' | 'mlp.c_proj';
-export const LORA_TARGETS: readonly LoraTarget[] = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
+export type LinearTarget = 'attn.c_attn' | 'attn.c_proj' | 'mlp.c_fc' | 'mlp.c_proj';
+export const LINEAR_TARGETS: readonly LinearTarget[] = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
+/**
+ * What LoRA can adapt: the block linears, and `wte`, the token embedding (PEFT's LoRA `Embedding`:
+ * A [r, vocab] starting at zero, B [n_embd, r]). The embedding's adapter gives every token its own
+ * trainable r-vector, which a model as small as the demo's needs to pick up token-level evidence.
+ */
+export type LoraTarget = LinearTarget | 'wte';
+export const LORA_TARGETS: readonly LoraTarget[] = [...LINEAR_TARGETS, 'wte'];
+/** PEFT's names of the token embedding's adapter (no `.weight` suffix, as PEFT saves them). */
+export const EMBEDDING_LORA_A = 'transformer.wte.lora_embedding_A';
+export const EMBEDDING_LORA_B = 'transformer.wte.lora_embedding_B';
 
 export interface LoraConfig {
   r: number;
@@ -131,13 +141,22 @@ export function loraScaling(lora: LoraConfig): number {
 export interface ParamSpec {
   name: string;
   shape: number[];
-  kind: 'embedding' | 'norm' | 'linear-weight' | 'linear-bias' | 'head' | 'lora-A' | 'lora-B';
+  kind:
+    | 'embedding'
+    | 'norm'
+    | 'linear-weight'
+    | 'linear-bias'
+    | 'head'
+    | 'lora-A'
+    | 'lora-B'
+    | 'lora-embedding-A'
+    | 'lora-embedding-B';
   /** Block index for per-layer parameters. */
   layer?: number;
 }
 
 /** [out, in] of a block's linear module. */
-export function linearShape(c: ResolvedConfig, target: LoraTarget): [number, number] {
+export function linearShape(c: ResolvedConfig, target: LinearTarget): [number, number] {
   switch (target) {
     case 'attn.c_attn':
       return [c.qkvDim, c.n_embd];
@@ -163,7 +182,7 @@ export function baseParamSpecs(config: GptBigCodeConfig, withScore = true): Para
   for (let i = 0; i < c.n_layer; i++) {
     const p = blockPrefix(i);
     const norm = (n: string): ParamSpec => ({ name: `${p}.${n}`, shape: [D], kind: 'norm', layer: i });
-    const linear = (t: LoraTarget): ParamSpec[] => {
+    const linear = (t: LinearTarget): ParamSpec[] => {
       const [out, inp] = linearShape(c, t);
       return [
         { name: `${p}.${t}.weight`, shape: [out, inp], kind: 'linear-weight', layer: i },
@@ -181,19 +200,26 @@ export function baseParamSpecs(config: GptBigCodeConfig, withScore = true): Para
   return specs;
 }
 
-/** LoRA parameter names (PEFT style, `<module>.lora_A.weight` [r, in], `.lora_B.weight` [out, r]). */
+/**
+ * LoRA parameter names (PEFT style): `<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r] per
+ * block linear, then the embedding's `transformer.wte.lora_embedding_A` [r, V] and `_B` [D, r].
+ */
 export function loraParamSpecs(config: GptBigCodeConfig, lora: LoraConfig): ParamSpec[] {
   const c = resolveConfig(config);
   loraScaling(lora);
   const specs: ParamSpec[] = [];
   for (let i = 0; i < c.n_layer; i++) {
-    for (const t of LORA_TARGETS) {
+    for (const t of LINEAR_TARGETS) {
       if (!lora.targets.includes(t)) continue;
       const [out, inp] = linearShape(c, t);
       const m = `${blockPrefix(i)}.${t}`;
       specs.push({ name: `${m}.lora_A.weight`, shape: [lora.r, inp], kind: 'lora-A', layer: i });
       specs.push({ name: `${m}.lora_B.weight`, shape: [out, lora.r], kind: 'lora-B', layer: i });
     }
+  }
+  if (lora.targets.includes('wte')) {
+    specs.push({ name: EMBEDDING_LORA_A, shape: [lora.r, c.vocab_size], kind: 'lora-embedding-A' });
+    specs.push({ name: EMBEDDING_LORA_B, shape: [c.n_embd, lora.r], kind: 'lora-embedding-B' });
   }
   return specs;
 }

@@ -27,6 +27,7 @@ import { geluBackwardInPlace, geluForward, geluKind } from '../kernels/gelu.ts';
 import { layerNormBackward, layerNormBackwardParams, layerNormForward } from '../kernels/layernorm.ts';
 import { linearBackwardInput, linearForward, uploadWeight, type LinearWeight } from '../kernels/linear.ts';
 import { prepareLora, type PreparedLora } from '../kernels/lora.ts';
+import { prepareEmbeddingLora, type PreparedEmbeddingLora } from '../kernels/embedding-lora.ts';
 import { ClsHead, NtpHead } from '../kernels/loss.ts';
 import { matmul } from '../kernels/matmul.ts';
 import { decodeWeight, encodeWeight, weightBytes, type WeightFormat } from '../quant.ts';
@@ -36,7 +37,9 @@ import { ntpTargets, type AttentionMode, type FocalOptions } from '../reference/
 import { GpuValidationError, InternalError, LimitExceededError, ShapeError } from '../errors.ts';
 import {
   ConfigError,
-  LORA_TARGETS,
+  EMBEDDING_LORA_A,
+  EMBEDDING_LORA_B,
+  LINEAR_TARGETS,
   baseParamSpecs,
   blockPrefix,
   checkParams,
@@ -47,7 +50,7 @@ import {
   trainableSpecs,
   type GptBigCodeConfig,
   type LoraConfig,
-  type LoraTarget,
+  type LinearTarget,
   type ParamSpec,
   type ResolvedConfig,
   type Trainable,
@@ -165,7 +168,7 @@ export class GptBigCodeGpu {
     return p.spec.shape;
   }
 
-  linear(layer: number, target: LoraTarget): LinearWeight {
+  linear(layer: number, target: LinearTarget): LinearWeight {
     return this.linears.get(`${blockPrefix(layer)}.${target}.weight`)!;
   }
 
@@ -484,14 +487,16 @@ export class TrainStep {
   private pos!: GPUBuffer;
   private mask!: GPUBuffer;
   private embBackward: EmbeddingBackward | null = null;
+  /** LoRA on the token embedding (target `wte`). */
+  private embeddingLora: PreparedEmbeddingLora | null = null;
   private loras: PreparedLora[] = [];
   private readonly owned: GPUBuffer[] = [];
   /** Training-mode dispatches (LoRA dropout) and what replaces them in evaluation. */
   private readonly evalSubstitutes = new Map<Dispatch, Dispatch[]>();
   private evalForward: Dispatch[] | null = null;
   private stepCounter = 0;
-  /** Attributions: the embedding dispatch, its output x0 (block 0's input), dX (holds d/dx0 after a backward). */
-  private embeddingDispatch!: Dispatch;
+  /** Attributions: the embedding dispatches (with its LoRA), their output x0 (block 0's input), dX (holds d/dx0 after a backward). */
+  private embeddingDispatches: Dispatch[] = [];
   private x0!: GPUBuffer;
   private dX!: GPUBuffer;
   private batchIds: Int32Array | null = null;
@@ -648,7 +653,25 @@ export class TrainStep {
         tokens,
       ),
     );
-    this.embeddingDispatch = fwd[fwd.length - 1];
+    if (lora?.targets.includes('wte')) {
+      this.embeddingLora = await prepareEmbeddingLora(
+        ctx,
+        {
+          ids: this.ids,
+          a: p(EMBEDDING_LORA_A),
+          b: p(EMBEDDING_LORA_B),
+          x: x0,
+          h: await this.buf('wte.lora.h', T * r),
+          dx: dX,
+          gradA: g(EMBEDDING_LORA_A),
+          gradB: g(EMBEDDING_LORA_B),
+          dh,
+        },
+        { T, D, V: c.vocab_size, rank: lora.r, alpha: lora.alpha },
+      );
+      fwd.push(...this.embeddingLora.forward);
+    }
+    this.embeddingDispatches = [...fwd];
     this.x0 = x0;
     this.dX = dX;
 
@@ -683,7 +706,7 @@ export class TrainStep {
     /** y = x·Wᵀ + b (+ LoRA); backward dispatches returned separately (run in reverse block order). */
     const linearLayer = async (
       l: number,
-      target: LoraTarget,
+      target: LinearTarget,
       x: GPUBuffer,
       y: GPUBuffer,
       dy: GPUBuffer,
@@ -723,7 +746,7 @@ export class TrainStep {
             dxDrop: dxDrop ?? undefined,
           },
           { T, inFeatures: inp, outFeatures: out, rank: lora.r, alpha: lora.alpha, dropout },
-          { seed: options.seed ?? 0, site: l * LORA_TARGETS.length + LORA_TARGETS.indexOf(target) },
+          { seed: options.seed ?? 0, site: l * LINEAR_TARGETS.length + LINEAR_TARGETS.indexOf(target) },
         );
         this.loras.push(prepared);
         forward.push(...prepared.forward);
@@ -902,6 +925,8 @@ export class TrainStep {
       if (recompute) bwd.push(...blockForward[l]);
       bwd.push(...blockBackward[l]);
     }
+    // dX now holds d/dx0: the embedding's adapter, then (full finetuning) the tables.
+    if (this.embeddingLora) bwd.push(...this.embeddingLora.backward);
     if (all) {
       this.embBackward = await embeddingBackward(
         ctx,
@@ -935,6 +960,7 @@ export class TrainStep {
     ctx.write(this.pos, pos);
     ctx.write(this.mask, maskBufferData(mask));
     this.embBackward?.setTokens(ids, pos);
+    this.embeddingLora?.setTokens(ids);
     if (this.cls) {
       this.cls.setFunctions(
         batch.functions.map((f) => {
@@ -1006,7 +1032,7 @@ export class TrainStep {
       ctx.write(this.ids, ids);
     }
     try {
-      await ctx.run([this.embeddingDispatch]);
+      await ctx.run(this.embeddingDispatches);
     } finally {
       if (ids) ctx.write(this.ids, this.batchIds);
     }
@@ -1040,7 +1066,7 @@ export class TrainStep {
     if (options.x0) {
       if (options.x0.length !== T * D) throw new ConfigError(`x0 needs ${T * D} values.`);
       ctx.write(this.x0, options.x0);
-      forward = forward.filter((d) => d !== this.embeddingDispatch);
+      forward = forward.filter((d) => !this.embeddingDispatches.includes(d));
     }
     const backward = this.backwardDispatches.flatMap((d) => this.evalSubstitutes.get(d) ?? [d]);
     const margins = new Float32Array(terms.length);
@@ -1138,6 +1164,7 @@ export class TrainStep {
     this.cls?.destroy();
     this.ntp?.destroy();
     this.embBackward?.destroy();
+    this.embeddingLora?.destroy();
     for (const b of this.owned) b.destroy();
     this.owned.length = 0;
   }

@@ -20,7 +20,7 @@
 import { bytesPerRow, type WeightFormat } from '../quant.ts';
 import {
   ConfigError,
-  LORA_TARGETS,
+  LINEAR_TARGETS,
   baseParamSpecs,
   linearShape,
   loraParamSpecs,
@@ -81,7 +81,7 @@ const alloc = (bytes: number): number => Math.max(4, Math.ceil(bytes / 4) * 4);
 export function planMemory(options: MemoryPlanOptions): MemoryPlan {
   const c = resolveConfig(options.config);
   const { weightFormat, loraRank: r, packLength, packsPerStep, recompute, trainable } = options;
-  const targets = [...(options.loraTargets ?? LORA_TARGETS)];
+  const targets = [...(options.loraTargets ?? LINEAR_TARGETS)];
   const objective = options.objective ?? 'cls';
   const dropout = options.loraDropout ?? 0;
   if (
@@ -157,7 +157,9 @@ export function planMemory(options: MemoryPlanOptions): MemoryPlan {
     2 * f32(T * I, 'MLP activation [T, n_inner]');
   let loraSite = 0;
   if (lora) {
-    for (const t of targets) loraSite += f32(T * r) + (dropout > 0 ? f32(T * linearShape(c, t)[1]) : 0);
+    for (const t of targets) {
+      if (t !== 'wte') loraSite += f32(T * r) + (dropout > 0 ? f32(T * linearShape(c, t)[1]) : 0);
+    }
   }
   const activations = L * f32(T * D) + (recompute ? blockSet + loraSite : L * (blockSet + loraSite));
 
@@ -166,6 +168,7 @@ export function planMemory(options: MemoryPlanOptions): MemoryPlan {
   workspace += 2 * f32(T * D) + 2 * f32(T); // final block output, hidden, ln_f mean/rstd
   workspace += 4 * f32(T * D) + f32(T * I) + f32(T * Q); // dX, dHidden, dAttn, dLn; dAct; dQkv
   workspace += f32(T * Math.max(r, 1)); // LoRA dh
+  if (lora && targets.includes('wte')) workspace += f32(T * r) + f32(3 * T + 2); // its h, scatter index
   if (dropout > 0) workspace += f32(T * Math.max(D, I));
   const attnShape = { T, nHead: H, headDim: c.headDim, multiQuery: c.multi_query };
   const partials = attentionPartialsBytes(

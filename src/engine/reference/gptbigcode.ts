@@ -9,14 +9,16 @@
  */
 import { BadInputError, ShapeError } from '../errors.ts';
 import {
-  LORA_TARGETS,
+  EMBEDDING_LORA_A,
+  EMBEDDING_LORA_B,
+  LINEAR_TARGETS,
   blockPrefix,
   linearShape,
   loraScaling,
   resolveConfig,
   type GptBigCodeConfig,
   type LoraConfig,
-  type LoraTarget,
+  type LinearTarget,
   type ResolvedConfig,
 } from '../model/config.ts';
 import { dropoutMaskRef } from './lora.ts';
@@ -422,7 +424,7 @@ function loraFor(
   spec: ModelSpec,
   params: ParamMap,
   layer: number,
-  target: LoraTarget,
+  target: LinearTarget,
   T: number,
 ): LoraBranch | null {
   const lora = spec.lora;
@@ -430,7 +432,7 @@ function loraFor(
   const m = `${blockPrefix(layer)}.${target}`;
   let mask: Uint8Array | null = null;
   if (spec.dropout && lora.dropout > 0) {
-    const site = layer * LORA_TARGETS.length + LORA_TARGETS.indexOf(target);
+    const site = layer * LINEAR_TARGETS.length + LINEAR_TARGETS.indexOf(target);
     const n = T * linearShape(resolveConfig(spec.config), target)[1];
     mask = dropoutMaskRef(n, spec.dropout.seed, site, spec.dropout.step, lora.dropout);
   }
@@ -442,6 +444,13 @@ function loraFor(
     mask,
     keepScale: 1 / (1 - lora.dropout),
   };
+}
+
+/** The token embedding's adapter (LoRA target `wte`), when the spec has one. */
+function embeddingLoraFor(spec: ModelSpec, params: ParamMap) {
+  const lora = spec.lora;
+  if (!lora || !lora.targets.includes('wte')) return null;
+  return { A: get(params, EMBEDDING_LORA_A), B: get(params, EMBEDDING_LORA_B), r: lora.r, s: loraScaling(lora) };
 }
 
 /** Full forward pass; logits per function ('cls', score head) or per token over the vocabulary ('ntp'). */
@@ -468,6 +477,18 @@ export function forwardRef(
     if (pos[t] < 0 || pos[t] >= c.n_positions)
       throw new BadInputError(`position id ${pos[t]} at ${t} out of range`);
     for (let i = 0; i < D; i++) x[t * D + i] = wte[ids[t] * D + i] + wpe[pos[t] * D + i];
+  }
+  const embLora = embeddingLoraFor(spec, params);
+  if (embLora) {
+    // x[t] += s·B·A[:, ids[t]] (PEFT's LoRA Embedding; A [r, V], B [D, r])
+    const { A, B, r, s } = embLora;
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < D; i++) {
+        let sum = 0;
+        for (let k = 0; k < r; k++) sum += B[i * r + k] * A[k * c.vocab_size + ids[t]];
+        x[t * D + i] += s * sum;
+      }
+    }
   }
   const blocks: BlockCache[] = [];
   for (let l = 0; l < c.n_layer; l++) {
@@ -629,7 +650,7 @@ export function backwardRef(
     T,
     D,
   );
-  const loraGrads = (l: number, t: LoraTarget) => {
+  const loraGrads = (l: number, t: LinearTarget) => {
     const base = loraFor(spec, params, l, t, T);
     if (!base) return null;
     const m = `${blockPrefix(l)}.${t}`;
@@ -638,7 +659,7 @@ export function backwardRef(
   for (let l = c.n_layer - 1; l >= 0; l--) {
     const p = blockPrefix(l);
     const b = blocks[l];
-    const lin = (t: LoraTarget) => ({
+    const lin = (t: LinearTarget) => ({
       W: get(params, `${p}.${t}.weight`),
       grads: { dW: g(`${p}.${t}.weight`), db: g(`${p}.${t}.bias`) },
     });
@@ -684,6 +705,22 @@ export function backwardRef(
     for (let i = 0; i < D; i++) {
       dwte[ids[t] * D + i] += dx[t * D + i];
       dwpe[pos[t] * D + i] += dx[t * D + i];
+    }
+  }
+  const embLora = embeddingLoraFor(spec, params);
+  if (embLora) {
+    const { A, B, r, s } = embLora;
+    const V = c.vocab_size;
+    const dA = g(EMBEDDING_LORA_A);
+    const dB = g(EMBEDDING_LORA_B);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < D; i++) {
+        const d = s * dx[t * D + i];
+        for (let k = 0; k < r; k++) {
+          dB[i * r + k] += d * A[k * V + ids[t]];
+          dA[k * V + ids[t]] += d * B[i * r + k];
+        }
+      }
     }
   }
   return grads;
@@ -869,10 +906,11 @@ export function loraNames(spec: ModelSpec): string[] {
   const c = resolveConfig(spec.config);
   if (!spec.lora) return names;
   for (let l = 0; l < c.n_layer; l++) {
-    for (const t of LORA_TARGETS) {
+    for (const t of LINEAR_TARGETS) {
       if (!spec.lora.targets.includes(t)) continue;
       names.push(`${blockPrefix(l)}.${t}.lora_A.weight`, `${blockPrefix(l)}.${t}.lora_B.weight`);
     }
   }
+  if (spec.lora.targets.includes('wte')) names.push(EMBEDDING_LORA_A, EMBEDDING_LORA_B);
   return names;
 }

@@ -7,11 +7,13 @@
  */
 import { VulnLabError } from '../../shared/errors.ts';
 import {
+  EMBEDDING_LORA_A,
+  EMBEDDING_LORA_B,
   blockPrefix,
   linearShape,
   resolveConfig,
   type GptBigCodeConfig,
-  type LoraTarget,
+  type LinearTarget,
   type ResolvedConfig,
 } from '../../engine/model/config.ts';
 import type { NormalizeOptions } from '../../data/normalize.ts';
@@ -216,7 +218,7 @@ export function detectorWeights(
     return f32Copy(v);
   };
   const norm = (name: string) => ({ weight: vector(`${name}.weight`, D), bias: vector(`${name}.bias`, D) });
-  const linear = (layer: number, target: LoraTarget): LinearWeights => {
+  const linear = (layer: number, target: LinearTarget): LinearWeights => {
     const m = `${blockPrefix(layer)}.${target}`;
     const [out, inp] = linearShape(c, target);
     const base = read.get(`${m}.weight`);
@@ -243,6 +245,24 @@ export function detectorWeights(
     checkLength(name, v, rows * D);
     return format === 'f32' ? bytesOf(f32Copy(v)) : toF16Bytes(v);
   };
+  /** wte with the embedding's adapter merged: wte[v] + s·B·A[:, v] (as wteᵀ [D, V] + s·B·A). */
+  const tokenEmbedding = () => {
+    const name = 'transformer.wte.weight';
+    const A = read.lora(EMBEDDING_LORA_A);
+    const B = read.lora(EMBEDDING_LORA_B);
+    if (!A !== !B) {
+      throw new OnnxExportError(`The adapter has only one of ${EMBEDDING_LORA_A}/_B.`, 'Export the adapter again.');
+    }
+    if (!A || !B) return embedding(name, c.vocab_size);
+    const V = c.vocab_size;
+    const r = adapter!.config.r;
+    const v = read.get(name);
+    checkLength(name, v, V * D);
+    checkLength(EMBEDDING_LORA_A, A, r * V);
+    checkLength(EMBEDDING_LORA_B, B, D * r);
+    const merged = transpose(mergeLora(transpose(f32Copy(v), V, D), D, V, A, B, r, scaling), D, V);
+    return format === 'f32' ? bytesOf(merged) : toF16Bytes(merged);
+  };
 
   const blocks: BlockWeights[] = [];
   for (let l = 0; l < c.n_layer; l++) {
@@ -258,7 +278,7 @@ export function detectorWeights(
   }
   const weights: DetectorWeights = {
     format,
-    wte: embedding('transformer.wte.weight', c.vocab_size),
+    wte: tokenEmbedding(),
     wpe: embedding('transformer.wpe.weight', c.n_positions),
     blocks,
     lnF: norm('transformer.ln_f'),
