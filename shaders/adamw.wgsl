@@ -24,6 +24,7 @@ struct Params {
   n: u32,
   weightDecay: f32,
   skipNonFinite: u32,
+  lrScale: f32, // this tensor's learning rate as a multiple of hyper.lr (1 for most; an adapter group's own lr)
 }
 
 @group(0) @binding(0) var<uniform> hyper: Hyper;
@@ -44,11 +45,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (params.skipNonFinite != 0u && clip[3] != 0.0) { return; }
   let g = G[i] * clip[2];
   var p = P[i];
-  if (params.weightDecay != 0.0) { p *= 1.0 - hyper.lr * params.weightDecay; }
+  if (params.weightDecay != 0.0) { p *= 1.0 - hyper.lr * params.lrScale * params.weightDecay; }
   var m = M[i];
   m += (1.0 - hyper.beta1) * (g - m);
   let v = hyper.beta2 * V[i] + (1.0 - hyper.beta2) * g * g;
-  p -= hyper.stepSize * m / (sqrt(v) / hyper.bc2Sqrt + hyper.eps);
+  p -= hyper.stepSize * params.lrScale * m / (sqrt(v) / hyper.bc2Sqrt + hyper.eps);
   P[i] = p;
   M[i] = m;
   V[i] = v;

@@ -4,7 +4,7 @@
  * flags and the lab's hyperparameter explanations.
  */
 import { VulnLabError } from '../shared/errors.ts';
-import { LORA_TARGETS, type LoraTarget, type Trainable } from '../engine/model/config.ts';
+import { LINEAR_TARGETS, LORA_TARGETS, type LoraTarget, type Trainable } from '../engine/model/config.ts';
 import { WEIGHT_FORMATS, type WeightFormat } from '../engine/quant.ts';
 import type { Objective } from '../shared/batch.ts';
 
@@ -12,6 +12,8 @@ export type { Objective } from '../shared/batch.ts';
 export type LossKind = 'focal' | 'ce';
 export type Batching = 'packed' | 'padded' | 'paper';
 export type { LoraTarget, Trainable, WeightFormat };
+/** What `lora.targets` may list (the lab's target checkboxes). */
+export { LORA_TARGETS };
 
 export interface RunConfig {
   model: string;
@@ -22,6 +24,7 @@ export interface RunConfig {
   lora: { r: number; alpha: number; dropout: number; targets: LoraTarget[] };
   optimizer: {
     lr: number;
+    embeddingLr: number | null;
     weightDecay: number;
     beta1: number;
     beta2: number;
@@ -149,8 +152,9 @@ export const FIELDS: FieldSpec[] = [
   },
   {
     path: 'lora.targets',
-    description: 'linears that get adapters (paper: all four)',
-    default: TARGETS,
+    description:
+      'modules that get adapters: the block linears (paper: all four) and wte, the token embedding',
+    default: LINEAR_TARGETS,
     check: (v) =>
       Array.isArray(v) && v.length > 0 && v.every((t) => TARGETS.includes(t)) && new Set(v).size === v.length
         ? undefined
@@ -162,6 +166,13 @@ export const FIELDS: FieldSpec[] = [
     default: 1e-4,
     check: number(0, 1, { exclusiveMin: true }),
     live: true,
+  },
+  {
+    path: 'optimizer.embeddingLr',
+    description:
+      'peak learning rate of the token embedding’s adapter (LoRA target wte; null = optimizer.lr), scheduled and changed with lr',
+    default: null,
+    check: (v) => (v === null ? undefined : number(0, 1, { exclusiveMin: true })(v)),
   },
   {
     path: 'optimizer.weightDecay',

@@ -5,6 +5,8 @@
  * next step and are recorded with that step.
  */
 import {
+  EMBEDDING_LORA_A,
+  EMBEDDING_LORA_B,
   focalLossRef,
   ModelOptimizer,
   TrainStep,
@@ -176,6 +178,7 @@ export class TrainingRun {
         weight_decay: config.optimizer.weightDecay,
         max_grad_norm: config.optimizer.maxGradNorm,
         accumulate: config.batching.accumulate,
+        lrScales: embeddingLrScales(config),
       });
       const run = new TrainingRun(config, model, trainStep, optimizer, source, data, emit, options);
       if (resume) run.restore(resume);
@@ -475,6 +478,13 @@ export class TrainingRun {
     this.trainStep.destroy();
     this.model.destroy();
   }
+}
+
+/** The token embedding's adapter trains at its own learning rate when the config gives one. */
+function embeddingLrScales(config: RunConfig): Map<string, number> | undefined {
+  const { embeddingLr, lr } = config.optimizer;
+  if (embeddingLr === null || !config.lora.targets.includes('wte')) return undefined;
+  return new Map([EMBEDDING_LORA_A, EMBEDDING_LORA_B].map((name) => [name, embeddingLr / lr]));
 }
 
 function focalOf(config: RunConfig) {

@@ -50,6 +50,40 @@ describe('adamw on the real adapter', () => {
     });
   }
 
+  it('a tensor with its own learning rate (lrScale: a parameter group) steps as torch with lr × scale, weight decay included', async () => {
+    const ctx = gpu();
+    const n = 300;
+    const rng = new Rng(11);
+    const p0 = randomArray(rng, n);
+    const grads = [randomArray(rng, n), randomArray(rng, n, 0.2)];
+    const buf = {
+      param: await ctx.storageFrom('p', p0),
+      grad: await ctx.storage('g', n * 4),
+      m: await ctx.storage('m', n * 4),
+      v: await ctx.storage('v', n * 4),
+      clip: await noClip(ctx),
+    };
+    const hyper = AdamWHyper.create(ctx, { lr: 3e-3 });
+    const dispatch = await adamw(ctx, hyper, buf, n, { weightDecay: 0.05, lrScale: 10 });
+    const p = Float64Array.from(p0);
+    const m = new Float64Array(n);
+    const v = new Float64Array(n);
+    for (let s = 0; s < 2; s++) {
+      const lr = s === 0 ? 3e-3 : 1e-3; // the schedule moves both groups together
+      hyper.setStep(s + 1, lr);
+      ctx.write(buf.grad, grads[s]);
+      await ctx.run([dispatch]);
+      adamwRef(p, grads[s], m, v, { step: s + 1, lr: 10 * lr, weightDecay: 0.05 });
+    }
+    const got = await ctx.readF32(buf.param);
+    expect(compare(got, p).maxRel).toBeLessThan(TOLERANCE);
+    // step 1 moves each parameter by about 10 × lr
+    expect(Math.abs(p0[0] - got[0])).toBeGreaterThan(0.02);
+    await expect(adamw(ctx, hyper, buf, n, { lrScale: 0 })).rejects.toThrow(/lrScale/);
+    hyper.destroy();
+    for (const b of Object.values(buf)) b.destroy();
+  });
+
   it('first step from zero state moves every parameter by about lr (torch semantics)', async () => {
     const ctx = gpu();
     const n = 257;

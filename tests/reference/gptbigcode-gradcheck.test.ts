@@ -210,8 +210,9 @@ describe('explicit backward of the float64 reference vs central finite differenc
     let checked = 0;
     for (const name of ['transformer.wte.lora_embedding_A', 'transformer.wte.lora_embedding_B']) {
       const p = params.get(name)!;
-      const indices =
-        name.endsWith('_A') ? columns.flatMap((v) => [v, V + v]) : [0, 1, p.length >> 1, p.length - 1];
+      const indices = name.endsWith('_A')
+        ? columns.flatMap((v) => [v, V + v])
+        : [0, 1, p.length >> 1, p.length - 1];
       for (const i of indices) {
         const saved = p[i];
         p[i] = saved + H;

@@ -47,7 +47,8 @@ describe('run config', () => {
         /batching\.mode: got "zip", expected one of "packed", "padded", "paper"/,
       ],
       [{ objective: 'regression' }, /objective: .*"cls", "ntp"/],
-      [{ lora: { targets: ['attn.q_proj'] } }, /lora\.targets: .*attn\.c_attn/],
+      [{ lora: { targets: ['attn.q_proj'] } }, /lora\.targets: .*attn\.c_attn.*wte/],
+      [{ optimizer: { embeddingLr: 0 } }, /optimizer\.embeddingLr: got 0, expected a number in \(0, 1\]/],
       [{ loss: { gamma: 'high' } }, /loss\.gamma: got "high"/],
       [{ optimiser: { lr: 1 } }, /optimiser\.lr: unknown field/],
       [{ recompute: 'yes' }, /recompute: got "yes", expected true or false/],
@@ -64,6 +65,17 @@ describe('run config', () => {
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as ConfigError).message).toMatch(message);
     }
+  });
+
+  it('takes the token embedding as a LoRA target, with its own learning rate or lr', () => {
+    const config = resolveConfig({
+      lora: { targets: ['attn.c_attn', 'wte'] },
+      optimizer: { embeddingLr: 0.03 },
+    });
+    expect(config.lora.targets).toEqual(['attn.c_attn', 'wte']);
+    expect(config.optimizer.embeddingLr).toBe(0.03);
+    expect(resolveConfig({}).optimizer.embeddingLr).toBeNull();
+    expect(resolveConfig({}).lora.targets).not.toContain('wte'); // the paper adapts the four linears only
   });
 
   it('reports every wrong field at once', () => {

@@ -73,6 +73,8 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Leave p, m, v untouched when the clip buffer flags a non-finite gradient (default true). */
   skipNonFinite?: boolean;
+  /** This tensor's learning rate as a multiple of the shared one (a parameter group's own lr; default 1). */
+  lrScale?: number;
 }
 
 /** A clip buffer for updates without gradient clipping: [sumsq 0, norm 0, scale 1, nonFinite 0]. */
@@ -89,14 +91,16 @@ export async function adamw(
   hyper: AdamWHyper,
   buffers: { param: Buf; grad: Buf; m: Buf; v: Buf; clip: Buf },
   n: number,
-  { weightDecay = 0.01, skipNonFinite = true }: AdamWOptions = {},
+  { weightDecay = 0.01, skipNonFinite = true, lrScale = 1 }: AdamWOptions = {},
 ): Promise<Dispatch> {
   if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) throw new ShapeError(`adamw: bad element count ${n}`);
+  if (!(lrScale > 0) || !Number.isFinite(lrScale)) throw new ShapeError(`adamw: bad lrScale ${lrScale}`);
   const pipeline = await ctx.pipeline('adamw');
   const data = new ArrayBuffer(16);
   new Uint32Array(data, 0, 1)[0] = n;
   new Float32Array(data, 4, 1)[0] = weightDecay;
   new Uint32Array(data, 8, 1)[0] = Number(skipNonFinite);
+  new Float32Array(data, 12, 1)[0] = lrScale;
   const params = ctx.uniform('adamw.params', new Uint8Array(data));
   const { param, grad, m, v, clip } = buffers;
   const clipBinding: Binding = 'buffer' in clip ? { ...clip, size: 16 } : { buffer: clip, size: 16 };

@@ -98,7 +98,12 @@ export function resolveConfig(config: GptBigCodeConfig): ResolvedConfig {
 
 /** The linear modules LoRA can adapt, named by their suffix inside a block. */
 export type LinearTarget = 'attn.c_attn' | 'attn.c_proj' | 'mlp.c_fc' | 'mlp.c_proj';
-export const LINEAR_TARGETS: readonly LinearTarget[] = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
+export const LINEAR_TARGETS: readonly LinearTarget[] = [
+  'attn.c_attn',
+  'attn.c_proj',
+  'mlp.c_fc',
+  'mlp.c_proj',
+];
 /**
  * What LoRA can adapt: the block linears, and `wte`, the token embedding (PEFT's LoRA `Embedding`:
  * A [r, vocab] starting at zero, B [n_embd, r]). The embedding's adapter gives every token its own

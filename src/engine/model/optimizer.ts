@@ -35,6 +35,8 @@ export interface OptimizerOptions {
   max_grad_norm?: number;
   /** Micro-batches per optimizer step (gradient accumulation); 1 (default) is a plain step. */
   accumulate?: number;
+  /** Learning rates of some trainable tensors as multiples of `lr` (parameter groups); others get 1. */
+  lrScales?: ReadonlyMap<string, number>;
 }
 
 export class ModelOptimizer {
@@ -80,6 +82,7 @@ export class ModelOptimizer {
       dispatches.push(
         await adamw(ctx, hyper, { param: t.param, grad: t.grad, m, v, clip: norm.out }, t.size, {
           weightDecay: options.weight_decay ?? 0,
+          lrScale: options.lrScales?.get(t.name) ?? 1,
         }),
       );
     }

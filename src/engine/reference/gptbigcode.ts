@@ -450,7 +450,12 @@ function loraFor(
 function embeddingLoraFor(spec: ModelSpec, params: ParamMap) {
   const lora = spec.lora;
   if (!lora || !lora.targets.includes('wte')) return null;
-  return { A: get(params, EMBEDDING_LORA_A), B: get(params, EMBEDDING_LORA_B), r: lora.r, s: loraScaling(lora) };
+  return {
+    A: get(params, EMBEDDING_LORA_A),
+    B: get(params, EMBEDDING_LORA_B),
+    r: lora.r,
+    s: loraScaling(lora),
+  };
 }
 
 /** Full forward pass; logits per function ('cls', score head) or per token over the vocabulary ('ntp'). */

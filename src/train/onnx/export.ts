@@ -251,7 +251,10 @@ export function detectorWeights(
     const A = read.lora(EMBEDDING_LORA_A);
     const B = read.lora(EMBEDDING_LORA_B);
     if (!A !== !B) {
-      throw new OnnxExportError(`The adapter has only one of ${EMBEDDING_LORA_A}/_B.`, 'Export the adapter again.');
+      throw new OnnxExportError(
+        `The adapter has only one of ${EMBEDDING_LORA_A}/_B.`,
+        'Export the adapter again.',
+      );
     }
     if (!A || !B) return embedding(name, c.vocab_size);
     const V = c.vocab_size;

@@ -1,5 +1,12 @@
 import { useState, type KeyboardEvent } from 'react';
-import { FIELDS, getField, withField, type FieldSpec, type RunConfig } from '../../train/config.ts';
+import {
+  FIELDS,
+  LORA_TARGETS,
+  getField,
+  withField,
+  type FieldSpec,
+  type RunConfig,
+} from '../../train/config.ts';
 import { formatValue } from '../format.ts';
 import { useLab } from '../store.ts';
 
@@ -26,8 +33,6 @@ const GROUPS: { title: string; prefix: (path: string) => boolean }[] = [
   },
 ];
 
-const LORA_TARGETS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
-
 /** The allowed values of an enum field, read from its validator's message ("one of "a", "b""). */
 function enumOptions(field: FieldSpec): string[] | undefined {
   const message = field.check(Symbol('probe'));
@@ -37,7 +42,7 @@ function enumOptions(field: FieldSpec): string[] | undefined {
 
 function parseText(field: FieldSpec, text: string): unknown {
   const trimmed = text.trim();
-  if (field.path === 'loss.alpha' && (trimmed === '' || trimmed === 'null')) return null;
+  if (field.default === null && (trimmed === '' || trimmed === 'null')) return null;
   if (typeof field.default === 'number' || field.default === null) {
     return trimmed === '' ? NaN : Number(trimmed);
   }
