@@ -1,7 +1,7 @@
 /**
  * Generates the embedded demo dataset: public/demo/java-vulns.jsonl (dataset card: public/demo/README.md).
  *
- *   npx tsx scripts/make-demo-dataset.ts [--seed 2401] [--pairs 260] [--out public/demo/java-vulns.jsonl] [--no-check]
+ *   npx tsx scripts/make-demo-dataset.ts [--seed 2401] [--pairs 390] [--out public/demo/java-vulns.jsonl] [--no-check]
  *
  * Each line is one Java method: {"code", "target" (1 vulnerable / 0 not), "cwe", "project", "split"}.
  * Methods come in pairs: a vulnerable version and a fixed version of the same method (consecutive
@@ -21,8 +21,10 @@
  * XXE (611), insecure deserialization (502), hard-coded credentials (798), missing authorization (862).
  *
  * Variety: identifiers drawn from pools, per-project style (indent unit, brace placement, logger
- * name), optional Javadoc and shared business logic (null checks, logging, mapping loops, reports,
- * retries) of moderate, label-independent size.
+ * name), optional Javadoc and annotations, and a shared preamble (null and length checks, logging,
+ * metrics). No label-independent business-logic filler: methods stay short (about 160 tokens at the
+ * median), so the demo model sees the security-relevant core often enough to learn it in a few
+ * minutes (with filler blocks it needed twice the epochs; scripts/demo-model/README.md).
  *
  * Every method compiles: scripts/check-demo-compiles.ts wraps each one in a class over a stub
  * compilation unit and runs javac; writing the dataset runs that check (skip with --no-check).
@@ -47,7 +49,7 @@ export interface DemoOptions {
 }
 
 /** The committed public/demo/java-vulns.jsonl (the demo model's pretraining corpus leaves these methods out). */
-export const DEMO_DATASET: DemoOptions = { seed: 2401, pairs: 260 };
+export const DEMO_DATASET: DemoOptions = { seed: 2401, pairs: 390 };
 
 interface Style {
   indent: string;
@@ -142,101 +144,6 @@ function preamble(g: Gen, params: string[]): string[] {
   return out;
 }
 
-/** Business-logic blocks; their locals never clash with each other or with a family's core. */
-const FILLERS: ((g: Gen) => string[])[] = [
-  (g) => {
-    const e = g.pick(ENTITIES);
-    return [
-      `List<${cap(e)}Summary> summaries = new ArrayList<>();`,
-      `for (${cap(e)} item : ${e}Repository.findRecent(${g.int(5, 200)})) {`,
-      `    if (item.isArchived()) {`,
-      `        continue;`,
-      `    }`,
-      `    summaries.add(new ${cap(e)}Summary(item.getId(), item.get${cap(g.pick(COLUMNS))}(), item.getUpdatedAt()));`,
-      `}`,
-      `${g.log}.trace("collected {} summaries", summaries.size());`,
-    ];
-  },
-  (g) => [
-    `StringBuilder report = new StringBuilder();`,
-    `report.append("${g.pick(['Daily', 'Weekly', 'Monthly'])} ${g.pick(ENTITIES)} report\\n");`,
-    `for (Map.Entry<String, Integer> entry : counts.entrySet()) {`,
-    `    report.append(entry.getKey()).append(": ").append(entry.getValue()).append('\\n');`,
-    `}`,
-    `int total = counts.values().stream().mapToInt(Integer::intValue).sum();`,
-    `${g.log}.info("{} (total {})", report, total);`,
-  ],
-  (g) => {
-    const n = g.pick(['attempts', 'tries', 'retry']);
-    return [
-      `int ${n} = 0;`,
-      `while (${n} < ${g.int(2, 5)} && !connectionPool.isHealthy()) {`,
-      `    ${n}++;`,
-      `    try {`,
-      `        Thread.sleep(${g.pick([50, 100, 250, 500])}L * ${n});`,
-      `    } catch (InterruptedException ie) {`,
-      `        Thread.currentThread().interrupt();`,
-      `        break;`,
-      `    }`,
-      `}`,
-    ];
-  },
-  (g) => {
-    const e = g.pick(ENTITIES);
-    return [
-      `Map<String, Object> audit = new HashMap<>();`,
-      `audit.put("actor", currentUser().getName());`,
-      `audit.put("action", "${g.pick(['read', 'update', 'export', 'lookup'])}-${e}");`,
-      `audit.put("at", Instant.now().toString());`,
-      `auditLog.record(audit);`,
-    ];
-  },
-  (g) => [
-    `Optional<CacheEntry> cached = cache.getIfPresent(cacheKey);`,
-    `if (cached.isPresent() && !cached.get().isExpired(Duration.ofMinutes(${g.int(1, 30)}))) {`,
-    `    ${g.log}.debug("cache hit for {}", cacheKey);`,
-    `    hits.incrementAndGet();`,
-    `}`,
-  ],
-  (g) => {
-    const v = g.pick(['pageLimit', 'batchSize', 'maxItems']);
-    return [
-      `int ${v} = config.getInt("${g.pick(ENTITIES)}.${v}", ${g.pick([20, 50, 100])});`,
-      `if (${v} <= 0 || ${v} > ${g.pick([500, 1000, 5000])}) {`,
-      `    ${v} = ${g.pick([20, 50, 100])};`,
-      `}`,
-      `${g.log}.debug("${v}={}", ${v});`,
-    ];
-  },
-  (g) => [
-    `double[] window = new double[${g.pick([8, 16, 32])}];`,
-    `double mean = 0;`,
-    `for (int k = 0; k < window.length; k++) {`,
-    `    window[k] = samples.isEmpty() ? 0 : samples.get(k % samples.size());`,
-    `    mean += window[k] / window.length;`,
-    `}`,
-    `double variance = 0;`,
-    `for (double x : window) {`,
-    `    variance += (x - mean) * (x - mean) / window.length;`,
-    `}`,
-    `${g.log}.debug("mean={} variance={}", mean, variance);`,
-  ],
-];
-
-/** 0–3 distinct filler blocks (mostly 0 or 1). */
-function filler(g: Gen): string[] {
-  const r = g.rng.next();
-  const n = r < 0.4 ? 0 : r < 0.75 ? 1 : r < 0.93 ? 2 : 3;
-  const order = FILLERS.map((_, i) => i);
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const k = i + g.rng.int(order.length - i);
-    [order[i], order[k]] = [order[k], order[i]];
-    out.push(...FILLERS[order[i]](g));
-  }
-  return out;
-}
-
 interface Pair {
   cwe: string;
   vulnerable: string[];
@@ -263,7 +170,7 @@ function draw(g: Gen, vulnerable: Idiom[], fixed: Idiom[]): { vulnerable: string
   return { vulnerable: v, fixed: f };
 }
 
-/** Wrap core lines in a method with shared preamble/filler; the two versions differ only in `core`. */
+/** Wrap core lines in a method with a shared preamble; the two versions differ only in `core`. */
 function method(
   g: Gen,
   header: string,
@@ -275,7 +182,6 @@ function method(
     g,
     params.filter((p) => /^(final )?String /.test(p)).map((p) => p.split(' ').pop()!),
   );
-  const before = filler(g);
   const docLines: string[] = [];
   if (opts.doc && g.chance(0.4)) {
     docLines.push('/**', ` * ${opts.doc}`);
@@ -291,7 +197,7 @@ function method(
     ...docLines,
     ...annotations,
     sig,
-    ...[...pre, ...before, ...core].map((l) => '    ' + l),
+    ...[...pre, ...core].map((l) => '    ' + l),
     '}',
   ];
   return { vulnerable: build(cores.vulnerable), fixed: build(cores.fixed) };
@@ -353,7 +259,7 @@ function sqlInjection(g: Gen): Pair {
   ];
   const fixed: Idiom[] = [
     () => [
-      `PreparedStatement ps = ${conn}.prepareStatement("${select} WHERE ${col} = ? LIMIT " + ${lim});`,
+      `PreparedStatement ps = ${conn}.prepareStatement("${select} WHERE ${col} = ? AND ${other} <> 'archived' LIMIT " + ${lim});`,
       `ps.setString(1, ${p});`,
       `ResultSet ${rs} = ps.executeQuery();`,
       ...mapLoop,
@@ -372,7 +278,10 @@ function sqlInjection(g: Gen): Pair {
       `ResultSet ${rs} = ps.executeQuery();`,
       ...mapLoop,
     ],
-    () => [`return ${tpl}.query("${select} WHERE ${col} = ? LIMIT ?",`, `        ${mapper}, ${p}, ${lim});`],
+    () => [
+      `return ${tpl}.query("${select} WHERE ${col} = ? AND ${other} <> 'deleted' LIMIT ?",`,
+      `        ${mapper}, ${p}, ${lim});`,
+    ],
     () => [
       `Statement stmt = ${conn}.createStatement();`,
       `String sql = "${select} WHERE id = " + Long.parseLong(${p}) + " LIMIT " + ${lim};`,

@@ -5,7 +5,7 @@ import { extractJavaMethods } from '../../src/data/java';
 import { qualityReport } from '../../src/data/quality';
 import { ByteTokenizer } from '../../src/data/tokenize';
 import { loadTokenizer } from '../../src/io/tokenizer';
-import { makeDemoDataset, toJsonl } from '../../scripts/make-demo-dataset';
+import { DEMO_DATASET, makeDemoDataset, toJsonl } from '../../scripts/make-demo-dataset';
 
 const FILE = 'public/demo/java-vulns.jsonl';
 const TOKENIZER = 'public/models/demo/tokenizer.json';
@@ -52,7 +52,7 @@ describe('demo dataset', () => {
   it('is what the seeded generator produces and stays under 2 MB', () => {
     const text = readFileSync(FILE, 'utf8');
     expect(statSync(FILE).size).toBeLessThan(2 * 1024 * 1024);
-    expect(toJsonl(makeDemoDataset({ seed: 2401, pairs: 260 }))).toBe(text);
+    expect(toJsonl(makeDemoDataset(DEMO_DATASET))).toBe(text);
   });
 
   it('imports through importDataset; every split has both classes; no pair or project crosses splits', async () => {
@@ -81,12 +81,12 @@ describe('demo dataset', () => {
     expect(
       q.lengths!.histogram[0].count + q.lengths!.histogram[1].count + q.lengths!.histogram[2].count,
     ).toBeGreaterThan(0);
-    // moderate lengths: median a few hundred characters, a tail past 1 KiB, nothing huge
+    // short, focused methods: median a few hundred characters, a tail to twice that, nothing huge
     const sorted = r.records.map((rec) => rec.code.length).sort((a, b) => a - b);
-    expect(sorted[sorted.length >> 1]).toBeGreaterThan(400);
-    expect(sorted[sorted.length >> 1]).toBeLessThan(750);
-    expect(q.lengths!.max).toBeGreaterThan(1024);
-    expect(q.lengths!.max).toBeLessThanOrEqual(2600);
+    expect(sorted[sorted.length >> 1]).toBeGreaterThan(350);
+    expect(sorted[sorted.length >> 1]).toBeLessThan(650);
+    expect(q.lengths!.max).toBeGreaterThan(700);
+    expect(q.lengths!.max).toBeLessThanOrEqual(1600);
   });
 
   it('no single token separates the classes within a family (Java lexical tokens and BPE tokens)', () => {
@@ -110,7 +110,7 @@ describe('demo dataset', () => {
   });
 
   it('every method is valid Java and no comment or name gives the label away', async () => {
-    const records = makeDemoDataset({ seed: 2401, pairs: 260 });
+    const records = makeDemoDataset(DEMO_DATASET);
     for (const r of records) {
       const parsed = extractJavaMethods(`class Demo {\n${r.code}\n}`);
       if (!parsed.ok) throw new Error(`${parsed.message}\n${r.code}`);
