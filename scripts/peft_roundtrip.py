@@ -2,8 +2,9 @@
 """PEFT adapter round trip: the independent PyTorch reference loads the lab's exported adapter.
 
 Reads the demo model (public/models/demo), the PEFT adapter exported by the lab
-(tests/fixtures/peft/adapter/, keys `base_model.model.<module>.lora_A.weight` … and
-`base_model.model.score.weight`) and a packed batch (tests/fixtures/peft/batch.json), and writes the
+(tests/fixtures/peft/adapter/, keys `base_model.model.<module>.lora_A.weight` …, with target "wte" the
+embedding's `base_model.model.transformer.wte.lora_embedding_A` / `_B` (no `.weight`, as PEFT saves them),
+and `base_model.model.score.weight`) and a packed batch (tests/fixtures/peft/batch.json), and writes the
 classification logits the reference computes to tests/fixtures/peft/expected.json.
 
 Run after `npx tsx scripts/make-peft-fixture.ts`: /usr/bin/python3 scripts/peft_roundtrip.py
@@ -17,7 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import build_mask, cls_logits, transformer  # noqa: E402
+from torch_reference import EMB_A, EMB_B, build_mask, cls_logits, transformer  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "peft")
@@ -53,10 +54,19 @@ def main():
     for key, value in adapter.items():
         assert key.startswith(PEFT_PREFIX), key
         params[key[len(PEFT_PREFIX) :]] = value
+    targets = adapter_config["target_modules"]
     for layer in range(cfg["n_layer"]):
-        for target in adapter_config["target_modules"]:
+        for target in targets:
+            if target == "wte":
+                continue
             for ab in ("lora_A", "lora_B"):
                 assert f"transformer.h.{layer}.{target}.{ab}.weight" in params, (layer, target, ab)
+    r = adapter_config["r"]
+    if "wte" in targets:  # PEFT lora.Embedding: A [r, vocab], B [n_embd, r]; the reference adds it to wte(ids)
+        assert params[EMB_A].shape == (r, cfg["vocab_size"]), params[EMB_A].shape
+        assert params[EMB_B].shape == (cfg["n_embd"], r), params[EMB_B].shape
+    else:
+        assert EMB_A not in params and EMB_B not in params, "embedding LoRA tensors without target wte"
     assert "score.weight" in params
     with open(os.path.join(FIXTURE, "batch.json")) as f:
         batch = json.load(f)

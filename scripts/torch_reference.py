@@ -6,12 +6,15 @@ focal / next-token loss + global-norm clipping + AdamW, all in float64, gradient
 It shares no code with the engine; see tests/fixtures/engine/FORMAT.md for the file format and semantics.
 
 Run: /usr/bin/python3 scripts/torch_reference.py   (Debian's python3-torch; takes a few seconds)
+     /usr/bin/python3 scripts/torch_reference.py CASE...   (only those cases; every case has its own seed,
+     so the others' files would be written byte for byte as they are)
 Self-checks (assertions) run every time before anything is written.
 """
 
 import json
 import math
 import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +26,9 @@ OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"
 EOS_ID = 0  # separator after every function (StarCoder's <|endoftext|> is id 0)
 PAD_ID = 60  # right padding (WizardCoder's [PAD] is the last id)
 LORA_TARGETS = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
+# Target "wte": PEFT's lora.Embedding on the token embedding (keys as PEFT saves them, no ".weight").
+EMB_A = "transformer.wte.lora_embedding_A"  # [r, vocab_size]
+EMB_B = "transformer.wte.lora_embedding_B"  # [n_embd, r]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,10 +100,20 @@ def layer_norm(x, p, name, eps):
     return F.layer_norm(x, (x.shape[-1],), p[name + ".weight"], p[name + ".bias"], eps)
 
 
+def embed(p, input_ids, lora_scaling):
+    """wte(ids), plus PEFT lora.Embedding's (alpha/r)·F.embedding(ids, Aᵀ)·Bᵀ when wte has an adapter
+    (peft/tuners/lora/layer.py Embedding.forward; no dropout on this branch)."""
+    x = p["transformer.wte.weight"][input_ids]
+    if EMB_A in p:
+        after_a = F.embedding(input_ids, p[EMB_A].T)  # [B, L, r]: column id of A
+        x = x + (after_a @ p[EMB_B].T) * lora_scaling
+    return x
+
+
 def transformer(p, cfg, input_ids, position_ids, mask, lora_scaling):
     """GPTBigCodeModel forward: final hidden states after ln_f, [B, L, D]."""
     eps = cfg["layer_norm_epsilon"]
-    x = p["transformer.wte.weight"][input_ids] + p["transformer.wpe.weight"][position_ids]
+    x = embed(p, input_ids, lora_scaling) + p["transformer.wpe.weight"][position_ids]
     for layer in range(cfg["n_layer"]):
         pre = f"transformer.h.{layer}."
         x = x + attention(layer_norm(x, p, pre + "ln_1", eps), p, pre, cfg, mask, lora_scaling)
@@ -203,10 +219,15 @@ def make_params(case, gen):
         r = case["lora"]["r"]
         for layer in range(cfg["n_layer"]):
             for module in case["lora"]["targets"]:
+                if module == "wte":
+                    continue
                 name = f"transformer.h.{layer}.{module}"
                 out_f, in_f = shapes[module]
                 p[name + ".lora_A.weight"] = randn(r, in_f)
                 p[name + ".lora_B.weight"] = randn(out_f, r)  # random, not zero
+        if "wte" in case["lora"]["targets"]:  # PEFT inits A = 0, B ~ N(0, 1); both random here
+            p[EMB_A] = randn(r, V)
+            p[EMB_B] = randn(D, r)
     return p
 
 
@@ -401,6 +422,24 @@ def check_finite_difference(case, p, batch, name, index):
     assert abs(g) > 1e-6
 
 
+def check_embedding_lora(case, p, batch):
+    """The embedding adapter merged (PEFT's Embedding.get_delta_weight: wte' = wte + (alpha/r)·(B·A)ᵀ)
+    gives the same forward as the adapter; only columns of A that the batch's ids pick get a gradient
+    (not all of them: an EOS or padding token that no read position sees gets none)."""
+    merged = {n: t for n, t in p.items() if n not in (EMB_A, EMB_B)}
+    scaling = case["lora"]["alpha"] / case["lora"]["r"]
+    merged["transformer.wte.weight"] = p["transformer.wte.weight"] + scaling * (p[EMB_B] @ p[EMB_A]).T
+    _, out = compute(p, case, batch)
+    _, out_merged = compute(merged, case, batch)
+    assert close(out["hidden"], out_merged["hidden"], 1e-10), "embedding LoRA != merged wte"
+    q = {n: t.clone() for n, t in p.items()}
+    q[EMB_A].requires_grad_(True)
+    compute(q, case, batch)[0].backward()
+    used = set(batch["input_ids"].reshape(-1).tolist())
+    moved = {v for v in range(q[EMB_A].shape[1]) if q[EMB_A].grad[:, v].abs().max() > 0}
+    assert moved <= used and len(moved) > len(used) // 2, "A's gradient reaches the batch's columns only"
+
+
 def check_focal():
     """gamma 0, alpha null is weighted cross-entropy; alpha/gamma agree with a direct formula."""
     gen = torch.Generator().manual_seed(3)
@@ -461,6 +500,10 @@ CASES = [
     base_case("packed_ntp_mqa_tanh", 303, "packed", "ntp", True, "gelu_pytorch_tanh", max_norm=2.2),
     base_case("paper_ntp_mqa_gelu", 404, "paper", "ntp", True, "gelu", max_norm=5.0),
     base_case("packed_cls_full", 505, "packed", "cls", True, "gelu", trainable="all", gamma=0.0),
+    dict(
+        base_case("packed_cls_wte_mqa_gelu", 606, "packed", "cls", True, "gelu", gamma=1.0),
+        lora={"r": 4, "alpha": 8, "targets": ["attn.c_attn", "mlp.c_fc", "wte"], "dropout": 0},
+    ),
 ]
 
 
@@ -492,6 +535,11 @@ def run_case(case):
         check_mqa_equals_mha(case, params, batch)
     fd_name = "transformer.h.0.attn.c_attn.lora_A.weight" if case["lora"] else "transformer.h.0.attn.c_attn.weight"
     check_finite_difference(case, params, batch, fd_name, 5)
+    if EMB_A in params:
+        check_embedding_lora(case, params, batch)
+        token = int(batch["input_ids"][0, 3])  # a column of A the batch uses: its gradient is non-zero
+        check_finite_difference(case, params, batch, EMB_A, params[EMB_A].shape[1] + token)  # A[1, token]
+        check_finite_difference(case, params, batch, EMB_B, 5)
 
     first, steps, after = train(case, params, batch)
     expected = {"loss": first["loss"]}
@@ -537,10 +585,15 @@ def check_roundtrip(path):
         assert p[n].grad.view(-1).tolist() == g, n
 
 
-def main():
+def main(only):
+    unknown = set(only) - {c["case"] for c in CASES}
+    if unknown:
+        raise SystemExit(f"unknown case(s): {', '.join(sorted(unknown))}")
     check_focal()
     os.makedirs(OUT_DIR, exist_ok=True)
     for case in CASES:
+        if only and case["case"] not in only:
+            continue
         doc, steps = run_case(case)
         path = os.path.join(OUT_DIR, case["case"] + ".json")
         with open(path, "w") as f:
@@ -551,4 +604,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -3,7 +3,9 @@
 Grown from scripts/torch_reference.py (the engine's independent float64 reference): the same
 architecture (Hugging Face GPTBigCodeModel: multi-query or multi-head attention, pre-LayerNorm,
 learned positions), the same packed attention (block-diagonal, or the paper's causal-over-the-row),
-the same LoRA (y += alpha/r · B·A·drop(x)) with the engine's stateless dropout masks, the same
+the same LoRA (y += alpha/r · B·A·drop(x)) with the engine's stateless dropout masks, the same LoRA
+on the token embedding (target "wte", PEFT's lora.Embedding: x0 = wte[ids] + alpha/r · (A[:, ids])ᵀ·Bᵀ,
+no dropout), the same
 initialization of new tensors (src/train/init.ts, same generator), the same bias-free score head on
 each function's last code token and the same weighted focal loss (src/engine/reference/loss.ts) —
 or, for the next-token objective, the tied lm_head (logits = hidden·wteᵀ) and token cross-entropy.
@@ -33,7 +35,10 @@ from torch.utils.checkpoint import checkpoint
 
 from data import Rng, RecipeError
 
-LORA_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+LINEAR_TARGETS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+LORA_TARGETS = LINEAR_TARGETS + ("wte",)  # "wte": the token embedding (PEFT lora.Embedding)
+EMBEDDING_LORA_A = "transformer.wte.lora_embedding_A"  # [r, vocab]; PEFT's key has no ".weight"
+EMBEDDING_LORA_B = "transformer.wte.lora_embedding_B"  # [n_embd, r]
 PEFT_PREFIX = "base_model.model."
 QK = 32  # weights per q8_0 / q4_0 block
 
@@ -335,6 +340,7 @@ class GptBigCodeClassifier(nn.Module):
         self.cls = run["objective"] == "cls"
         self.recompute = recompute
         self.seed = int(run["seed"])
+        self.embedding_scaling: Optional[float] = None  # set when "wte" has an adapter
         full = run["trainable"] == "all"
         D = cfg["n_embd"]
 
@@ -349,7 +355,7 @@ class GptBigCodeClassifier(nn.Module):
         self.transformer.h = nn.ModuleList()
         for layer in range(cfg["n_layer"]):
             block = Block(self.cfg, layer)
-            for target in LORA_TARGETS:
+            for target in LINEAR_TARGETS:
                 owner, attr = target.split(".")
                 prefix = f"transformer.h.{layer}.{target}"
                 linear = BaseLinear(base(prefix + ".weight"), base(prefix + ".bias"), base_format, full)
@@ -374,17 +380,38 @@ class GptBigCodeClassifier(nn.Module):
         if not full:  # the lab trains LoRA only with trainable "lora" (run.ts)
             lora = run["lora"]
             for layer, block in enumerate(self.transformer.h):
-                for index, target in enumerate(LORA_TARGETS):
+                for index, target in enumerate(LINEAR_TARGETS):
                     if target not in lora["targets"]:
                         continue
                     prefix = f"transformer.h.{layer}.{target}"
                     block.linears()[target].add_lora(
-                        lora["r"], lora["alpha"], lora["dropout"], layer * len(LORA_TARGETS) + index,
+                        lora["r"], lora["alpha"], lora["dropout"], layer * len(LINEAR_TARGETS) + index,
                         init[prefix + ".lora_A.weight"], init[prefix + ".lora_B.weight"],
                     )
+            if "wte" in lora["targets"]:  # PEFT lora.Embedding: parameters on the embedding module itself
+                wte = self.transformer.wte
+                wte.lora_embedding_A = nn.Parameter(init[EMBEDDING_LORA_A].clone())
+                wte.lora_embedding_B = nn.Parameter(init[EMBEDDING_LORA_B].clone())
+                self.embedding_scaling = lora["alpha"] / lora["r"]
 
     def trainable_names(self) -> List[str]:
-        return [n for n, p in self.named_parameters() if p.requires_grad]
+        """In the lab's order (trainableSpecs): the block linears' LoRA, the embedding's, the score head."""
+        names = [n for n, p in self.named_parameters() if p.requires_grad]
+        embedding = [n for n in names if n in (EMBEDDING_LORA_A, EMBEDDING_LORA_B)]
+        if not embedding:
+            return names
+        rest = [n for n in names if n not in embedding]
+        head = [n for n in rest if n == "score.weight"]
+        return [n for n in rest if n != "score.weight"] + embedding + head
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """wte[ids], plus alpha/r · (A[:, ids])ᵀ·Bᵀ with an embedding adapter (no dropout on it)."""
+        x = self.transformer.wte(input_ids)
+        if self.embedding_scaling is None:
+            return x
+        wte = self.transformer.wte
+        after_a = F.embedding(input_ids, wte.lora_embedding_A.t())  # [B, T, r]
+        return x + (after_a @ wte.lora_embedding_B.t()) * self.embedding_scaling
 
     def forward(
         self,
@@ -399,7 +426,7 @@ class GptBigCodeClassifier(nn.Module):
         """Head logits (float32) at tokens (rows[i], cols[i]) after ln_f: the score head's [n, 2] (cls),
         or the tied lm_head's [n, V] (ntp; only the `vocab` columns when given)."""
         mask = attention_mask(segment_ids, self.paper)
-        x = self.transformer.wte(input_ids) + self.transformer.wpe(position_ids)
+        x = self.embed(input_ids) + self.transformer.wpe(position_ids)
         for block in self.transformer.h:
             if self.recompute and self.training and torch.is_grad_enabled():
                 x = checkpoint(block, x, mask, drop, use_reentrant=False)
@@ -413,7 +440,8 @@ class GptBigCodeClassifier(nn.Module):
 
 
 def initial_trainables(cfg: dict, run: dict) -> Dict[str, torch.Tensor]:
-    """src/train/init.ts with its generator: LoRA A ~ U(±1/√in), B = 0, score ~ N(0, 0.02)."""
+    """src/train/init.ts with its generator: LoRA A ~ U(±1/√in), B = 0; the embedding's adapter
+    A = 0, B ~ N(0, 1) (PEFT's lora.Embedding); score ~ N(0, 0.02). Drawn in the lab's order."""
     rng = Rng(int(run["seed"]) ^ 0x5EED1E55)
     D, inner = cfg["n_embd"], cfg["n_inner"] or 4 * cfg["n_embd"]
     hd = D // cfg["n_head"]
@@ -427,7 +455,7 @@ def initial_trainables(cfg: dict, run: dict) -> Dict[str, torch.Tensor]:
     if run["trainable"] == "lora":
         r = run["lora"]["r"]
         for layer in range(cfg["n_layer"]):
-            for target in LORA_TARGETS:
+            for target in LINEAR_TARGETS:
                 if target not in run["lora"]["targets"]:
                     continue
                 rows_out, cols = shapes[target]
@@ -436,6 +464,10 @@ def initial_trainables(cfg: dict, run: dict) -> Dict[str, torch.Tensor]:
                 prefix = f"transformer.h.{layer}.{target}"
                 out[prefix + ".lora_A.weight"] = torch.tensor(a, dtype=torch.float64).float().view(r, cols)
                 out[prefix + ".lora_B.weight"] = torch.zeros(rows_out, r)
+        if "wte" in run["lora"]["targets"]:
+            out[EMBEDDING_LORA_A] = torch.zeros(r, cfg["vocab_size"])
+            b = [rng.normal() for _ in range(D * r)]
+            out[EMBEDDING_LORA_B] = torch.tensor(b, dtype=torch.float64).float().view(D, r)
     values = [0.02 * rng.normal() for _ in range(2 * D)]
     out["score.weight"] = torch.tensor(values, dtype=torch.float64).float().view(2, D)
     return out
@@ -464,6 +496,8 @@ def read_adapter(adapter_dir: str) -> Tuple[dict, Dict[str, torch.Tensor]]:
         if not key.startswith(PEFT_PREFIX):
             raise RecipeError(f"Unexpected tensor {key} in the adapter.", f'PEFT keys start with "{PEFT_PREFIX}".')
         name = key[len(PEFT_PREFIX) :].replace(".default.", ".").replace("score.modules_to_save.", "score.")
+        if name.endswith(".default"):  # lora_embedding_A/B of a ParameterDict, as peft holds them in memory
+            name = name[: -len(".default")]
         named[name] = value
     return config, named
 

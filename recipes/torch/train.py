@@ -8,13 +8,15 @@ A recipe is what `npm run vulnlab -- export-recipe` writes: the lab run's config
 The run means what the lab run means: the same packs per step (the lab's batching, ported), the same
 loss — weighted focal loss, mean over the step's functions (cls), or next-token cross-entropy on the
 paper's prompts with their answer token, mean over the step's predicted tokens (ntp) — the same LoRA
-dropout masks, AdamW, clipping, schedule, evaluation cadence, best-on-validation selection and
-threshold. A step's packs are sharded over the processes, and over micro-batches with gradient
+targets (the four block linears and "wte", the token embedding) and dropout masks, AdamW (with
+optimizer.embeddingLr, the embedding's adapter is a second parameter group at that peak lr), clipping,
+schedule, evaluation cadence, best-on-validation selection and threshold. A step's packs are sharded over the processes, and over micro-batches with gradient
 accumulation, without changing the step: each process scales its loss so that DDP's gradient average
 is the lab's mean over the whole step.
 
 Outputs in --out: metrics.json and scores.csv in the lab's format, adapter/ (PEFT), losses.json
-(one entry per optimizer step), train.log, checkpoints/ (with --save-every; --resume continues).
+(one entry per optimizer step; "embedding_lr" too with optimizer.embeddingLr), train.log, checkpoints/
+(with --save-every; --resume continues).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import Collated, Example, RecipeError, collate, load_splits, make_batches  # noqa: E402
 from metrics import choose_threshold, roc_auc, summary  # noqa: E402
 from model import (  # noqa: E402
+    EMBEDDING_LORA_A,
+    EMBEDDING_LORA_B,
     DropoutContext,
     GptBigCodeClassifier,
     focal_terms,
@@ -185,8 +189,9 @@ class Trainer:
         self.names = self.model.trainable_names()
         self.wrapped = self._wrap(self.model)
         o = self.run["optimizer"]
+        self.embedding_lr = o.get("embeddingLr")  # peak lr of the embedding's adapter (None: lr)
         self.optimizer = torch.optim.AdamW(
-            [p for p in self.wrapped.parameters() if p.requires_grad],
+            self._param_groups(),
             lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], weight_decay=o["weightDecay"],
         )
         self.scaler = self._scaler()
@@ -214,6 +219,20 @@ class Trainer:
                 for name in model.trainable_names():
                     params[name].copy_(tensors[name].view_as(params[name]))
         return model.to(self.d.device)
+
+    def _param_groups(self) -> List[dict]:
+        """One AdamW group; with optimizer.embeddingLr, the embedding's adapter (LoRA target wte) in a
+        second one, at embeddingLr × the schedule's factor (the same weight decay)."""
+        trainable = [(n, p) for n, p in self.wrapped.named_parameters() if p.requires_grad]
+        embedding = (EMBEDDING_LORA_A, EMBEDDING_LORA_B)
+        # DDP/FSDP prefix the names ("module.", "_fsdp_wrapped_module."): match the ending.
+        is_embedding = [any(n == e or n.endswith("." + e) for e in embedding) for n, _ in trainable]
+        if self.embedding_lr is None or not any(is_embedding):
+            return [{"params": [p for _, p in trainable]}]
+        return [
+            {"params": [p for (_, p), e in zip(trainable, is_embedding) if not e], "peak": "lr"},
+            {"params": [p for (_, p), e in zip(trainable, is_embedding) if e], "peak": "embeddingLr"},
+        ]
 
     def _wrap(self, model: GptBigCodeClassifier) -> torch.nn.Module:
         if not self.d.enabled:
@@ -309,8 +328,11 @@ class Trainer:
             return sum(sum(n + 1 for n in row) - 1 for row in lengths)
         return sum(sum(row) for row in lengths)  # each token up to its function's separator
 
-    def train_step(self, batch: List[List[int]], step: int, lr: float) -> Tuple[float, float, bool]:
-        """The lab's step over `batch`: loss = Σ terms / (terms in the step); DDP averages the grads."""
+    def train_step(
+        self, batch: List[List[int]], step: int, lr: float, embedding_lr: Optional[float] = None
+    ) -> Tuple[float, float, bool]:
+        """The lab's step over `batch`: loss = Σ terms / (terms in the step); DDP averages the grads.
+        `embedding_lr`: this step's lr of the embedding's adapter group (optimizer.embeddingLr)."""
         train = self.train_examples
         mine = list(range(self.d.rank, len(batch), self.d.world))  # this process's rows of the step
         size = self.args.micro_batch or max(1, len(mine))
@@ -350,7 +372,7 @@ class Trainer:
                     if p.grad is not None:
                         p.grad.mul_(coef)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = embedding_lr if group.get("peak") == "embeddingLr" and embedding_lr is not None else lr
         if self.scaler:
             self.scaler.step(self.optimizer)  # skips non-finite steps itself
             self.scaler.update()
@@ -500,8 +522,11 @@ class Trainer:
                     break
                 batch = batches[index]
                 lr = learning_rate(run["schedule"], run["optimizer"]["lr"], state["step"], total)
+                embedding_lr = None  # the same schedule, peaking at optimizer.embeddingLr
+                if self.embedding_lr is not None:
+                    embedding_lr = learning_rate(run["schedule"], self.embedding_lr, state["step"], total)
                 started = time.perf_counter()
-                loss, norm, finite = self.train_step(batch, state["step"], lr)
+                loss, norm, finite = self.train_step(batch, state["step"], lr, embedding_lr)
                 seconds = time.perf_counter() - started
                 state["step"] += 1
                 state["epoch"], state["batch"] = epoch, index + 1
@@ -509,7 +534,10 @@ class Trainer:
                 real = sum(len(train[i].tokens) + 1 for row in batch for i in row)
                 state["tokens"] += real
                 state["functions"] += sum(len(row) for row in batch)
-                state["losses"].append({"step": state["step"], "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": norm})
+                entry = {"step": state["step"], "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": norm}
+                if embedding_lr is not None:
+                    entry["embedding_lr"] = embedding_lr
+                state["losses"].append(entry)
                 self.log(
                     f"step {state['step']}/{total} epoch {epoch + 1} loss {loss:.6f} lr {lr:.2e} |g| {norm:.4f} "
                     f"{real / max(seconds, 1e-9):.0f} tok/s" + ("" if finite else " (non-finite: update skipped)")

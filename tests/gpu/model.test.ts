@@ -95,7 +95,14 @@ async function readLogits(gc: GoldenCase, step: TrainStep, ctx: GpuContext): Pro
 // The first test compiles ~25 pipelines (attention and matmul variants); on a shared 2-core software
 // adapter (lavapipe) that alone can take minutes.
 describe('GPT-BigCode on the GPU vs PyTorch golden fixtures', { timeout: 600_000 }, () => {
-  it('has fixtures', () => expect(cases.length).toBeGreaterThanOrEqual(5));
+  it('has fixtures', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(6);
+    // packed_cls_wte_mqa_gelu: LoRA on the token embedding (PEFT lora_embedding_A/B) beside two linears.
+    const wte = cases.find((c) => c.lora?.targets.includes('wte'));
+    expect(wte?.expected.trainable).toEqual(
+      expect.arrayContaining(['transformer.wte.lora_embedding_A', 'transformer.wte.lora_embedding_B']),
+    );
+  });
 
   // Both kernel sets (matmul/linear: the CPU-adapter set and the tiled GPU set) against the same fixtures.
   for (const kernels of ['cpu', 'gpu'] as const)

@@ -3,7 +3,8 @@
  * (gloo, CPU) on 1 and 2 processes with the same per-step losses; the lab's own TrainingRun
  * takes the same steps; the recipe's PEFT adapter comes back into the lab (`eval`) and scores the
  * test split with the PyTorch probabilities; a checkpointed run resumes bit for bit. The same for the
- * next-token objective (the paper's prompts, a CAUSAL_LM adapter) on a slice of the data.
+ * next-token objective (the paper's prompts, a CAUSAL_LM adapter) on a slice of the data, with LoRA on
+ * the token embedding too (target wte, PEFT's lora_embedding_A/B) at its own optimizer.embeddingLr.
  *
  * Needs Debian's python3-torch (CI installs it: .ci/install-system.sh). VULNLAB_SKIP_TORCH=1 skips
  * this file on machines without it; VULNLAB_PYTHON picks another interpreter.
@@ -89,10 +90,21 @@ const launch = (recipe: string, out: string, processes: number, ...args: string[
 interface StepLoss {
   step: number;
   loss: number;
+  lr: number;
   grad_norm: number;
+  embedding_lr?: number;
 }
 
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
+
+/** The header of a .safetensors file: tensor name → dtype and shape. */
+function safetensorsHeader(path: string): Record<string, { dtype: string; shape: number[] }> {
+  const bytes = readFileSync(path);
+  const length = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<string, unknown>;
+  delete header.__metadata__;
+  return header as Record<string, { dtype: string; shape: number[] }>;
+}
 const losses = (out: string) => readJson<StepLoss[]>(join(out, 'losses.json'));
 
 /** Largest |Δloss| of `b` against the same steps of `a`, relative to the loss when asked. */
@@ -440,6 +452,9 @@ describe.skipIf(SKIP)('PyTorch recipe, next-token objective', () => {
       objective: 'ntp',
       // One pack per step (the lab's default): the second process has no share and adds a zero gradient.
       batching: { packLength: 256, packsPerStep: 1 },
+      // LoRA on the token embedding too, at 5× the peak lr (a second AdamW parameter group in torch).
+      lora: { targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj', 'wte'] },
+      optimizer: { embeddingLr: 1e-2 },
       schedule: { warmupRatio: 0 },
       epochs: 1,
       evalEvery: 0,
@@ -477,7 +492,25 @@ describe.skipIf(SKIP)('PyTorch recipe, next-token objective', () => {
     expect(readJson(join(dir, 'two', 'adapter', 'adapter_config.json'))).toMatchObject({
       task_type: 'CAUSAL_LM',
       modules_to_save: null,
+      target_modules: config.lora.targets,
     });
+    // The embedding's adapter: PEFT's keys (no ".weight") and shapes, and its own lr on the same schedule.
+    const V = readJson<{ model: { config: { vocab_size: number; n_embd: number } } }>(
+      join(recipe, 'recipe.json'),
+    ).model.config;
+    const header = safetensorsHeader(join(dir, 'two', 'adapter', 'adapter_model.safetensors'));
+    expect(header['base_model.model.transformer.wte.lora_embedding_A']?.shape).toEqual([
+      config.lora.r,
+      V.vocab_size,
+    ]);
+    expect(header['base_model.model.transformer.wte.lora_embedding_B']?.shape).toEqual([
+      V.n_embd,
+      config.lora.r,
+    ]);
+    expect(config.optimizer.embeddingLr).toBe(1e-2);
+    for (const s of losses(join(dir, 'one'))) {
+      expect(s.embedding_lr, `step ${s.step}`).toBeCloseTo((s.lr * 1e-2) / config.optimizer.lr, 15);
+    }
     expect(gapTwo).toBeLessThan(PROCESSES_TOLERANCE);
     expect(lab.length).toBe(steps);
     expect(gapLab).toBeLessThan(LAB_LOSS_TOLERANCE);
