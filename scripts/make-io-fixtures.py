@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the PyTorch fixtures of the model-IO tests (tests/fixtures/io/).
 
-Run after `npx tsx scripts/make-demo-model.ts`, with Debian's python3-torch:
+Run after `npx tsx scripts/demo-model/package.ts` (scripts/demo-model/README.md), with Debian's python3-torch:
 
     /usr/bin/python3 scripts/make-io-fixtures.py
 

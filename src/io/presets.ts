@@ -37,22 +37,23 @@ const common = { layer_norm_epsilon: 1e-5, multi_query: true, bos_token_id: 0, e
 export const PRESETS: readonly ModelPreset[] = [
   {
     id: 'demo',
-    label: 'VulnLab demo (tiny, pretrained on generated Java)',
+    label: "VulnLab demo (tiny, pretrained on the JDK's Java sources)",
     gated: false,
     config: {
       ...common,
-      vocab_size: 2048,
+      vocab_size: 4096,
       n_embd: 64,
       n_layer: 2,
       n_head: 4,
       n_inner: 256,
       n_positions: 1024,
       activation_function: 'gelu_pytorch_tanh',
-      pad_token_id: 2047,
+      pad_token_id: 4095,
     },
     staticPath: 'models/demo/',
     staticFiles: ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'],
-    note: 'Made by scripts/make-demo-model.ts; for trying the lab and for tests, not for real results.',
+    note:
+      'Pretrained with PyTorch by scripts/demo-model (card: public/models/demo/README.md); for trying the lab and for tests, not for real results.',
     runDefaults: {
       weightFormat: 'f32',
       optimizer: { lr: 2e-3 },

@@ -6,7 +6,7 @@
  * (tests/fixtures/sarif), with `--explain` too (the top lines as relatedLocations inside each
  * method). Exit status 3 when a method is flagged, 0 when none is, 2 for usage errors.
  *
- * The adapter is the PEFT fixture for the demo model (no training run), its score head scaled down so
+ * The adapter is the PEFT fixture for the demo model (no training run), its score head scaled so
  * probabilities spread across the SARIF levels, with a run's vulnlab_detector.json beside it whose
  * 128-token packs make one demo method longer than the context.
  */
@@ -98,8 +98,12 @@ const root = mkdtempSync(join(tmpdir(), 'vulnlab-scan-'));
 const tree = join(root, 'project');
 const adapter = join(root, 'adapter');
 const THRESHOLD = 0.5;
-/** Scales the fixture's score head: its probabilities are all near 1, these spread around 0.9 (0.86–0.93). */
-const HEAD_SCALE = 0.16;
+/**
+ * The fixture's score head is scaled so that the five methods' probabilities spread on both sides of
+ * 0.9: the scale (measured in beforeAll, so it follows the demo model and data) puts the method whose
+ * logit difference is largest in magnitude at 0.95, and the others below it.
+ */
+const TOP_PROBABILITY = 0.95;
 const expected = new Map<string, Placed & { uri: string }>();
 
 function write(rel: string, text: string | Uint8Array) {
@@ -138,10 +142,8 @@ async function sarifScan(label: string, extra: string[]): Promise<Log> {
   return sarif;
 }
 
-beforeAll(() => {
-  // The fixture adapter with its score head scaled, and the settings a run writes beside it.
-  mkdirSync(adapter);
-  copyFileSync('tests/fixtures/peft/adapter/adapter_config.json', join(adapter, 'adapter_config.json'));
+/** Writes the fixture adapter with its score head multiplied by `scale`. */
+function writeAdapter(scale: number): void {
   const weights = readFileSync('tests/fixtures/peft/adapter/adapter_model.safetensors');
   const headerLength = Number(weights.readBigUInt64LE(0));
   const header = JSON.parse(weights.subarray(8, 8 + headerLength).toString('utf8')) as Record<
@@ -151,8 +153,15 @@ beforeAll(() => {
   const [begin, end] = header['base_model.model.score.weight'].data_offsets;
   const at = 8 + headerLength + begin;
   for (let o = at; o < 8 + headerLength + end; o += 4)
-    weights.writeFloatLE(weights.readFloatLE(o) * HEAD_SCALE, o);
+    weights.writeFloatLE(weights.readFloatLE(o) * scale, o);
   writeFileSync(join(adapter, 'adapter_model.safetensors'), weights);
+}
+
+beforeAll(async () => {
+  // The fixture adapter (its score head scaled below), and the settings a run writes beside it.
+  mkdirSync(adapter);
+  copyFileSync('tests/fixtures/peft/adapter/adapter_config.json', join(adapter, 'adapter_config.json'));
+  writeAdapter(1);
   writeFileSync(
     join(adapter, 'vulnlab_detector.json'),
     JSON.stringify({
@@ -183,7 +192,14 @@ beforeAll(() => {
   write('src/legacy/Latin1.java', Buffer.from('class Latin1 {\n  // caf\xe9\n  void f() {}\n}\n', 'latin1'));
   write('src/legacy/Broken.java', 'class {\n');
   symlinkSync(join(tree, 'nowhere', 'Gone.java'), join(tree, 'src/legacy/Gone.java'));
-});
+
+  // The head's scale: the logit difference of two classes is linear in it (the head has no bias).
+  const unscaled = await vulnlab(['scan', '--adapter', adapter, '--format', 'json', tree]);
+  const { methods } = JSON.parse(unscaled.stdout) as { methods: { probability: number }[] };
+  const logits = methods.map(({ probability: p }) => Math.log(p / (1 - p)));
+  const extreme = logits.reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a));
+  writeAdapter(Math.log(TOP_PROBABILITY / (1 - TOP_PROBABILITY)) / extreme);
+}, 120_000);
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 

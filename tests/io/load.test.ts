@@ -61,7 +61,7 @@ afterAll(() => hub.stop());
 /** Shapes of the demo model's tensors. */
 const shapeOf = (name: string): number[] => {
   const n = reference.get(name)!.length;
-  if (name.endsWith('wte.weight')) return [2048, 64];
+  if (name.endsWith('wte.weight')) return [4096, 64];
   if (name.endsWith('wpe.weight')) return [n / 64, 64];
   if (name.endsWith('c_attn.weight')) return [96, 64];
   if (name.endsWith('attn.c_proj.weight')) return [64, 64];
@@ -85,8 +85,8 @@ describe('loadModel', () => {
         const r = recorder();
         const model = await loadModel(hubFiles(repo), { weightFormat: wf, sink: r.sink });
         expect(model.format).toBe(format);
-        expect(model.config).toMatchObject({ n_embd: 64, n_layer: 2, vocab_size: 2048 });
-        expect(model.tokenizer?.padId).toBe(2047);
+        expect(model.config).toMatchObject({ n_embd: 64, n_layer: 2, vocab_size: 4096 });
+        expect(model.tokenizer?.padId).toBe(4095);
         expect(r.maxInFlight()).toBe(1);
         expect([...r.got.keys()].sort()).toEqual([...reference.keys()].sort());
         if (format === 'bin') expect(model.skipped).toEqual(['lm_head.weight']);
