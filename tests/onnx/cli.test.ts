@@ -85,8 +85,10 @@ describe('vulnlab export-onnx', () => {
     const data = inProcess.files.find((f) => f.name === 'vuln.onnx.data')!;
     expect(readFileSync(join(dir, 'vuln.onnx.data')).equals(Buffer.concat(data.chunks))).toBe(true);
     const [score] = await scoreWithOrtNode(out, [[5, 6, 7, 8]], demo.model.padId);
-    expect(score.probability).toBeGreaterThan(0);
-    expect(score.probability).toBeLessThan(1);
+    // a probability (the fixture adapter's random head may saturate on the demo model: 1 is fine, NaN is not)
+    expect(Number.isFinite(score.probability)).toBe(true);
+    expect(score.probability).toBeGreaterThanOrEqual(0);
+    expect(score.probability).toBeLessThanOrEqual(1);
   });
 
   it('rejects an unknown weight format with exit code 2', async () => {
