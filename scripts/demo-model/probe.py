@@ -4,11 +4,15 @@
     npx tsx scripts/demo-model/tokenize-splits.ts --model MODEL --out SPLITS
     python3 scripts/demo-model/probe.py --model MODEL --splits SPLITS [--readout last|mean]
         [--trainable lora|all] [--lr 3e-3] [--head-lr 3e-2] [--epochs 6] [--functions-per-step 4]
+        [--wte --embedding-lr 5e-2]
 
 Finetunes recipes/torch/model.py's GPT-BigCode classifier (the lab's model: LoRA on the four linears,
 bias-free score head, focal loss γ 1, block-diagonal attention per function) on the splits and prints
 validation and test ROC AUC after every epoch. It is not the lab's run: one function per row, AdamW with
 its own learning rate for the score head (`--head-lr`), a cosine schedule with 10 % warmup, no dropout.
+
+`--wte` adds the LoRA on the token embedding (target "wte", PEFT's lora.Embedding), trained at
+`--embedding-lr` (the lab's `optimizer.embeddingLr`; the demo preset's recipe).
 
 `--readout mean` scores each function by the mean of its tokens' head logits, which equals the bias-free
 head applied to the mean of the final hidden states (mean pooling) instead of the last token's (the paper).
@@ -28,7 +32,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes", "torch"))
 from data import collate, load_splits  # noqa: E402
 from metrics import roc_auc  # noqa: E402
-from model import LORA_TARGETS, GptBigCodeClassifier, focal_terms, load_checkpoint  # noqa: E402
+from model import EMBEDDING_LORA_A, EMBEDDING_LORA_B, LINEAR_TARGETS, GptBigCodeClassifier, focal_terms, load_checkpoint  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,6 +45,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--alpha", type=float, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--head-lr", type=float, default=3e-2)
+    ap.add_argument("--wte", action="store_true", help="LoRA on the token embedding as well")
+    ap.add_argument("--embedding-lr", type=float, default=None, help="its lr (default: --lr)")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--functions-per-step", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
@@ -60,13 +66,17 @@ def main() -> None:
         "seed": args.seed,
         "trainable": args.trainable,
         "batching": {"mode": "packed"},
-        "lora": {"r": args.r, "alpha": args.alpha, "dropout": 0.0, "targets": list(LORA_TARGETS)},
+        "lora": {"r": args.r, "alpha": args.alpha, "dropout": 0.0, "targets": list(LINEAR_TARGETS) + (["wte"] if args.wte else [])},
     }
     model = GptBigCodeClassifier(cfg, load_checkpoint(args.model), run, "f32", recompute=False)
     splits = load_splits(args.splits)
     head = [model.score.weight]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and n != "score.weight"]
-    opt = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": head, "lr": args.head_lr}], weight_decay=0.0)
+    embedding_names = (EMBEDDING_LORA_A, EMBEDDING_LORA_B)
+    embedding = [p for n, p in model.named_parameters() if n in embedding_names]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and n != "score.weight" and n not in embedding_names]
+    peaks = [args.lr, args.head_lr] + ([args.embedding_lr or args.lr] if embedding else [])
+    groups = [{"params": body}, {"params": head}] + ([{"params": embedding}] if embedding else [])
+    opt = torch.optim.AdamW([dict(g, lr=lr) for g, lr in zip(groups, peaks)], weight_decay=0.0)
     separator, pad = int(cfg["eos_token_id"]), int(cfg["pad_token_id"])
 
     def logits(examples, indices):
@@ -100,13 +110,13 @@ def main() -> None:
         losses = []
         for start in range(0, len(order), args.functions_per_step):
             scale = step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
-            for group, peak in zip(opt.param_groups, (args.lr, args.head_lr)):
+            for group, peak in zip(opt.param_groups, peaks):
                 group["lr"] = peak * scale
             out, labels = logits(train, order[start : start + args.functions_per_step])
             loss = focal_terms(out, labels, 1.0, None).mean()
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(body + head, 1.0)
+            torch.nn.utils.clip_grad_norm_(body + head + embedding, 1.0)
             opt.step()
             losses.append(loss.item())
             step += 1

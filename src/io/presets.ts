@@ -60,9 +60,9 @@ export const PRESETS: readonly ModelPreset[] = [
     runDefaults: {
       weightFormat: 'f32',
       lora: { targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj', 'wte'] },
-      optimizer: { lr: 3e-3, embeddingLr: 5e-2 },
+      optimizer: { lr: 3e-3, embeddingLr: 3e-2 },
       batching: { packLength: 1024 },
-      epochs: 4,
+      epochs: 5,
     },
   },
   {
