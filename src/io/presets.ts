@@ -52,8 +52,7 @@ export const PRESETS: readonly ModelPreset[] = [
     },
     staticPath: 'models/demo/',
     staticFiles: ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'],
-    note:
-      'Pretrained with PyTorch by scripts/demo-model (card: public/models/demo/README.md); for trying the lab and for tests, not for real results.',
+    note: 'Pretrained with PyTorch by scripts/demo-model (card: public/models/demo/README.md); for trying the lab and for tests, not for real results.',
     // Measured (scripts/demo-model/README.md): a model this small learns the demo set only with an
     // adapter on the token embedding at a higher learning rate (per-token evidence); LoRA on the
     // linears alone stays near chance.
