@@ -30,7 +30,6 @@ import java.sql.*;
 import java.time.*;
 import java.util.*;
 import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.atomic.AtomicLong;
 import javax.crypto.*;
 import javax.crypto.spec.*;
 import javax.naming.*;
@@ -53,14 +52,11 @@ export function stubSource(): string {
   ${E}(long id, String value) {}
   public long getId() { return 0; }
   ${getters}
-  public Instant getUpdatedAt() { return Instant.now(); }
-  public boolean isArchived() { return false; }
   public Long getOwnerId() { return 0L; }
   public void setStatus(String s) {}
   public void setUpdatedAt(Instant t) {}
   public void close(Instant t) {}
 }
-class ${E}Summary { ${E}Summary(long id, String value, Instant at) {} }
 class ${E}Dto implements Serializable {}
 class ${E}Request { public String getStatus() { return ""; } }
 `,
@@ -73,19 +69,14 @@ ${IMPORTS}
 @interface Transactional { boolean readOnly() default false; }
 @interface Timed {}
 interface Logger {
-  void trace(String f, Object... a);
   void debug(String f, Object... a);
   void info(String f, Object... a);
   void warn(String f, Object... a);
 }
 interface Counter { void increment(); }
 interface Metrics { Counter counter(String name); }
-interface ConnectionPool { boolean isHealthy(); }
-interface AuditLog { void record(Map<String, Object> entry); }
-interface CacheEntry { boolean isExpired(Duration d); }
-interface Cache { Optional<CacheEntry> getIfPresent(String key); }
-interface Config { int getInt(String k, int d); String getString(String k); String getUserBase(); }
-interface Repo<T> { Optional<T> findById(long id); List<T> findRecent(int n); void delete(T t); void save(T t); }
+interface Config { String getString(String k); String getUserBase(); }
+interface Repo<T> { Optional<T> findById(long id); void delete(T t); void save(T t); }
 interface RowMapper<T> { T mapRow(ResultSet row, int n) throws SQLException; }
 interface JdbcTemplate { <T> List<T> query(String sql, RowMapper<T> m, Object... args); }
 interface TokenStore { void save(long owner, String token, Instant expires); }
@@ -118,14 +109,7 @@ abstract class DemoBase {
   protected Connection conn, connection, dbConnection;
   protected Logger log, LOG, logger;
   protected Metrics metrics;
-  protected Map<String, Integer> counts;
-  protected ConnectionPool connectionPool;
-  protected AuditLog auditLog;
-  protected Cache cache;
-  protected String cacheKey;
-  protected AtomicLong hits;
   protected Config config;
-  protected List<Double> samples;
   protected JdbcTemplate jdbcTemplate, jdbc, template;
   protected DirContext ctx, dirContext, ldap;
   protected String baseDn;
@@ -144,7 +128,6 @@ abstract class DemoBase {
   protected Exporter exporter;
   protected AccessPolicy accessPolicy;
 ${repos}
-  protected Principal currentUser() { return null; }
   protected String hash(String s) { return s; }
 }
 `;
