@@ -1,9 +1,19 @@
 import { ShapeError } from '../errors.ts';
+import type { KernelSet } from '../gpu/context.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
 import { foldWorkgroups } from './layer-grid.ts';
 
-/** Invocations per workgroup in shaders/layernorm.wgsl (one per row, or per column for dgamma/dbeta). */
-const WG = 64;
+/**
+ * The shader of each kernel set, its rows per workgroup (forward, backward) and columns per workgroup
+ * (dgamma/dbeta): 'cpu' one thread per row (per column for dgamma/dbeta) in workgroups of 64,
+ * barrier-free (shaders/layernorm.wgsl); 'gpu' one 128-thread workgroup per row and one workgroup per
+ * 32 columns, the sums done by workgroup-memory tree reductions (shaders/layernorm_rows.wgsl). Both
+ * compute the same function (same bindings and entry points) against the same float64 reference.
+ */
+const VARIANTS: Record<KernelSet, { shader: string; rows: number; cols: number; label: string }> = {
+  cpu: { shader: 'layernorm', rows: 64, cols: 64, label: '' },
+  gpu: { shader: 'layernorm_rows', rows: 1, cols: 32, label: ' rows' },
+};
 
 export interface LayerNormShape {
   /** Rows (tokens). */
@@ -12,6 +22,8 @@ export interface LayerNormShape {
   C: number;
   /** Added to the variance (GPT-BigCode layer_norm_epsilon, 1e-5). */
   eps?: number;
+  /** The kernel variant; default `ctx.kernels` (chosen per adapter). */
+  kernels?: KernelSet;
 }
 
 type Buf = GPUBuffer | Binding;
@@ -33,13 +45,14 @@ export async function layerNormForward(
   buffers: { x: Buf; gamma: Buf; beta: Buf; y: Buf; mean: Buf; rstd: Buf },
   shape: LayerNormShape,
 ): Promise<Dispatch> {
-  const pipeline = await ctx.pipeline('layernorm', { entryPoint: 'forward' });
+  const variant = VARIANTS[shape.kernels ?? ctx.kernels];
+  const pipeline = await ctx.pipeline(variant.shader, { entryPoint: 'forward' });
   const { x, gamma, beta, y, mean, rstd } = buffers;
   return {
-    label: `layernorm ${shape.T}x${shape.C}`,
+    label: `layernorm ${shape.T}x${shape.C}${variant.label}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [params(ctx, shape, false), x, gamma, beta, y, mean, rstd]),
-    workgroups: foldWorkgroups(Math.ceil(shape.T / WG)),
+    workgroups: foldWorkgroups(Math.ceil(shape.T / variant.rows)),
   };
 }
 
@@ -53,13 +66,14 @@ export async function layerNormBackward(
   shape: LayerNormShape,
   { accumulate = false } = {},
 ): Promise<Dispatch> {
-  const pipeline = await ctx.pipeline('layernorm', { entryPoint: 'backward' });
+  const variant = VARIANTS[shape.kernels ?? ctx.kernels];
+  const pipeline = await ctx.pipeline(variant.shader, { entryPoint: 'backward' });
   const { x, gamma, mean, rstd, dy, dx } = buffers;
   return {
-    label: `layernorm backward ${shape.T}x${shape.C}${accumulate ? ' +=' : ''}`,
+    label: `layernorm backward ${shape.T}x${shape.C}${accumulate ? ' +=' : ''}${variant.label}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [params(ctx, shape, accumulate), x, gamma, mean, rstd, dy, dx]),
-    workgroups: foldWorkgroups(Math.ceil(shape.T / WG)),
+    workgroups: foldWorkgroups(Math.ceil(shape.T / variant.rows)),
   };
 }
 
@@ -73,12 +87,13 @@ export async function layerNormBackwardParams(
   shape: LayerNormShape,
   { accumulate = false } = {},
 ): Promise<Dispatch> {
-  const pipeline = await ctx.pipeline('layernorm', { entryPoint: 'backward_params' });
+  const variant = VARIANTS[shape.kernels ?? ctx.kernels];
+  const pipeline = await ctx.pipeline(variant.shader, { entryPoint: 'backward_params' });
   const { x, mean, rstd, dy, dgamma, dbeta } = buffers;
   return {
-    label: `layernorm dgamma/dbeta ${shape.T}x${shape.C}${accumulate ? ' +=' : ''}`,
+    label: `layernorm dgamma/dbeta ${shape.T}x${shape.C}${accumulate ? ' +=' : ''}${variant.label}`,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [params(ctx, shape, accumulate), x, mean, rstd, dy, dgamma, dbeta]),
-    workgroups: foldWorkgroups(Math.ceil(shape.C / WG)),
+    workgroups: foldWorkgroups(Math.ceil(shape.C / variant.cols)),
   };
 }
