@@ -113,6 +113,14 @@ describe('GPT-BigCode on the GPU vs PyTorch golden fixtures', { timeout: 600_000
         const { ctx, model, step } = await build(gc).finally(() => (gpu().kernels = kernelsBefore));
         const tiled = step.forwardDispatches.filter((d) => d.label.endsWith(' tiled')).length;
         expect(tiled > 0, 'the tiled matmul/linear dispatches are in use').toBe(kernels === 'gpu');
+        // Every layernorm (forward, backward, dgamma/dbeta) runs the set's variant: the gpu set's
+        // workgroup-per-row shaders/layernorm_rows.wgsl labels its dispatches '… rows'.
+        const layerNorms = [...step.forwardDispatches, ...step.backwardDispatches]
+          .map((d) => d.label)
+          .filter((l) => l.startsWith('layernorm'));
+        expect(layerNorms.length, 'layernorm dispatches').toBeGreaterThan(0);
+        for (const label of layerNorms) expect(label.endsWith(' rows'), label).toBe(kernels === 'gpu');
+        if (gc.trainable === 'all') expect(layerNorms.some((l) => l.includes('dgamma/dbeta'))).toBe(true);
         const opt = await ModelOptimizer.create(model, gc.optimizer);
         expect([...model.trainableNames].sort()).toEqual([...gc.expected.trainable].sort());
 
