@@ -104,7 +104,7 @@ describe('GPT-BigCode on the GPU vs PyTorch golden fixtures', { timeout: 600_000
     );
   });
 
-  // Both kernel sets (matmul/linear: the CPU-adapter set and the tiled GPU set) against the same fixtures.
+  // Both kernel sets (matmul/linear and layernorm: the CPU-adapter set and the GPU set) against the same fixtures.
   for (const kernels of ['cpu', 'gpu'] as const)
     for (const gc of cases) {
       it(`${gc.name}: hidden states, logits, loss, gradients, grad norm, 3 AdamW steps (${kernels} kernels)`, async () => {

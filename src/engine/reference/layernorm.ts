@@ -1,4 +1,4 @@
-/** Float64 CPU reference for shaders/layernorm.wgsl (torch.nn.LayerNorm, biased variance). */
+/** Float64 CPU reference for shaders/layernorm.wgsl and shaders/layernorm_rows.wgsl (torch.nn.LayerNorm, biased variance). */
 export interface LayerNormForwardRef {
   y: Float64Array;
   mean: Float64Array;
