@@ -40,7 +40,10 @@ try {
       evals.push({ seconds, rocAuc });
       console.log(`${seconds.toFixed(0)} s: ${text}`);
     }
-    const state = await page.getByTestId('demo-status').getAttribute('data-state').catch(() => null);
+    const state = await page
+      .getByTestId('demo-status')
+      .getAttribute('data-state')
+      .catch(() => null);
     if (state === 'done' || state === 'failed') break;
   }
   const seconds = (performance.now() - started) / 1000;
