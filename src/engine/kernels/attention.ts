@@ -1,4 +1,5 @@
 import { ShapeError, UnsupportedError } from '../errors.ts';
+import type { KernelSet } from '../gpu/context.ts';
 import { ceilDiv, type Binding, type Dispatch, type GpuContext } from '../gpu/index.ts';
 import {
   maskBufferData,
@@ -21,8 +22,16 @@ export {
   type AttentionWork,
 } from '../reference/attention.ts';
 
-/** Rows per query tile and per key tile (TQ in shaders/attention*.wgsl): the rows of one workgroup. */
+/** 'cpu' set: rows per query tile and per key tile (TQ in shaders/attention*.wgsl): one workgroup's rows. */
 export const ATTENTION_TILE = 8;
+/**
+ * 'gpu' set (shaders/attention_flash*.wgsl): rows per workgroup (R: query rows, or keys in the dK/dV
+ * pass), each row served by FLASH_THREADS_PER_ROW threads that split its head dimension.
+ */
+export const FLASH_ROWS = 16;
+const FLASH_THREADS_PER_ROW = 4;
+/** Staged tile lengths (BK) the flash shaders are built for, largest first. */
+const FLASH_TILES = [16, 8, 4] as const;
 /** Largest head dimension the kernels accept (MAXD4 vec4s: the rows an invocation keeps privately). */
 export const ATTENTION_MAX_HEAD_DIM = 256;
 /**
@@ -36,7 +45,7 @@ export function qkvWidth(shape: AttentionShape): number {
   return shape.multiQuery ? (shape.nHead + 2) * shape.headDim : 3 * shape.nHead * shape.headDim;
 }
 
-function check(ctx: GpuContext, shape: AttentionKernelShape): void {
+function check(ctx: GpuContext, shape: AttentionKernelShape, rowsPerTile = ATTENTION_TILE): void {
   const { T, nHead, headDim } = shape;
   for (const [name, v] of Object.entries({ T, nHead, headDim })) {
     if (!Number.isInteger(v) || v < 1)
@@ -49,7 +58,7 @@ function check(ctx: GpuContext, shape: AttentionKernelShape): void {
     );
   }
   const maxWg = ctx.adapter.limits.maxComputeWorkgroupsPerDimension;
-  if (ceilDiv(T, ATTENTION_TILE) > maxWg || nHead > maxWg) {
+  if (ceilDiv(T, rowsPerTile) > maxWg || nHead > maxWg) {
     throw new UnsupportedError(
       `attention: T=${T} or n_head=${nHead} exceeds the dispatch limit (${maxWg} workgroups)`,
       'Choose a smaller model or pack length, or a GPU with larger limits.',
@@ -62,15 +71,120 @@ function constants(shape: AttentionShape): { HPW: number } {
   return { HPW: shape.multiQuery ? HEADS_PER_WORKGROUP : 1 };
 }
 
-function params(ctx: GpuContext, shape: AttentionKernelShape, headGroups = 1): GPUBuffer {
-  const data = new ArrayBuffer(24);
+/**
+ * The kernels' parameters (Params in shaders/attention*.wgsl): T, n_head, hd, multi_query, scale,
+ * head_groups, and for the flash shaders hpw (query heads per workgroup; the 'cpu' shaders ignore it).
+ */
+function params(ctx: GpuContext, shape: AttentionKernelShape, headGroups = 1, hpw = 1): GPUBuffer {
+  const data = new ArrayBuffer(32);
   new Uint32Array(data, 0, 4).set([shape.T, shape.nHead, shape.headDim, Number(shape.multiQuery)]);
   new Float32Array(data, 16, 1)[0] = 1 / Math.sqrt(shape.headDim);
-  new Uint32Array(data, 20, 1)[0] = headGroups;
+  new Uint32Array(data, 20, 2).set([headGroups, hpw]);
   return ctx.uniform('attention.params', new Uint8Array(data));
 }
 
-export interface AttentionBackwardOptions {
+/** The flash kernels' tiles for one shape (see attentionVariant). */
+export interface FlashTiles {
+  /** vec4s per staged row (D4): ceil(hd / 4) rounded up to 4, 8, 16, 32 or 64. */
+  d4: number;
+  /** Rows per staged tile (BK) of the forward and of the backward passes. */
+  forwardTile: number;
+  backwardTile: number;
+  /** Query heads per workgroup (hpw): multi-query 1, 2 or 4 heads sharing each K/V tile; 1 otherwise. */
+  headsPerWorkgroup: number;
+  /** Workgroup memory in bytes of the forward and backward pipelines. */
+  forwardBytes: number;
+  backwardBytes: number;
+}
+
+/** The attention variant a call runs: the requested kernel set, or 'cpu' with the reason. */
+export interface AttentionVariant {
+  kernels: KernelSet;
+  /** 'gpu' only: the flash kernels' tiles. */
+  tiles?: FlashTiles;
+  /** Set when 'gpu' was asked for but the shape needs the 'cpu' variant: why. */
+  fallback?: string;
+}
+
+const round16 = (bytes: number): number => Math.ceil(bytes / 16) * 16;
+
+/** Workgroup memory of shaders/attention_flash.wgsl: K and V tiles, partial scores, key flags. */
+export function flashForwardBytes(d4: number, tile: number): number {
+  const C = FLASH_THREADS_PER_ROW;
+  return 2 * round16(16 * tile * d4) + round16(4 * FLASH_ROWS * tile * C) + round16(4 * tile);
+}
+
+/**
+ * Workgroup memory of shaders/attention_flash_backward.wgsl (the larger of its entry points is at most
+ * this): two staged tiles, two partial arrays, the per-row flags, key_start, lse and Δ partials.
+ */
+export function flashBackwardBytes(d4: number, tile: number): number {
+  const C = FLASH_THREADS_PER_ROW;
+  return (
+    2 * round16(16 * tile * d4) +
+    2 * round16(4 * FLASH_ROWS * tile * C) +
+    3 * round16(4 * tile) +
+    round16(4 * tile * C)
+  );
+}
+
+/**
+ * The variant of `kernels` (default ctx.kernels) for `shape`. 'gpu' runs the flash kernels with the
+ * largest staged tile (16, 8 or 4 rows) whose workgroup memory fits the adapter's
+ * maxComputeWorkgroupStorageSize, separately for forward and backward; when even 4 rows do not fit,
+ * both passes fall back to the 'cpu' variant (same layouts and results) and `fallback` says why.
+ * hd ≤ 256 needs at most ~10 KiB at 4 rows, so on adapters with WebGPU's guaranteed 16 KiB that
+ * does not happen.
+ */
+export function attentionVariant(
+  ctx: Pick<GpuContext, 'kernels' | 'adapter'>,
+  shape: AttentionShape,
+  kernels: KernelSet = ctx.kernels,
+): AttentionVariant {
+  if (kernels === 'cpu') return { kernels };
+  const limit = ctx.adapter.limits.maxComputeWorkgroupStorageSize;
+  const hd4 = Math.ceil(shape.headDim / 4);
+  let d4 = 4;
+  while (d4 < hd4) d4 *= 2;
+  const forwardTile = FLASH_TILES.find((bk) => flashForwardBytes(d4, bk) <= limit);
+  const backwardTile = FLASH_TILES.find((bk) => flashBackwardBytes(d4, bk) <= limit);
+  if (forwardTile === undefined || backwardTile === undefined) {
+    const min = FLASH_TILES[FLASH_TILES.length - 1];
+    const need = Math.max(flashForwardBytes(d4, min), flashBackwardBytes(d4, min));
+    return {
+      kernels: 'cpu',
+      fallback:
+        `head_dim ${shape.headDim} needs ${need} bytes of workgroup memory for the flash attention tiles ` +
+        `(${min} staged rows of ${4 * d4} floats), the adapter allows ${limit}: using the cpu attention`,
+    };
+  }
+  const { nHead, multiQuery } = shape;
+  const headsPerWorkgroup = !multiQuery ? 1 : nHead >= 4 ? 4 : nHead >= 2 ? 2 : 1;
+  return {
+    kernels,
+    tiles: {
+      d4,
+      forwardTile,
+      backwardTile,
+      headsPerWorkgroup,
+      forwardBytes: flashForwardBytes(d4, forwardTile),
+      backwardBytes: flashBackwardBytes(d4, backwardTile),
+    },
+  };
+}
+
+/** The label suffix of a variant: ' flash' for the gpu kernels, the fallback noted for cpu. */
+function variantTag(v: AttentionVariant): string {
+  if (v.tiles) return ' flash';
+  return v.fallback ? ' cpu-fallback' : '';
+}
+
+export interface AttentionOptions {
+  /** The kernel variant; default `ctx.kernels` (chosen per adapter). See attentionVariant. */
+  kernels?: KernelSet;
+}
+
+export interface AttentionBackwardOptions extends AttentionOptions {
   /**
    * Multi-query only: the dK/dV pass gives each key tile `headGroups` workgroups, each summing a
    * contiguous group of query heads, then a reduce pass adds the groups in order (deterministic).
@@ -98,7 +212,10 @@ export function writeAttentionMask(ctx: GpuContext, buffer: GPUBuffer, mask: Att
   ctx.write(buffer, maskBufferData(mask));
 }
 
-/** Forward: out [T, n_head·hd] and lse [T, n_head] from qkv [T, qkvWidth] (see shaders/attention.wgsl). */
+/**
+ * Forward: out [T, n_head·hd] and lse [T, n_head] from qkv [T, qkvWidth]: shaders/attention.wgsl
+ * ('cpu' set) or shaders/attention_flash.wgsl ('gpu' set), see attentionVariant.
+ */
 export async function attentionForward(
   ctx: GpuContext,
   qkv: GPUBuffer | Binding,
@@ -106,13 +223,31 @@ export async function attentionForward(
   out: GPUBuffer | Binding,
   lse: GPUBuffer | Binding,
   shape: AttentionKernelShape,
+  options: AttentionOptions = {},
 ): Promise<Dispatch> {
+  const variant = attentionVariant(ctx, shape, options.kernels);
+  const { T, nHead, headDim, multiQuery } = shape;
+  const label = `attention.forward T=${T} h=${nHead}x${headDim}${multiQuery ? ' mqa' : ''}${variantTag(variant)}`;
+  const { tiles } = variant;
+  if (tiles) {
+    const hpw = tiles.headsPerWorkgroup;
+    check(ctx, shape, FLASH_ROWS / hpw);
+    const pipeline = await ctx.pipeline('attention_flash', {
+      entryPoint: 'forward',
+      constants: { D4: tiles.d4, BK: tiles.forwardTile },
+    });
+    return {
+      label,
+      pipeline,
+      bindGroup: ctx.bindGroup(pipeline, [qkv, mask, out, lse, params(ctx, shape, 1, hpw)]),
+      workgroups: [ceilDiv(T, FLASH_ROWS / hpw), ceilDiv(nHead, hpw), 1],
+    };
+  }
   check(ctx, shape);
   const c = constants(shape);
   const pipeline = await ctx.pipeline('attention', { entryPoint: 'forward', constants: c });
-  const { T, nHead, headDim, multiQuery } = shape;
   return {
-    label: `attention.forward T=${T} h=${nHead}x${headDim}${multiQuery ? ' mqa' : ''}`,
+    label,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [qkv, mask, out, lse, params(ctx, shape)]),
     workgroups: [ceilDiv(T, ATTENTION_TILE), ceilDiv(nHead, c.HPW), 1],
@@ -135,7 +270,13 @@ export async function attentionBackward(
   shape: AttentionKernelShape,
   options: AttentionBackwardOptions = {},
 ): Promise<Dispatch[]> {
-  check(ctx, shape);
+  const variant = attentionVariant(ctx, shape, options.kernels);
+  const { tiles } = variant;
+  const hpw = tiles?.headsPerWorkgroup ?? 1;
+  // Rows per query tile (dQ) and per key tile (dK/dV).
+  const queryRows = tiles ? FLASH_ROWS / hpw : ATTENTION_TILE;
+  const keyRows = tiles ? FLASH_ROWS : ATTENTION_TILE;
+  check(ctx, shape, queryRows);
   const { T, nHead, headDim, multiQuery } = shape;
   const groups = multiQuery ? (options.headGroups ?? 1) : 1;
   if (!Number.isInteger(groups) || groups < 1 || groups > nHead) {
@@ -152,25 +293,38 @@ export async function attentionBackward(
     }
     dkvTarget = p;
   }
-  const c = constants(shape);
-  const [dq, dkv] = await Promise.all([
-    ctx.pipeline('attention_backward', { entryPoint: 'backward_dq', constants: c }),
-    ctx.pipeline('attention_backward', { entryPoint: 'backward_dkv' }),
-  ]);
-  const uniform = params(ctx, shape, groups);
-  const tag = `T=${T} h=${nHead}x${headDim}${multiQuery ? ` mqa/${groups}` : ''}`;
+  let dq: GPUComputePipeline;
+  let dkv: GPUComputePipeline;
+  let dqHeads: number; // query heads per dQ workgroup
+  if (tiles) {
+    const constants = { D4: tiles.d4, BK: tiles.backwardTile };
+    [dq, dkv] = await Promise.all([
+      ctx.pipeline('attention_flash_backward', { entryPoint: 'backward_dq', constants }),
+      ctx.pipeline('attention_flash_backward', { entryPoint: 'backward_dkv', constants }),
+    ]);
+    dqHeads = hpw;
+  } else {
+    const c = constants(shape);
+    [dq, dkv] = await Promise.all([
+      ctx.pipeline('attention_backward', { entryPoint: 'backward_dq', constants: c }),
+      ctx.pipeline('attention_backward', { entryPoint: 'backward_dkv' }),
+    ]);
+    dqHeads = c.HPW;
+  }
+  const uniform = params(ctx, shape, groups, hpw);
+  const tag = `T=${T} h=${nHead}x${headDim}${multiQuery ? ` mqa/${groups}` : ''}${variantTag(variant)}`;
   const dispatches: Dispatch[] = [
     {
       label: `attention.backward_dq ${tag}`,
       pipeline: dq,
       bindGroup: ctx.bindGroup(dq, [qkv, mask, out, dOut, lse, dqkv, uniform]),
-      workgroups: [ceilDiv(T, ATTENTION_TILE), ceilDiv(nHead, c.HPW), 1],
+      workgroups: [ceilDiv(T, queryRows), ceilDiv(nHead, dqHeads), 1],
     },
     {
       label: `attention.backward_dkv ${tag}`,
       pipeline: dkv,
       bindGroup: ctx.bindGroup(dkv, [qkv, mask, out, dOut, lse, dkvTarget, uniform]),
-      workgroups: [ceilDiv(T, ATTENTION_TILE), multiQuery ? groups : nHead, 1],
+      workgroups: [ceilDiv(T, keyRows), multiQuery ? groups : nHead, 1],
     },
   ];
   if (groups > 1) {
