@@ -3,6 +3,9 @@ import {
   attentionBackward,
   attentionForward,
   attentionPartialsBytes,
+  attentionVariant,
+  flashBackwardBytes,
+  flashForwardBytes,
   qkvWidth,
   suggestHeadGroups,
   uploadAttentionMask,
@@ -66,8 +69,11 @@ async function runAttention(
     partials: bp,
     kernels,
   });
-  const flash = kernels === 'gpu';
-  for (const d of [fwd, ...bwd.slice(0, 2)]) expect(d.label.endsWith(' flash'), d.label).toBe(flash);
+  // The variant in use shows in the labels: ' flash' for the gpu kernels, ' cpu-fallback' when they
+  // do not fit workgroup memory, nothing for the cpu kernels.
+  const variant = attentionVariant(ctx, shape, kernels);
+  const suffix = variant.tiles ? ' flash' : variant.fallback ? ' cpu-fallback' : '';
+  for (const d of [fwd, ...bwd.slice(0, 2)]) expect(d.label.endsWith(suffix), d.label).toBe(true);
   expect(bwd.length).toBe(headGroups > 1 ? 3 : 2);
   await ctx.run([fwd, ...bwd]);
   const run = { out: await ctx.readF32(bo), lse: await ctx.readF32(bl), dqkv: await ctx.readF32(bg) };
@@ -434,3 +440,91 @@ for (const kernels of ['cpu', 'gpu'] as const)
       buf.destroy();
     });
   });
+
+describe('attention kernel variants (cpu, gpu = flash) and the fallback', () => {
+  const limitsOf = (bytes: number) => ({
+    kernels: 'gpu' as const,
+    adapter: { ...gpu().adapter, limits: { ...gpu().adapter.limits, maxComputeWorkgroupStorageSize: bytes } },
+  });
+
+  it('picks the flash tiles that fit workgroup memory, the cpu variant with a reason otherwise', () => {
+    const mqa = { nHead: 16, headDim: 128, multiQuery: true };
+    expect(attentionVariant(limitsOf(32768), mqa, 'cpu')).toEqual({ kernels: 'cpu' });
+    // 32 KiB (lavapipe, most GPUs): 16-row tiles up to hd 128, 8 rows at hd 256.
+    expect(attentionVariant(limitsOf(32768), mqa).tiles).toMatchObject({
+      d4: 32,
+      forwardTile: 16,
+      backwardTile: 16,
+      headsPerWorkgroup: 4,
+    });
+    const hd256 = { nHead: 2, headDim: 256, multiQuery: false };
+    expect(attentionVariant(limitsOf(32768), hd256).tiles).toMatchObject({
+      d4: 64,
+      forwardTile: 8,
+      backwardTile: 8,
+      headsPerWorkgroup: 1,
+    });
+    // WebGPU's guaranteed 16 KiB: every supported head_dim still runs flash (4 rows at hd 256).
+    const at16k = attentionVariant(limitsOf(16384), hd256).tiles!;
+    expect(at16k).toMatchObject({ forwardTile: 4, backwardTile: 4 });
+    expect(Math.max(at16k.forwardBytes, at16k.backwardBytes)).toBeLessThanOrEqual(16384);
+    // A smaller (non-conforming) limit: hd 256 cannot fit, hd 64 can.
+    const small = attentionVariant(limitsOf(8192), hd256);
+    expect(small.kernels).toBe('cpu');
+    expect(small.fallback).toMatch(/head_dim 256 needs 10352 bytes of workgroup memory.*allows 8192/);
+    expect(attentionVariant(limitsOf(8192), { ...hd256, headDim: 64 }).kernels).toBe('gpu');
+    expect(flashForwardBytes(64, 4)).toBeLessThan(flashBackwardBytes(64, 4));
+    expect(attentionVariant(limitsOf(32768), { ...mqa, nHead: 3 }).tiles?.headsPerWorkgroup).toBe(2);
+  });
+
+  it('falls back to the cpu kernels (matching the reference) where the flash tiles do not fit', async () => {
+    const ctx = gpu();
+    const limits = ctx.adapter.limits;
+    const before = limits.maxComputeWorkgroupStorageSize;
+    const mask = buildAttentionMask(segmentIdsFromLengths([[5, 7]], 21), 21, 'paper');
+    const shape: AttentionKernelShape = { T: 21, nHead: 2, headDim: 256, multiQuery: true };
+    const rng = new Rng(77);
+    const qkv = randomArray(rng, shape.T * qkvWidth(shape));
+    const dOut = randomArray(rng, shape.T * 512);
+    limits.maxComputeWorkgroupStorageSize = 8192; // what the variant choice reads
+    try {
+      expect(attentionVariant(ctx, shape, 'gpu').fallback).toMatch(/using the cpu attention/);
+      const got = await runAttention(ctx, qkv, dOut, mask, shape, 'gpu', 2); // asserts ' cpu-fallback'
+      expectMatchesReference(got, qkv, dOut, mask, shape);
+    } finally {
+      limits.maxComputeWorkgroupStorageSize = before;
+    }
+  });
+
+  it('the gpu (flash) variant is deterministic: two runs give bit-identical out, lse and dqkv', async () => {
+    const ctx = gpu();
+    const L = 45;
+    const mask = buildAttentionMask(
+      segmentIdsFromLengths(
+        [
+          [30, 3, 12],
+          [1, 40],
+        ],
+        L,
+      ),
+      L,
+      'packed',
+    );
+    for (const [multiQuery, groups] of [
+      [true, 1],
+      [true, 3],
+      [false, 1],
+    ] as const) {
+      const shape: AttentionKernelShape = { T: 2 * L, nHead: 6, headDim: 16, multiQuery };
+      const rng = new Rng(multiQuery ? 90 + groups : 99);
+      const qkv = randomArray(rng, shape.T * qkvWidth(shape), 2);
+      const dOut = randomArray(rng, shape.T * 96);
+      const a = await runAttention(ctx, qkv, dOut, mask, shape, 'gpu', groups);
+      const b = await runAttention(ctx, qkv, dOut, mask, shape, 'gpu', groups);
+      for (const key of ['out', 'lse', 'dqkv'] as const) {
+        expect(new Uint8Array(b[key].buffer)).toEqual(new Uint8Array(a[key].buffer));
+      }
+      expectMatchesReference(a, qkv, dOut, mask, shape);
+    }
+  });
+});

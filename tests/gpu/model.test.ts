@@ -113,6 +113,15 @@ describe('GPT-BigCode on the GPU vs PyTorch golden fixtures', { timeout: 600_000
         const { ctx, model, step } = await build(gc).finally(() => (gpu().kernels = kernelsBefore));
         const tiled = step.forwardDispatches.filter((d) => d.label.endsWith(' tiled')).length;
         expect(tiled > 0, 'the tiled matmul/linear dispatches are in use').toBe(kernels === 'gpu');
+        // Attention: every forward, dQ and dK/dV dispatch of the gpu set is the flash variant, none of the cpu set.
+        const attention = [...step.forwardDispatches, ...step.backwardDispatches].filter((d) =>
+          /^attention\.(forward|backward_dq|backward_dkv) /.test(d.label),
+        );
+        expect(attention.length).toBe(3 * gc.config.n_layer);
+        const flash = attention.filter((d) => d.label.endsWith(' flash')).length;
+        expect(flash, 'the flash attention dispatches are in use').toBe(
+          kernels === 'gpu' ? attention.length : 0,
+        );
         // Every layernorm (forward, backward, dgamma/dbeta) runs the set's variant: the gpu set's
         // workgroup-per-row shaders/layernorm_rows.wgsl labels its dispatches '… rows'.
         const layerNorms = [...step.forwardDispatches, ...step.backwardDispatches]
