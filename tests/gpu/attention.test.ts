@@ -496,6 +496,28 @@ describe('attention kernel variants (cpu, gpu = flash) and the fallback', () => 
     }
   });
 
+  it('smaller flash tiles (8 and 4 staged rows, as on adapters with less workgroup memory) match the reference', async () => {
+    const ctx = gpu();
+    const limits = ctx.adapter.limits;
+    const before = limits.maxComputeWorkgroupStorageSize;
+    const L = 37;
+    const mask = buildAttentionMask(segmentIdsFromLengths([[9, 1, 20], [37]], L), L, 'packed');
+    limits.maxComputeWorkgroupStorageSize = 3200; // hd ≤ 16: forward 8 rows (3104 B), backward 4 (2672 B)
+    try {
+      for (const multiQuery of [true, false]) {
+        const shape: AttentionKernelShape = { T: 2 * L, nHead: 3, headDim: 12, multiQuery };
+        expect(attentionVariant(ctx, shape, 'gpu').tiles).toMatchObject({ forwardTile: 8, backwardTile: 4 });
+        const rng = new Rng(multiQuery ? 41 : 42);
+        const qkv = randomArray(rng, shape.T * qkvWidth(shape), 2);
+        const dOut = randomArray(rng, shape.T * 36);
+        const got = await runAttention(ctx, qkv, dOut, mask, shape, 'gpu', multiQuery ? 2 : 1);
+        expectMatchesReference(got, qkv, dOut, mask, shape);
+      }
+    } finally {
+      limits.maxComputeWorkgroupStorageSize = before;
+    }
+  });
+
   it('the gpu (flash) variant is deterministic: two runs give bit-identical out, lse and dqkv', async () => {
     const ctx = gpu();
     const L = 45;
