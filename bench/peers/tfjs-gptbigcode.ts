@@ -7,7 +7,8 @@
  * with the engine; tests/peers/tfjs-gptbigcode.test.ts checks it against the PyTorch float64 fixtures.
  *
  * One training step = forward → loss (focal on each function's last token, or next-token prediction with
- * the lm_head tied to wte) → gradients of the trainable set (LoRA A/B + score head, or every weight) →
+ * the lm_head tied to wte) → gradients of the trainable set (LoRA A/B — on the token embedding too, target
+ * wte — + score head, or every weight) →
  * global-norm clipping as torch.nn.utils.clip_grad_norm_ → AdamW as torch.optim.AdamW.
  *
  * Node note: tfjs-core's Node entry (dist/tf-core.node.js) ships no gradient functions (the union package
@@ -383,6 +384,8 @@ export class TfjsTrainStep {
           need.push(`${pre}${module}.lora_A.weight`, `${pre}${module}.lora_B.weight`);
       }
     }
+    if (lora?.targets.includes('wte'))
+      need.push('transformer.wte.lora_embedding_A', 'transformer.wte.lora_embedding_B');
     const missing = need.filter((n) => !params[n]);
     if (missing.length)
       throw new Error(
@@ -487,6 +490,13 @@ export class TfjsTrainStep {
       tf.gather(wte, this.inputIds),
       tf.gather(this.param('transformer.wpe.weight'), this.positionIds),
     );
+    if (this.spec.lora?.targets.includes('wte')) {
+      // PEFT's LoRA Embedding: + (alpha/r)·A[:, ids]ᵀ·Bᵀ, A [r, V], B [D, r]
+      const a = this.param('transformer.wte.lora_embedding_A');
+      const low = tf.gather(tf.transpose(a), this.inputIds); // [B·L, r]
+      const b = this.param('transformer.wte.lora_embedding_B');
+      x = tf.add(x, tf.mul(tf.matMul(low, b, false, true), this.scaling));
+    }
     for (let layer = 0; layer < this.spec.config.n_layer; layer++) {
       const pre = `transformer.h.${layer}.`;
       x = tf.add(x, this.attention(this.layerNorm(x, `${pre}ln_1`), pre));

@@ -21,7 +21,12 @@ describe('draftForModel', () => {
       expect(lab).toEqual(cli);
     }
     const demo = draftForModel(resolveConfig({}), 'demo');
-    expect(demo).toMatchObject({ weightFormat: 'f32', epochs: 4, optimizer: { lr: 2e-3 } });
+    expect(demo).toMatchObject({
+      weightFormat: 'f32',
+      epochs: 5,
+      optimizer: { lr: 3e-3, embeddingLr: 3e-2 },
+    });
+    expect(demo.lora.targets).toContain('wte');
   });
 
   it('leaves the draft alone for a model without defaults', () => {
