@@ -49,7 +49,7 @@ struct Params {
 
 var<workgroup> k_tile: array<vec4<f32>, BK * D4>;
 var<workgroup> v_tile: array<vec4<f32>, BK * D4>;
-var<workgroup> part: array<f32, R * BK * C>; // partial scores [row][key][thread]
+var<workgroup> part: array<f32, R * PS>; // partial scores [row][key][thread], row stride PS
 var<workgroup> key_ok: array<u32, BK>; // 1: the staged key is a real token of the hull
 
 @compute @workgroup_size(64)
@@ -65,6 +65,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
   let kv_head = wg.y * hpw; // multi-head: hpw = 1, the workgroup's head; multi-query: ignored
   let hull = key_hull(q0, n_tok);
   let NCD = D4 / C; // this thread's vec4 columns: c + C·i, i < NCD
+  let bk = min(BK, params.T + BK); // = BK (see BK in lib/attention_flash.wgsl)
 
   let in_range = t < T && h < params.n_head;
   var q_valid = false;
@@ -105,17 +106,17 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     workgroupBarrier();
 
     // 2. Partial scores over this thread's columns.
-    for (var j = 0u; j < BK; j++) {
+    for (var j = 0u; j < bk; j++) {
       var s4 = vec4<f32>(0.0);
       for (var i = 0u; i < NCD; i++) { s4 = fma(q[i], k_tile[j * D4 + c + C * i], s4); }
-      part[(r * BK + j) * C + c] = (s4.x + s4.y) + (s4.z + s4.w);
+      part[r * PS + j * C + c] = (s4.x + s4.y) + (s4.z + s4.w);
     }
     workgroupBarrier();
 
     // 3. Online softmax over the tile's keys and the accumulate of this thread's columns.
-    let base = r * BK * C;
+    let base = r * PS;
     var m_new = m_run;
-    for (var j = 0u; j < BK; j++) {
+    for (var j = 0u; j < bk; j++) {
       let k = k0 + i32(j);
       let valid = q_valid && key_ok[j] != 0u && k >= q_start && k <= i32(t);
       let p4 = base + j * C;
@@ -126,7 +127,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     l_run *= correction;
     for (var i = 0u; i < NCD; i++) { acc[i] *= correction; }
     m_run = m_new;
-    for (var j = 0u; j < BK; j++) {
+    for (var j = 0u; j < bk; j++) {
       let k = k0 + i32(j);
       let valid = q_valid && key_ok[j] != 0u && k >= q_start && k <= i32(t);
       let p4 = base + j * C;

@@ -50,8 +50,8 @@ struct Params {
 
 var<workgroup> tile_a: array<vec4<f32>, BK * D4>; // dq: K rows; dkv: Q rows
 var<workgroup> tile_b: array<vec4<f32>, BK * D4>; // dq: V rows; dkv: dO rows
-var<workgroup> part_s: array<f32, R * BK * C>; // partial scores [row][staged row][thread]
-var<workgroup> part_p: array<f32, R * BK * C>; // partial dO·v [row][staged row][thread]
+var<workgroup> part_s: array<f32, R * PS>; // partial scores [row][staged row][thread]
+var<workgroup> part_p: array<f32, R * PS>; // partial dO·v [row][staged row][thread]
 var<workgroup> row_ok: array<u32, BK>; // dq: the staged key is a real token of the hull
 var<workgroup> row_start: array<i32, BK>; // dkv: key_start of the staged query (T when it takes no part)
 var<workgroup> row_lse: array<f32, BK>; // dkv: lse of the staged query
@@ -105,6 +105,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let kv_head = wg.y * hpw; // multi-head: hpw = 1, the workgroup's head; multi-query: ignored
   let hull = key_hull(q0, n_tok);
   let NCD = D4 / C;
+  let bk = min(BK, params.T + BK); // = BK (see BK in lib/attention_flash.wgsl)
 
   let in_range = t < T && h < params.n_head;
   var q_valid = false;
@@ -156,22 +157,22 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
     workgroupBarrier();
 
-    for (var j = 0u; j < BK; j++) {
+    for (var j = 0u; j < bk; j++) {
       var s4 = vec4<f32>(0.0);
       var p4 = vec4<f32>(0.0);
       for (var i = 0u; i < NCD; i++) {
         s4 = fma(q[i], tile_a[j * D4 + c + C * i], s4);
         p4 = fma(g[i], tile_b[j * D4 + c + C * i], p4);
       }
-      part_s[(r * BK + j) * C + c] = sum4(s4);
-      part_p[(r * BK + j) * C + c] = sum4(p4);
+      part_s[r * PS + j * C + c] = sum4(s4);
+      part_p[r * PS + j * C + c] = sum4(p4);
     }
     workgroupBarrier();
 
-    for (var j = 0u; j < BK; j++) {
+    for (var j = 0u; j < bk; j++) {
       let k = k0 + i32(j);
       let valid = q_valid && row_ok[j] != 0u && k >= q_start && k <= i32(t);
-      let p = (r * BK + j) * C;
+      let p = r * PS + j * C;
       let prob = select(0.0, exp(sum_part_s(p) * params.scale - l), valid);
       let ds = prob * (sum_part_p(p) - delta);
       for (var i = 0u; i < NCD; i++) { dq[i] = fma(vec4<f32>(ds), tile_a[j * D4 + c + C * i], dq[i]); }
@@ -198,6 +199,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   let c = li % C;
   let k = k0 + r;
   let NCD = D4 / C;
+  let bk = min(BK, params.T + BK); // = BK (see BK in lib/attention_flash.wgsl)
 
   // Queries that may see this key tile: [first non-padding key, max query_end − 1] (uniform).
   var lo = i32(T);
@@ -283,22 +285,22 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
       }
       workgroupBarrier();
 
-      for (var j = 0u; j < BK; j++) {
+      for (var j = 0u; j < bk; j++) {
         var s4 = vec4<f32>(0.0);
         var p4 = vec4<f32>(0.0);
         for (var i = 0u; i < NCD; i++) {
           s4 = fma(kr[i], tile_a[j * D4 + c + C * i], s4);
           p4 = fma(vr[i], tile_b[j * D4 + c + C * i], p4);
         }
-        part_s[(r * BK + j) * C + c] = sum4(s4);
-        part_p[(r * BK + j) * C + c] = sum4(p4);
+        part_s[r * PS + j * C + c] = sum4(s4);
+        part_p[r * PS + j * C + c] = sum4(p4);
       }
       workgroupBarrier();
 
-      for (var j = 0u; j < BK; j++) {
+      for (var j = 0u; j < bk; j++) {
         let tq = i0 + i32(j);
         let valid = k_valid && i32(k) >= row_start[j] && i32(k) <= tq;
-        let p = (r * BK + j) * C;
+        let p = r * PS + j * C;
         let prob = select(0.0, exp(sum_part_s(p) * params.scale - row_lse[j]), valid);
         let dl = j * C;
         let delta = (delta_part[dl] + delta_part[dl + 1u]) + (delta_part[dl + 2u] + delta_part[dl + 3u]);

@@ -10,8 +10,15 @@
 // in workgroup memory, zero-filled past hd and on rows that take no part (padding, past the hull),
 // so neither NaN nor another row's values enter the sums.
 
-override D4: u32 = 16u; // vec4s per staged row: ≥ ceil(hd / 4), a multiple of C (4, 8, 16, 32 or 64)
-override BK: u32 = 16u; // rows per staged tile (16, 8 or 4: what the adapter's workgroup memory allows)
+override D4: u32 = 16u; // vec4s per staged row: ≥ ceil(hd / 4), a multiple of C (8, 16, 32 or 64)
+// Rows per staged tile (16, 8 or 4: what the adapter's workgroup memory allows). The loops over a
+// tile's rows run to `bk = min(BK, params.T + BK)`, equal to BK but not a compile-time constant, so
+// that CPU drivers (llvmpipe) do not unroll them: fully unrolled, a pipeline took minutes to compile
+// there. The loops over a thread's columns (D4 / C) stay constant so GPUs keep them in registers.
+override BK: u32 = 16u;
+// Row stride of the partial-score arrays [row][staged row][thread]: BK·C floats padded by C, so the
+// 32 threads of a warp (rows r .. r + 7) hit 32 different banks (4r + c + 4j) instead of one per row.
+override PS: u32 = (BK + 1u) * C;
 const R: u32 = 16u; // rows per workgroup
 const C: u32 = 4u; // threads per row
 const NC: u32 = 16u; // private vec4s per thread and row (D4 / C ≤ 16: hd ≤ 256)

@@ -190,258 +190,267 @@ const cases: Case[] = [
   },
 ];
 
+// The first use of each head_dim bucket (hd ≤ 32, 64, 128, 256) compiles the gpu set's three flash
+// pipelines: with a cold shader cache on a loaded 2-core software adapter (lavapipe) that has taken
+// over a minute, past vitest's default timeout.
+const TIMEOUT = 600_000;
+
 for (const kernels of ['cpu', 'gpu'] as const)
-  describe(`attention (f32, flash-style, packed masks) on the real adapter (${kernels} kernels)`, () => {
-    for (const c of cases) {
-      it(c.name, async () => {
+  describe(
+    `attention (f32, flash-style, packed masks) on the real adapter (${kernels} kernels)`,
+    { timeout: TIMEOUT },
+    () => {
+      for (const c of cases) {
+        it(c.name, async () => {
+          const ctx = gpu();
+          const mask = buildAttentionMask(segmentIdsFromLengths(c.packs, c.packLength), c.packLength, c.mode);
+          const shape: AttentionKernelShape = {
+            T: mask.T,
+            nHead: c.nHead,
+            headDim: c.headDim,
+            multiQuery: c.multiQuery,
+          };
+          const rng = new Rng(mask.T * 7919 + c.headDim * 31 + c.nHead);
+          const qkv = randomArray(rng, mask.T * qkvWidth(shape), c.scale ?? 1);
+          const dOut = randomArray(rng, mask.T * c.nHead * c.headDim);
+          const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels);
+          expectMatchesReference(got, qkv, dOut, mask, shape);
+          // Padding tokens: exactly zero output and gradient (not just small).
+          const width = qkvWidth(shape);
+          const D = c.nHead * c.headDim;
+          for (let t = 0; t < mask.T; t++) {
+            if (mask.segment[t] !== -1) continue;
+            expect(got.out.subarray(t * D, (t + 1) * D).every((v) => v === 0)).toBe(true);
+            expect(got.dqkv.subarray(t * width, (t + 1) * width).every((v) => v === 0)).toBe(true);
+            expect(got.lse.subarray(t * c.nHead, (t + 1) * c.nHead).every((v) => v === 0)).toBe(true);
+          }
+        });
+      }
+
+      it('random packings (both modes, both layouts, hd 1..40) match the reference', async () => {
         const ctx = gpu();
-        const mask = buildAttentionMask(segmentIdsFromLengths(c.packs, c.packLength), c.packLength, c.mode);
-        const shape: AttentionKernelShape = {
-          T: mask.T,
-          nHead: c.nHead,
-          headDim: c.headDim,
-          multiQuery: c.multiQuery,
-        };
-        const rng = new Rng(mask.T * 7919 + c.headDim * 31 + c.nHead);
-        const qkv = randomArray(rng, mask.T * qkvWidth(shape), c.scale ?? 1);
-        const dOut = randomArray(rng, mask.T * c.nHead * c.headDim);
-        const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels);
-        expectMatchesReference(got, qkv, dOut, mask, shape);
-        // Padding tokens: exactly zero output and gradient (not just small).
-        const width = qkvWidth(shape);
-        const D = c.nHead * c.headDim;
-        for (let t = 0; t < mask.T; t++) {
-          if (mask.segment[t] !== -1) continue;
-          expect(got.out.subarray(t * D, (t + 1) * D).every((v) => v === 0)).toBe(true);
-          expect(got.dqkv.subarray(t * width, (t + 1) * width).every((v) => v === 0)).toBe(true);
-          expect(got.lse.subarray(t * c.nHead, (t + 1) * c.nHead).every((v) => v === 0)).toBe(true);
+        const rng = new Rng(2024);
+        for (let trial = 0; trial < 16; trial++) {
+          const packLength = 1 + rng.int(50);
+          const packs = Array.from({ length: 1 + rng.int(3) }, () => {
+            const lengths: number[] = [];
+            let used = 0;
+            // Mostly short functions, sometimes one long one; leave padding at the end half the time.
+            while (used < packLength) {
+              const len = 1 + rng.int(rng.next() < 0.3 ? packLength : 6);
+              if (used + len > packLength || (lengths.length > 0 && rng.next() < 0.1)) break;
+              lengths.push(len);
+              used += len;
+            }
+            return lengths.length > 0 ? lengths : [packLength];
+          });
+          const mode: AttentionMode = rng.next() < 0.5 ? 'packed' : 'paper';
+          const mask = buildAttentionMask(segmentIdsFromLengths(packs, packLength), packLength, mode);
+          const shape: AttentionKernelShape = {
+            T: mask.T,
+            nHead: 1 + rng.int(3),
+            headDim: 1 + rng.int(40),
+            multiQuery: rng.next() < 0.5,
+          };
+          const qkv = randomArray(rng, mask.T * qkvWidth(shape), 2);
+          const dOut = randomArray(rng, mask.T * shape.nHead * shape.headDim);
+          const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels);
+          try {
+            expectMatchesReference(got, qkv, dOut, mask, shape);
+          } catch (error) {
+            throw new Error(`trial ${trial}: ${JSON.stringify({ packLength, packs, mode, shape })}`, {
+              cause: error,
+            });
+          }
         }
       });
-    }
 
-    it('random packings (both modes, both layouts, hd 1..40) match the reference', async () => {
-      const ctx = gpu();
-      const rng = new Rng(2024);
-      for (let trial = 0; trial < 16; trial++) {
-        const packLength = 1 + rng.int(50);
-        const packs = Array.from({ length: 1 + rng.int(3) }, () => {
-          const lengths: number[] = [];
-          let used = 0;
-          // Mostly short functions, sometimes one long one; leave padding at the end half the time.
-          while (used < packLength) {
-            const len = 1 + rng.int(rng.next() < 0.3 ? packLength : 6);
-            if (used + len > packLength || (lengths.length > 0 && rng.next() < 0.1)) break;
-            lengths.push(len);
-            used += len;
-          }
-          return lengths.length > 0 ? lengths : [packLength];
-        });
-        const mode: AttentionMode = rng.next() < 0.5 ? 'packed' : 'paper';
-        const mask = buildAttentionMask(segmentIdsFromLengths(packs, packLength), packLength, mode);
-        const shape: AttentionKernelShape = {
-          T: mask.T,
-          nHead: 1 + rng.int(3),
-          headDim: 1 + rng.int(40),
-          multiQuery: rng.next() < 0.5,
-        };
-        const qkv = randomArray(rng, mask.T * qkvWidth(shape), 2);
-        const dOut = randomArray(rng, mask.T * shape.nHead * shape.headDim);
-        const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels);
-        try {
-          expectMatchesReference(got, qkv, dOut, mask, shape);
-        } catch (error) {
-          throw new Error(`trial ${trial}: ${JSON.stringify({ packLength, packs, mode, shape })}`, {
-            cause: error,
-          });
-        }
-      }
-    });
-
-    it('padding rows may hold anything (NaN): real rows and zero padding outputs are unaffected', async () => {
-      const ctx = gpu();
-      const L = 29;
-      const mask = buildAttentionMask(segmentIdsFromLengths([[3, 11, 1], [20]], L), L, 'paper');
-      for (const multiQuery of [true, false]) {
-        const shape: AttentionKernelShape = { T: 2 * L, nHead: 3, headDim: 10, multiQuery };
-        const width = qkvWidth(shape);
-        const rng = new Rng(multiQuery ? 21 : 22);
-        const qkv = randomArray(rng, shape.T * width);
-        const dOut = randomArray(rng, shape.T * 30);
-        for (let t = 0; t < shape.T; t++) {
-          if (mask.segment[t] !== -1) continue;
-          qkv.fill(NaN, t * width, (t + 1) * width);
-          dOut.fill(NaN, t * 30, (t + 1) * 30);
-        }
-        const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels, multiQuery ? 3 : 1);
-        expectMatchesReference(got, qkv, dOut, mask, shape);
-      }
-    });
-
-    it('query tiles never read key tiles outside their range (and key tiles never read other queries)', async () => {
-      // One pack is a single function full of NaN, on whole tiles; the other pack must come out exactly
-      // as if alone. A pass that visited the NaN pack's tiles from the clean one would pick up 0·NaN = NaN:
-      // with the NaN pack first that checks the key ranges of query tiles (forward, dQ) and the lower end
-      // of the dK/dV query ranges; with it last, the upper end of the dK/dV query ranges.
-      const ctx = gpu();
-      const L = 32;
-      const alone = buildAttentionMask(segmentIdsFromLengths([[5, 27]], L), L, 'packed');
-      for (const nanFirst of [true, false]) {
-        const mask = buildAttentionMask(
-          segmentIdsFromLengths(nanFirst ? [[32], [5, 27]] : [[5, 27], [32]], L),
-          L,
-          'packed',
-        );
-        const nanPack = nanFirst ? 0 : 1;
-        const clean = 1 - nanPack;
+      it('padding rows may hold anything (NaN): real rows and zero padding outputs are unaffected', async () => {
+        const ctx = gpu();
+        const L = 29;
+        const mask = buildAttentionMask(segmentIdsFromLengths([[3, 11, 1], [20]], L), L, 'paper');
         for (const multiQuery of [true, false]) {
-          const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 6, multiQuery };
+          const shape: AttentionKernelShape = { T: 2 * L, nHead: 3, headDim: 10, multiQuery };
           const width = qkvWidth(shape);
-          const D = 12;
-          const rng = new Rng(multiQuery ? 31 : 32);
+          const rng = new Rng(multiQuery ? 21 : 22);
           const qkv = randomArray(rng, shape.T * width);
-          const dOut = randomArray(rng, shape.T * D);
-          qkv.fill(NaN, nanPack * L * width, (nanPack + 1) * L * width);
-          dOut.fill(NaN, nanPack * L * D, (nanPack + 1) * L * D);
-          const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels);
-          const rows = (a: Float32Array, n: number): Float32Array =>
-            a.slice(clean * L * n, (clean + 1) * L * n);
-          const second: Run = { out: rows(got.out, D), lse: rows(got.lse, 2), dqkv: rows(got.dqkv, width) };
-          expectMatchesReference(second, rows(qkv, width), rows(dOut, D), alone, { ...shape, T: L });
+          const dOut = randomArray(rng, shape.T * 30);
+          for (let t = 0; t < shape.T; t++) {
+            if (mask.segment[t] !== -1) continue;
+            qkv.fill(NaN, t * width, (t + 1) * width);
+            dOut.fill(NaN, t * 30, (t + 1) * 30);
+          }
+          const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels, multiQuery ? 3 : 1);
+          expectMatchesReference(got, qkv, dOut, mask, shape);
         }
-      }
-    });
+      });
 
-    it('works for any mask: sliding-window key_start and a loose query_end bound', async () => {
-      const ctx = gpu();
-      const T = 45;
-      const window = 7;
-      const segment = new Int32Array(T);
-      segment.fill(-1, 40);
-      const mask: AttentionMask = {
-        T,
-        segment,
-        keyStart: Int32Array.from({ length: T }, (_, t) => Math.max(0, t - window + 1)),
-        queryEnd: new Int32Array(T).fill(T), // an upper bound is enough
-      };
-      for (const multiQuery of [true, false]) {
-        const shape: AttentionKernelShape = { T, nHead: 2, headDim: 9, multiQuery };
-        const rng = new Rng(multiQuery ? 5 : 6);
-        const qkv = randomArray(rng, T * qkvWidth(shape), 2);
-        const dOut = randomArray(rng, T * 18);
-        expectMatchesReference(
-          await runAttention(ctx, qkv, dOut, mask, shape, kernels),
-          qkv,
-          dOut,
-          mask,
-          shape,
-        );
-      }
-    });
+      it('query tiles never read key tiles outside their range (and key tiles never read other queries)', async () => {
+        // One pack is a single function full of NaN, on whole tiles; the other pack must come out exactly
+        // as if alone. A pass that visited the NaN pack's tiles from the clean one would pick up 0·NaN = NaN:
+        // with the NaN pack first that checks the key ranges of query tiles (forward, dQ) and the lower end
+        // of the dK/dV query ranges; with it last, the upper end of the dK/dV query ranges.
+        const ctx = gpu();
+        const L = 32;
+        const alone = buildAttentionMask(segmentIdsFromLengths([[5, 27]], L), L, 'packed');
+        for (const nanFirst of [true, false]) {
+          const mask = buildAttentionMask(
+            segmentIdsFromLengths(nanFirst ? [[32], [5, 27]] : [[5, 27], [32]], L),
+            L,
+            'packed',
+          );
+          const nanPack = nanFirst ? 0 : 1;
+          const clean = 1 - nanPack;
+          for (const multiQuery of [true, false]) {
+            const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 6, multiQuery };
+            const width = qkvWidth(shape);
+            const D = 12;
+            const rng = new Rng(multiQuery ? 31 : 32);
+            const qkv = randomArray(rng, shape.T * width);
+            const dOut = randomArray(rng, shape.T * D);
+            qkv.fill(NaN, nanPack * L * width, (nanPack + 1) * L * width);
+            dOut.fill(NaN, nanPack * L * D, (nanPack + 1) * L * D);
+            const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels);
+            const rows = (a: Float32Array, n: number): Float32Array =>
+              a.slice(clean * L * n, (clean + 1) * L * n);
+            const second: Run = { out: rows(got.out, D), lse: rows(got.lse, 2), dqkv: rows(got.dqkv, width) };
+            expectMatchesReference(second, rows(qkv, width), rows(dOut, D), alone, { ...shape, T: L });
+          }
+        }
+      });
 
-    it('backward is deterministic (multi-query dK/dV summed without atomics), with and without head groups', async () => {
-      const ctx = gpu();
-      const mask = buildAttentionMask(segmentIdsFromLengths([[30, 3, 14]], 50), 50, 'packed');
-      const shape: AttentionKernelShape = { T: 50, nHead: 6, headDim: 16, multiQuery: true };
-      const rng = new Rng(9);
-      const qkv = randomArray(rng, 50 * qkvWidth(shape));
-      const dOut = randomArray(rng, 50 * 96);
-      // 4 groups of 6 heads: uneven groups (1, 2, 1, 2 heads).
-      for (const groups of [1, 4]) {
-        const a = await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups);
-        const b = await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups);
-        expect(Array.from(b.dqkv)).toEqual(Array.from(a.dqkv));
-        expectMatchesReference(a, qkv, dOut, mask, shape);
-      }
-    });
+      it('works for any mask: sliding-window key_start and a loose query_end bound', async () => {
+        const ctx = gpu();
+        const T = 45;
+        const window = 7;
+        const segment = new Int32Array(T);
+        segment.fill(-1, 40);
+        const mask: AttentionMask = {
+          T,
+          segment,
+          keyStart: Int32Array.from({ length: T }, (_, t) => Math.max(0, t - window + 1)),
+          queryEnd: new Int32Array(T).fill(T), // an upper bound is enough
+        };
+        for (const multiQuery of [true, false]) {
+          const shape: AttentionKernelShape = { T, nHead: 2, headDim: 9, multiQuery };
+          const rng = new Rng(multiQuery ? 5 : 6);
+          const qkv = randomArray(rng, T * qkvWidth(shape), 2);
+          const dOut = randomArray(rng, T * 18);
+          expectMatchesReference(
+            await runAttention(ctx, qkv, dOut, mask, shape, kernels),
+            qkv,
+            dOut,
+            mask,
+            shape,
+          );
+        }
+      });
 
-    it('multi-query head groups (dK/dV partials + ordered reduce) match the reference', async () => {
-      const ctx = gpu();
-      const L = 41;
-      const mask = buildAttentionMask(segmentIdsFromLengths([[17, 1, 9], [41]], L), L, 'packed');
-      const shape: AttentionKernelShape = { T: 2 * L, nHead: 5, headDim: 24, multiQuery: true };
-      const rng = new Rng(12);
-      const qkv = randomArray(rng, shape.T * qkvWidth(shape), 2);
-      const dOut = randomArray(rng, shape.T * 5 * 24);
-      for (const groups of [2, 3, 5]) {
-        expectMatchesReference(
-          await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups),
-          qkv,
-          dOut,
-          mask,
-          shape,
-        );
-      }
-      expect(suggestHeadGroups(shape, 1024)).toBe(5);
-      expect(suggestHeadGroups(shape, 12)).toBe(2); // 6 key tiles
-      expect(suggestHeadGroups({ ...shape, multiQuery: false })).toBe(1);
-      const small = await ctx.storage('small', 16);
-      const dummy = await ctx.storage('dummy', 16);
-      await expect(
-        attentionBackward(ctx, dummy, dummy, dummy, dummy, dummy, dummy, shape, {
-          headGroups: 2,
-          partials: small,
-        }),
-      ).rejects.toThrow(/partials workspace of 31488 bytes/);
-      await expect(
-        attentionBackward(ctx, dummy, dummy, dummy, dummy, dummy, dummy, shape, { headGroups: 6 }),
-      ).rejects.toThrow(/headGroups/);
-      small.destroy();
-      dummy.destroy();
-    });
+      it('backward is deterministic (multi-query dK/dV summed without atomics), with and without head groups', async () => {
+        const ctx = gpu();
+        const mask = buildAttentionMask(segmentIdsFromLengths([[30, 3, 14]], 50), 50, 'packed');
+        const shape: AttentionKernelShape = { T: 50, nHead: 6, headDim: 16, multiQuery: true };
+        const rng = new Rng(9);
+        const qkv = randomArray(rng, 50 * qkvWidth(shape));
+        const dOut = randomArray(rng, 50 * 96);
+        // 4 groups of 6 heads: uneven groups (1, 2, 1, 2 heads).
+        for (const groups of [1, 4]) {
+          const a = await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups);
+          const b = await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups);
+          expect(Array.from(b.dqkv)).toEqual(Array.from(a.dqkv));
+          expectMatchesReference(a, qkv, dOut, mask, shape);
+        }
+      });
 
-    it('prepared dispatches follow a new mask written into the same buffer', async () => {
-      const ctx = gpu();
-      const L = 33;
-      const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 7, multiQuery: false };
-      const first = buildAttentionMask(segmentIdsFromLengths([[33], [4, 20]], L), L, 'packed');
-      const second = buildAttentionMask(
-        segmentIdsFromLengths(
-          [
-            [2, 2, 2],
-            [30, 3],
-          ],
+      it('multi-query head groups (dK/dV partials + ordered reduce) match the reference', async () => {
+        const ctx = gpu();
+        const L = 41;
+        const mask = buildAttentionMask(segmentIdsFromLengths([[17, 1, 9], [41]], L), L, 'packed');
+        const shape: AttentionKernelShape = { T: 2 * L, nHead: 5, headDim: 24, multiQuery: true };
+        const rng = new Rng(12);
+        const qkv = randomArray(rng, shape.T * qkvWidth(shape), 2);
+        const dOut = randomArray(rng, shape.T * 5 * 24);
+        for (const groups of [2, 3, 5]) {
+          expectMatchesReference(
+            await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups),
+            qkv,
+            dOut,
+            mask,
+            shape,
+          );
+        }
+        expect(suggestHeadGroups(shape, 1024)).toBe(5);
+        expect(suggestHeadGroups(shape, 12)).toBe(2); // 6 key tiles
+        expect(suggestHeadGroups({ ...shape, multiQuery: false })).toBe(1);
+        const small = await ctx.storage('small', 16);
+        const dummy = await ctx.storage('dummy', 16);
+        await expect(
+          attentionBackward(ctx, dummy, dummy, dummy, dummy, dummy, dummy, shape, {
+            headGroups: 2,
+            partials: small,
+          }),
+        ).rejects.toThrow(/partials workspace of 31488 bytes/);
+        await expect(
+          attentionBackward(ctx, dummy, dummy, dummy, dummy, dummy, dummy, shape, { headGroups: 6 }),
+        ).rejects.toThrow(/headGroups/);
+        small.destroy();
+        dummy.destroy();
+      });
+
+      it('prepared dispatches follow a new mask written into the same buffer', async () => {
+        const ctx = gpu();
+        const L = 33;
+        const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 7, multiQuery: false };
+        const first = buildAttentionMask(segmentIdsFromLengths([[33], [4, 20]], L), L, 'packed');
+        const second = buildAttentionMask(
+          segmentIdsFromLengths(
+            [
+              [2, 2, 2],
+              [30, 3],
+            ],
+            L,
+          ),
           L,
-        ),
-        L,
-        'paper',
-      );
-      const rng = new Rng(11);
-      const qkv = randomArray(rng, shape.T * qkvWidth(shape));
-      const dOut = randomArray(rng, shape.T * 14);
-      const [bq, bo, bl, bd, bg] = await Promise.all([
-        ctx.storageFrom('qkv', qkv),
-        ctx.storage('out', shape.T * 14 * 4),
-        ctx.storage('lse', shape.T * 2 * 4),
-        ctx.storageFrom('dOut', dOut),
-        ctx.storage('dqkv', qkv.byteLength),
-      ]);
-      const bm = await uploadAttentionMask(ctx, first);
-      const step = [
-        await attentionForward(ctx, bq, bm, bo, bl, shape, { kernels }),
-        ...(await attentionBackward(ctx, bq, bm, bo, bd, bl, bg, shape, { kernels })),
-      ];
-      for (const mask of [first, second]) {
-        writeAttentionMask(ctx, bm, mask);
-        await ctx.run(step);
-        const got = { out: await ctx.readF32(bo), lse: await ctx.readF32(bl), dqkv: await ctx.readF32(bg) };
-        expectMatchesReference(got, qkv, dOut, mask, shape);
-      }
-      for (const b of [bq, bo, bl, bd, bg, bm]) b.destroy();
-    });
+          'paper',
+        );
+        const rng = new Rng(11);
+        const qkv = randomArray(rng, shape.T * qkvWidth(shape));
+        const dOut = randomArray(rng, shape.T * 14);
+        const [bq, bo, bl, bd, bg] = await Promise.all([
+          ctx.storageFrom('qkv', qkv),
+          ctx.storage('out', shape.T * 14 * 4),
+          ctx.storage('lse', shape.T * 2 * 4),
+          ctx.storageFrom('dOut', dOut),
+          ctx.storage('dqkv', qkv.byteLength),
+        ]);
+        const bm = await uploadAttentionMask(ctx, first);
+        const step = [
+          await attentionForward(ctx, bq, bm, bo, bl, shape, { kernels }),
+          ...(await attentionBackward(ctx, bq, bm, bo, bd, bl, bg, shape, { kernels })),
+        ];
+        for (const mask of [first, second]) {
+          writeAttentionMask(ctx, bm, mask);
+          await ctx.run(step);
+          const got = { out: await ctx.readF32(bo), lse: await ctx.readF32(bl), dqkv: await ctx.readF32(bg) };
+          expectMatchesReference(got, qkv, dOut, mask, shape);
+        }
+        for (const b of [bq, bo, bl, bd, bg, bm]) b.destroy();
+      });
 
-    it('rejects shapes the kernels cannot run', async () => {
-      const ctx = gpu();
-      const buf = await ctx.storage('x', 16);
-      const shape = { T: 4, nHead: 1, headDim: 257, multiQuery: true };
-      await expect(attentionForward(ctx, buf, buf, buf, buf, shape)).rejects.toThrow(/head_dim 257/);
-      await expect(attentionForward(ctx, buf, buf, buf, buf, { ...shape, headDim: 0 })).rejects.toThrow(
-        /headDim/,
-      );
-      buf.destroy();
-    });
-  });
+      it('rejects shapes the kernels cannot run', async () => {
+        const ctx = gpu();
+        const buf = await ctx.storage('x', 16);
+        const shape = { T: 4, nHead: 1, headDim: 257, multiQuery: true };
+        await expect(attentionForward(ctx, buf, buf, buf, buf, shape)).rejects.toThrow(/head_dim 257/);
+        await expect(attentionForward(ctx, buf, buf, buf, buf, { ...shape, headDim: 0 })).rejects.toThrow(
+          /headDim/,
+        );
+        buf.destroy();
+      });
+    },
+  );
 
-describe('attention kernel variants (cpu, gpu = flash) and the fallback', () => {
+describe('attention kernel variants (cpu, gpu = flash) and the fallback', { timeout: TIMEOUT }, () => {
   const limitsOf = (bytes: number) => ({
     kernels: 'gpu' as const,
     adapter: { ...gpu().adapter, limits: { ...gpu().adapter.limits, maxComputeWorkgroupStorageSize: bytes } },
@@ -471,7 +480,7 @@ describe('attention kernel variants (cpu, gpu = flash) and the fallback', () => 
     // A smaller (non-conforming) limit: hd 256 cannot fit, hd 64 can.
     const small = attentionVariant(limitsOf(8192), hd256);
     expect(small.kernels).toBe('cpu');
-    expect(small.fallback).toMatch(/head_dim 256 needs 10352 bytes of workgroup memory.*allows 8192/);
+    expect(small.fallback).toMatch(/head_dim 256 needs 10864 bytes of workgroup memory.*allows 8192/);
     expect(attentionVariant(limitsOf(8192), { ...hd256, headDim: 64 }).kernels).toBe('gpu');
     expect(flashForwardBytes(64, 4)).toBeLessThan(flashBackwardBytes(64, 4));
     expect(attentionVariant(limitsOf(32768), { ...mqa, nHead: 3 }).tiles?.headsPerWorkgroup).toBe(2);
@@ -502,7 +511,7 @@ describe('attention kernel variants (cpu, gpu = flash) and the fallback', () => 
     const before = limits.maxComputeWorkgroupStorageSize;
     const L = 37;
     const mask = buildAttentionMask(segmentIdsFromLengths([[9, 1, 20], [37]], L), L, 'packed');
-    limits.maxComputeWorkgroupStorageSize = 3200; // hd ≤ 16: forward 8 rows (3104 B), backward 4 (2672 B)
+    limits.maxComputeWorkgroupStorageSize = 4400; // hd ≤ 32: forward 8 rows (4384 B), backward 4 (3696 B)
     try {
       for (const multiQuery of [true, false]) {
         const shape: AttentionKernelShape = { T: 2 * L, nHead: 3, headDim: 12, multiQuery };

@@ -85,7 +85,7 @@ function params(ctx: GpuContext, shape: AttentionKernelShape, headGroups = 1, hp
 
 /** The flash kernels' tiles for one shape (see attentionVariant). */
 export interface FlashTiles {
-  /** vec4s per staged row (D4): ceil(hd / 4) rounded up to 4, 8, 16, 32 or 64. */
+  /** vec4s per staged row (D4): ceil(hd / 4) rounded up to 8, 16, 32 or 64. */
   d4: number;
   /** Rows per staged tile (BK) of the forward and of the backward passes. */
   forwardTile: number;
@@ -108,10 +108,12 @@ export interface AttentionVariant {
 
 const round16 = (bytes: number): number => Math.ceil(bytes / 16) * 16;
 
+/** Floats per row of the flash shaders' partial-score arrays (PS: BK·C padded by C against bank conflicts). */
+const partialRow = (tile: number): number => (tile + 1) * FLASH_THREADS_PER_ROW;
+
 /** Workgroup memory of shaders/attention_flash.wgsl: K and V tiles, partial scores, key flags. */
 export function flashForwardBytes(d4: number, tile: number): number {
-  const C = FLASH_THREADS_PER_ROW;
-  return 2 * round16(16 * tile * d4) + round16(4 * FLASH_ROWS * tile * C) + round16(4 * tile);
+  return 2 * round16(16 * tile * d4) + round16(4 * FLASH_ROWS * partialRow(tile)) + round16(4 * tile);
 }
 
 /**
@@ -120,11 +122,9 @@ export function flashForwardBytes(d4: number, tile: number): number {
  */
 export function flashBackwardBytes(d4: number, tile: number): number {
   const C = FLASH_THREADS_PER_ROW;
+  const tiles = 2 * round16(16 * tile * d4);
   return (
-    2 * round16(16 * tile * d4) +
-    2 * round16(4 * FLASH_ROWS * tile * C) +
-    3 * round16(4 * tile) +
-    round16(4 * tile * C)
+    tiles + 2 * round16(4 * FLASH_ROWS * partialRow(tile)) + 3 * round16(4 * tile) + round16(4 * tile * C)
   );
 }
 
@@ -144,7 +144,7 @@ export function attentionVariant(
   if (kernels === 'cpu') return { kernels };
   const limit = ctx.adapter.limits.maxComputeWorkgroupStorageSize;
   const hd4 = Math.ceil(shape.headDim / 4);
-  let d4 = 4;
+  let d4 = 8; // buckets 8, 16, 32, 64: few pipelines (each costs seconds to compile on CPU drivers)
   while (d4 < hd4) d4 *= 2;
   const forwardTile = FLASH_TILES.find((bk) => flashForwardBytes(d4, bk) <= limit);
   const backwardTile = FLASH_TILES.find((bk) => flashBackwardBytes(d4, bk) <= limit);
