@@ -32,10 +32,14 @@ export const FLASH_ROWS = 16;
 const FLASH_THREADS_PER_ROW = 4;
 /** Staged tile lengths (BK) the flash shaders are built for, largest first. */
 const FLASH_TILES = [16, 8, 4] as const;
-/** Largest head dimension the kernels accept (MAXD4 vec4s: the rows an invocation keeps privately). */
+/**
+ * Largest head dimension the kernels accept: 'cpu' MAXD4 = 64 vec4s per row an invocation keeps
+ * privately; 'gpu' NC = 16 vec4s per thread, a quarter of the row.
+ */
 export const ATTENTION_MAX_HEAD_DIM = 256;
 /**
- * Multi-query: query heads per workgroup of the forward and dQ passes (HPW; they share the K/V rows).
+ * 'cpu' set, multi-query: query heads per workgroup of the forward and dQ passes (HPW; they share the K/V rows)
+ * ('gpu': FlashTiles.headsPerWorkgroup).
  * Fixed, so that every shape uses the same two pipelines (compiling one costs seconds on CPU drivers).
  */
 const HEADS_PER_WORKGROUP = 4;

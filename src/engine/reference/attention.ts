@@ -1,6 +1,7 @@
 /**
- * Attention masks for packed batches and the float64 CPU reference of shaders/attention.wgsl
- * (GPT-BigCode self-attention on the c_attn output, forward and backward).
+ * Attention masks for packed batches and the float64 CPU reference of shaders/attention.wgsl and
+ * shaders/attention_flash.wgsl (the 'cpu' and 'gpu' kernel sets; GPT-BigCode self-attention on the
+ * c_attn output, forward and backward).
  *
  * Masking: every token t of the flattened batch [T] has `segment[t]` (−1 = padding) and
  * `keyStart[t]`; a non-padding query t attends to keys k with keyStart[t] ≤ k ≤ t and
