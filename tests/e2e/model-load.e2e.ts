@@ -81,12 +81,12 @@ describe('loading the demo model in the page (safetensors, .bin, GGUF over HTTP 
           .map((r) => `${r.checkpoint}/${r.weightFormat} ${r.error.toExponential(2)} (${r.ms.toFixed(0)} ms)`)
           .join(', '),
     );
-    expect(report.reference.tokens).toBe(48);
+    expect(report.reference.tokens).toBe(45); // the sample method in the demo model's 4,096-token BPE
     expect(report.reference.maxAbs).toBeGreaterThan(0.05);
     expect(report.results.map((r) => r.loadedFormat)).toEqual(CASES.map((c) => c.checkpoint));
     for (const r of report.results) {
       const key = `${r.checkpoint}/${r.weightFormat}`;
-      expect(r.tokens, key).toBe(48);
+      expect(r.tokens, key).toBe(45);
       expect(r.error, key).toBeLessThanOrEqual(logitTolerance(r.checkpoint, r.weightFormat));
       expect(r.peakHeldBytes, key).toBe(r.largestTensorBytes);
     }
