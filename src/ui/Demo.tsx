@@ -57,7 +57,7 @@ export function ClassroomDemo() {
           ? 'The demo needs WebGPU (see above).'
           : demo
             ? WORDS[demo.status]
-            : 'A tiny model (415 k parameters) trains to flag vulnerable Java functions, its ROC curve redrawn as it goes: about 10 minutes on a software WebGPU adapter (SwiftShader), less on a GPU.'}
+            : 'A tiny model (415 k parameters) trains to flag vulnerable Java functions, its ROC curve redrawn as it goes. On a software WebGPU adapter (SwiftShader, measured): the first point after about a minute, validation ROC AUC 0.9 after about 10 minutes, the whole run about 17; much faster on a GPU.'}
       </span>
       {demo?.status === 'failed' && demo.error && <ErrorBox error={demo.error} />}
     </section>

@@ -129,7 +129,8 @@ export function ScanPanel() {
           <button type="button" className="link" onClick={() => setPanel('train')}>
             Train one first
           </button>{' '}
-          (the classroom demo takes about 10 minutes on a software WebGPU adapter).
+          (the classroom demo reaches validation ROC AUC 0.9 in about 10 minutes on a software WebGPU
+          adapter).
         </p>
       )}
       <label htmlFor="scan-code">Java code (paste, or drop .java files here)</label>

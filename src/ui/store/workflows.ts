@@ -12,7 +12,8 @@ import type { AblationRow, LabApi, LabState } from './types.ts';
 /**
  * The classroom demo: the demo model's own recipe (its preset's run defaults: LoRA with the token
  * embedding's adapter, as `train --model demo`), evaluated every 20 steps so the ROC curve is redrawn
- * as it learns.
+ * as it learns. Measured on SwiftShader (scripts/measure-classroom-demo.ts, 2 cores): the first ROC
+ * point after 57 s, validation ROC AUC 0.90 after 573 s, 0.95 after 817 s (step ~340 of 395).
  */
 export const DEMO_CONFIG = { model: 'demo', evalEvery: 20 } as const;
 
