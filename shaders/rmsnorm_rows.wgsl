@@ -22,27 +22,7 @@
 
 // #include "lib/workgroup"
 
-struct Params {
-  T: u32,
-  C: u32,
-  eps: f32,
-  accumulate: u32, // backward: add to dX; backward_params: add to dweight
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-// forward
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> rstdOut: array<f32>;
-// backward (weight at 2 as in forward)
-@group(0) @binding(3) var<storage, read> rstdIn: array<f32>;
-@group(0) @binding(4) var<storage, read> dY: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dX: array<f32>;
-// backward_params (X at 1 as in forward)
-@group(0) @binding(2) var<storage, read> rstdP: array<f32>;
-@group(0) @binding(3) var<storage, read> dYP: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dweight: array<f32>;
+// #include "lib/rmsnorm_io"
 
 const WG: u32 = 128u; // threads per row (forward, backward); a power of two
 const COLS: u32 = 32u; // columns per workgroup (backward_params)
