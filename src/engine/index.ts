@@ -48,8 +48,12 @@ export type {
 export { matrixBytes, planMemory } from './model/memory-plan.ts';
 export type { MemoryPlan, MemoryPlanOptions } from './model/memory-plan.ts';
 export { parameterCount } from './model/sizes.ts';
-export { GptBigCodeGpu, TrainStep } from './model/gpt-bigcode.ts';
-export type { GpuModelOptions, StepShape } from './model/gpt-bigcode.ts';
+export { GptBigCodeGpu } from './model/gpt-bigcode.ts';
+export type { GpuModelOptions } from './model/gpt-bigcode.ts';
+export { TrainStep } from './model/train-step.ts';
+export type { StepShape } from './model/train-step.ts';
+export { gptBigCodeDecoder } from './model/decoder.ts';
+export type { DecoderDesc } from './model/decoder.ts';
 export { ModelOptimizer } from './model/optimizer.ts';
 export type { OptimizerOptions, OptimizerState } from './model/optimizer.ts';
 export { focalLossRef } from './reference/loss.ts';

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { attributeBatch, type ScoreTerm } from '../../src/engine/model/attribution.ts';
-import { GptBigCodeGpu, TrainStep } from '../../src/engine/model/gpt-bigcode.ts';
+import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { TrainStep } from '../../src/engine/model/train-step.ts';
 import { parseGoldenCase, type GoldenCase } from '../../src/engine/model/golden.ts';
 import {
   embeddingsRef,

@@ -6,7 +6,8 @@ import {
   type GptBigCodeConfig,
   type LoraConfig,
 } from '../../src/engine/model/config.ts';
-import { GptBigCodeGpu, TrainStep, type Objective } from '../../src/engine/model/gpt-bigcode.ts';
+import { GptBigCodeGpu, type Objective } from '../../src/engine/model/gpt-bigcode.ts';
+import { TrainStep } from '../../src/engine/model/train-step.ts';
 import {
   lossAndGradsRef,
   type AttentionMode,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { GptBigCodeGpu, TrainStep } from '../../src/engine/model/gpt-bigcode.ts';
+import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { TrainStep } from '../../src/engine/model/train-step.ts';
 import type { LoraTarget } from '../../src/engine/model/config.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { resolveConfig } from '../../src/train/config.ts';

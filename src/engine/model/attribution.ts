@@ -18,7 +18,7 @@
  * function of the batch, since a function's tokens only reach its own score; with the paper's
  * cross-function attention, give each function its own group.
  */
-import type { TrainStep } from './gpt-bigcode.ts';
+import type { TrainStep } from './train-step.ts';
 
 export type AttributionMethod = 'grad' | 'ig';
 
