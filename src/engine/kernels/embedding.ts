@@ -11,21 +11,40 @@ export interface EmbeddingShape {
   C: number;
   /** Rows of wte (vocab size). */
   V: number;
-  /** Rows of wpe (n_positions). */
-  P: number;
+  /** Rows of wpe (n_positions); ignored (may be absent or 0) without a position table. */
+  P?: number;
 }
 
-function checkShape({ T, C, V, P }: EmbeddingShape): void {
-  for (const [name, v] of Object.entries({ T, C, V, P })) {
-    if (!Number.isInteger(v) || v < (name === 'T' ? 0 : 1))
+/**
+ * Validates the shape and returns the rows of the position table: P with positions (≥ 1), else 0 (a
+ * given P is then only checked to be a count, and ignored).
+ */
+function checkShape({ T, C, V, P }: EmbeddingShape, positions: boolean): number {
+  const counts: [string, number | undefined, number][] = [
+    ['T', T, 0],
+    ['C', C, 1],
+    ['V', V, 1],
+  ];
+  if (positions || P !== undefined) counts.push(['P', P, positions ? 1 : 0]);
+  for (const [name, v, min] of counts) {
+    if (v === undefined || !Number.isInteger(v) || v < min)
       throw new ShapeError(`embedding: bad ${name} = ${v}`);
   }
-  if (T * C >= 2 ** 32 || V * C >= 2 ** 32 || P * C >= 2 ** 32 || V >= 2 ** 31 || P >= 2 ** 31) {
+  const rows = positions ? (P as number) : 0;
+  if (T * C >= 2 ** 32 || V * C >= 2 ** 32 || rows * C >= 2 ** 32 || V >= 2 ** 31 || rows >= 2 ** 31) {
     throw new UnsupportedError(
-      `embedding: shape too large (${T}, ${C}, ${V}, ${P})`,
+      `embedding: shape too large (${T}, ${C}, ${V}, ${rows})`,
       'Choose a smaller model or pack length, or a GPU with larger limits.',
     );
   }
+  return rows;
+}
+
+/** Whether the position table is given: both of `a` and `b`, or neither (ShapeError otherwise). */
+function bothOrNeither(a: unknown, b: unknown, what: string): boolean {
+  if ((a === undefined) !== (b === undefined))
+    throw new ShapeError(`embedding: give both ${what}, or neither`);
+  return a !== undefined;
 }
 
 /** Throws a bad-input error unless every id is an integer in [0, rows). */
@@ -42,21 +61,28 @@ export function validateIds(ids: ArrayLike<number>, rows: number, what = 'token 
   }
 }
 
-/** Forward: X[t] = wte[ids[t]] + wpe[pos[t]] (ids, pos: i32 [T]; out-of-range ids are clamped on the GPU). */
+/**
+ * Forward: X[t] = wte[ids[t]] + wpe[pos[t]] (ids, pos: i32 [T]; out-of-range ids are clamped on the
+ * GPU). Without `pos` and `wpe` (both or neither; rotary-position models) X[t] = wte[ids[t]].
+ */
 export async function embeddingForward(
   ctx: GpuContext,
-  buffers: { ids: Buf; pos: Buf; wte: Buf; wpe: Buf; x: Buf },
+  buffers: { ids: Buf; pos?: Buf; wte: Buf; wpe?: Buf; x: Buf },
   shape: EmbeddingShape,
 ): Promise<Dispatch> {
-  checkShape(shape);
-  const { T, C, V, P } = shape;
-  const pipeline = await ctx.pipeline('embedding', { entryPoint: 'forward' });
-  const params = ctx.uniform('embedding.params', new Uint32Array([T, C, V, P]));
   const { ids, pos, wte, wpe, x } = buffers;
+  const positions = bothOrNeither(pos, wpe, 'pos and wpe');
+  const P = checkShape(shape, positions);
+  const { T, C, V } = shape;
+  const pipeline = await ctx.pipeline('embedding', { entryPoint: positions ? 'forward' : 'tokens' });
+  const params = ctx.uniform('embedding.params', new Uint32Array([T, C, V, P]));
   return {
-    label: `embedding ${T}x${C}`,
+    label: positions ? `embedding ${T}x${C}` : `embedding tokens ${T}x${C}`,
     pipeline,
-    bindGroup: ctx.bindGroup(pipeline, [params, ids, pos, wte, wpe, x]),
+    bindGroup: ctx.bindGroup(
+      pipeline,
+      positions ? [params, ids, pos as Buf, wte, wpe as Buf, x] : [params, ids, wte, x],
+    ),
     workgroups: foldWorkgroups(Math.ceil((T * C) / 256)),
   };
 }
@@ -87,28 +113,30 @@ export function scatterIndex(ids: ArrayLike<number>, rows: number, what = 'token
 }
 
 /**
- * Backward of the embedding for full finetuning: dwte[ids[t]] += dX[t], dwpe[pos[t]] += dX[t].
- * Always adds (zero the tables with `fill` before the first micro-batch of a step). The token ids
- * change every step: call `setTokens` (CPU sort + one small upload) before running the dispatches.
+ * Backward of the embedding for full finetuning: dwte[ids[t]] += dX[t], dwpe[pos[t]] += dX[t] (without
+ * `dwpe`, only the wte scatter). Always adds (zero the tables with `fill` before the first micro-batch
+ * of a step). The token ids change every step: call `setTokens` (CPU sort + one small upload) before
+ * running the dispatches; the positions are required with `dwpe` and ignored without it.
  */
 export interface EmbeddingBackward {
   dispatches: Dispatch[];
-  setTokens(ids: ArrayLike<number>, pos: ArrayLike<number>): void;
+  setTokens(ids: ArrayLike<number>, pos?: ArrayLike<number>): void;
   destroy(): void;
 }
 
 export async function embeddingBackward(
   ctx: GpuContext,
-  buffers: { dx: Buf; dwte: Buf; dwpe: Buf },
+  buffers: { dx: Buf; dwte: Buf; dwpe?: Buf },
   shape: EmbeddingShape,
 ): Promise<EmbeddingBackward> {
-  checkShape(shape);
-  const { T, C, V, P } = shape;
+  const positions = buffers.dwpe !== undefined;
+  const P = checkShape(shape, positions);
+  const { T, C, V } = shape;
   const pipeline = await ctx.pipeline('embedding', { entryPoint: 'scatter' });
   const indexBytes = (3 * T + 2) * 4;
   const [wteIndex, wpeIndex] = await Promise.all([
     ctx.storage('embedding.wteIndex', indexBytes),
-    ctx.storage('embedding.wpeIndex', indexBytes),
+    positions ? ctx.storage('embedding.wpeIndex', indexBytes) : undefined,
   ]);
   const workgroups = foldWorkgroups(Math.ceil((T * C) / 256));
   const scatter = (index: GPUBuffer, rows: number, table: Buf, name: string): Dispatch => ({
@@ -122,20 +150,29 @@ export async function embeddingBackward(
     ]),
     workgroups,
   });
+  const dispatches = [scatter(wteIndex, V, buffers.dwte, 'wte')];
+  if (wpeIndex && buffers.dwpe) dispatches.push(scatter(wpeIndex, P, buffers.dwpe, 'wpe'));
   return {
-    dispatches: [scatter(wteIndex, V, buffers.dwte, 'wte'), scatter(wpeIndex, P, buffers.dwpe, 'wpe')],
+    dispatches,
     setTokens(ids, pos) {
-      if (ids.length !== T || pos.length !== T) {
-        throw new ShapeError(
-          `embedding backward: expected ${T} ids and positions, got ${ids.length}, ${pos.length}`,
-        );
+      if (wpeIndex) {
+        if (ids.length !== T || pos?.length !== T) {
+          throw new ShapeError(
+            `embedding backward: expected ${T} ids and positions, got ${ids.length}, ${pos?.length ?? 'none'}`,
+          );
+        }
+      } else if (ids.length !== T) {
+        throw new ShapeError(`embedding backward: expected ${T} ids, got ${ids.length}`);
       }
-      ctx.write(wteIndex, scatterIndex(ids, V, 'token id'));
-      ctx.write(wpeIndex, scatterIndex(pos, P, 'position id'));
+      // Validate both before writing either.
+      const tokenIndex = scatterIndex(ids, V, 'token id');
+      const positionIndex = wpeIndex && pos ? scatterIndex(pos, P, 'position id') : undefined;
+      ctx.write(wteIndex, tokenIndex);
+      if (wpeIndex && positionIndex) ctx.write(wpeIndex, positionIndex);
     },
     destroy() {
       wteIndex.destroy();
-      wpeIndex.destroy();
+      wpeIndex?.destroy();
     },
   };
 }
