@@ -6,6 +6,8 @@ export interface BenchEnv {
   ctx: GpuContext;
   /** Smaller sizes and fewer repetitions (CI smoke run). */
   quick: boolean;
+  /** `--shapes NAME`: another set of workloads, one the bench lists in `Bench.shapes`. */
+  shapes?: string;
 }
 
 export interface BenchRow {
@@ -22,6 +24,8 @@ export interface BenchOutcome {
 export interface Bench {
   name: string;
   description: string;
+  /** Names `--shapes` may pick for this bench (none: it only has its default workloads). */
+  shapes?: readonly string[];
   run(env: BenchEnv): Promise<BenchOutcome>;
 }
 

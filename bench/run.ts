@@ -1,8 +1,10 @@
 /**
- * `npm run bench [-- NAME… --quick --kernels cpu|gpu --out DIR]`: runs the benchmarks under bench/,
- * prints a table per benchmark and writes <DIR or bench/results>/<name>.json (machine, adapter,
- * kernel set, figures). `--kernels` sets the context's kernel set (default: the adapter's; matmul and
- * linear time both sets anyway). Timings live here, never in tests.
+ * `npm run bench [-- NAME… --quick --kernels cpu|gpu --shapes SET --out DIR]`: runs the benchmarks
+ * under bench/, prints a table per benchmark and writes <DIR or bench/results>/<name>.json (machine,
+ * adapter, kernel set, figures). `--kernels` sets the context's kernel set (default: the adapter's;
+ * matmul, linear and attention time both sets anyway). `--shapes SET` picks another set of workloads
+ * of the benches that list it (train-step: `wizardcoder`), written as <name>-<SET>.json. Timings live
+ * here, never in tests.
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -22,6 +24,7 @@ function option(name: string): string | undefined {
 }
 const kernelsArg = option('kernels');
 const outArg = option('out');
+const shapes = option('shapes');
 const quick = args.includes('--quick');
 const only = args.filter((a) => !a.startsWith('--'));
 if (kernelsArg !== undefined) {
@@ -44,6 +47,16 @@ if (benches.length === 0) {
   console.error(`No benchmark matches ${only.join(', ')}; available: ${files.join(', ')}`);
   process.exit(2);
 }
+if (shapes !== undefined) {
+  const without = benches.filter((b) => !b.shapes?.includes(shapes));
+  if (without.length > 0) {
+    console.error(
+      `--shapes ${shapes}: not a workload set of ${without.map((b) => b.name).join(', ')} ` +
+        `(sets: ${benches.map((b) => `${b.name}: ${b.shapes?.join(', ') || 'none'}`).join('; ')})`,
+    );
+    process.exit(2);
+  }
+}
 
 const ctx = await createNodeContext();
 const resultsDir = outArg ? pathToFileURL(resolve(outArg) + '/') : new URL('results/', benchDir);
@@ -51,23 +64,24 @@ mkdirSync(resultsDir, { recursive: true });
 let failed = false;
 for (const bench of benches) {
   console.log(
-    `\n## ${bench.name} — ${bench.description}${quick ? ' (quick)' : ''} [kernels: ${ctx.kernels}]`,
+    `\n## ${bench.name}${shapes ? ` --shapes ${shapes}` : ''} — ${bench.description}${quick ? ' (quick)' : ''} [kernels: ${ctx.kernels}]`,
   );
   try {
-    const outcome = await bench.run({ ctx, quick });
+    const outcome = await bench.run({ ctx, quick, shapes });
     printTable(outcome.rows);
     const result = {
       name: bench.name,
       description: bench.description,
       date: new Date().toISOString(),
       quick,
+      ...(shapes ? { shapes } : {}),
       machine: machine(),
       adapter: ctx.adapter,
       kernels: ctx.kernels,
       rows: outcome.rows,
       summary: outcome.summary ?? {},
     };
-    const path = new URL(`${bench.name}.json`, resultsDir);
+    const path = new URL(`${bench.name}${shapes ? `-${shapes}` : ''}.json`, resultsDir);
     writeFileSync(path, JSON.stringify(result, null, 2) + '\n');
     console.log(`→ ${path.pathname}`);
   } catch (error) {

@@ -1,14 +1,38 @@
 /**
- * Training-step throughput: one LoRA step (forward, focal loss, backward, clipping, AdamW) on a demo-sized
- * GPT-BigCode, ours (WGSL) side by side with a faithful tfjs implementation of the same step
- * (bench/peers/tfjs-gptbigcode.ts, checked against the PyTorch fixtures in tests/peers/) on the same adapter.
+ * Training-step throughput: one LoRA step (forward, focal loss, backward, clipping, AdamW).
+ *
+ * Default workload: a demo-sized GPT-BigCode, ours (WGSL) side by side with a faithful tfjs
+ * implementation of the same step (bench/peers/tfjs-gptbigcode.ts, checked against the PyTorch fixtures
+ * in tests/peers/) on the same adapter.
+ *
+ * `--shapes wizardcoder`: the step at WizardCoder-1B and -3B shapes (src/io/presets.ts), q4_0 frozen
+ * base, LoRA r 8 on the four block linears, one pack of 2048 tokens filled with functions of the
+ * realistic length distribution (the attention bench's pack), activation recomputation on (the lab's
+ * default training shape); random weights, built on the GPU tensor by tensor. Reported: tokens/s (pack
+ * length, padding included, over ms per step), the memory plan (`planMemory`) and the bytes of the
+ * buffers actually allocated. With `--quick` (what `scripts/gpu-bench.sh --local` runs on lavapipe,
+ * where the 1B shapes are far too slow and large) it is one tiny stand-in of the same structure
+ * instead. No tfjs peer at these shapes: the PyTorch peer is recipes/torch/bench_step.py, fed the same
+ * workloads by `npx tsx bench/train-step.bench.ts --workloads [--quick]` (JSON on stdout).
  */
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { GpuContext } from '../src/engine/gpu/index.ts';
-import type { GptBigCodeConfig, LoraTarget } from '../src/engine/model/config.ts';
-import { GptBigCodeGpu, TrainStep } from '../src/engine/model/gpt-bigcode.ts';
-import { ModelOptimizer } from '../src/engine/model/optimizer.ts';
-import { Rng } from '../src/engine/random.ts';
-import { timeMedian, type Bench, type BenchRow } from './harness.ts';
+import {
+  GptBigCodeGpu,
+  ModelOptimizer,
+  Rng,
+  TrainStep,
+  bytesPerRow,
+  f32ToF16,
+  planMemory,
+  type GptBigCodeConfig,
+  type LoraTarget,
+  type ParamSpec,
+} from '../src/engine/index.ts';
+import { findPreset } from '../src/io/presets.ts';
+import { fillPack } from './attention.bench.ts';
+import { median, timeMedian, type Bench, type BenchRow } from './harness.ts';
 import { TfjsTrainStep, type PeerSpec } from './peers/tfjs-gptbigcode.ts';
 
 /** One benchmark workload: model, weights, LoRA, one batch and the optimizer, in the fixture layout. */
@@ -204,11 +228,330 @@ async function timeSteps(runner: TrainStepRunner, reps: number, warmup: number) 
   return { ms, firstLoss };
 }
 
+// ------------------------------------------------------------------------------------------------
+// --shapes wizardcoder: the step at WizardCoder shapes (q4_0 base, LoRA r 8, one 2048-token pack)
+
+/** A training-step workload at model shapes, as bench_step.py (the PyTorch peer) reads it too. */
+export interface ShapeWorkload {
+  label: string;
+  /** The preset (src/io/presets.ts) whose config this is; '' for the local stand-in. */
+  preset: string;
+  config: GptBigCodeConfig;
+  weightFormat: 'q4_0';
+  lora: { r: number; alpha: number; dropout: number; targets: LoraTarget[] };
+  packLength: number;
+  /** Tokens of each function of the one pack, its separator (EOS) included; the rest is padding. */
+  lengths: number[];
+  recompute: boolean;
+  focal: { gamma: number; alpha: number };
+  optimizer: {
+    lr: number;
+    betas: [number, number];
+    eps: number;
+    weight_decay: number;
+    max_grad_norm: number;
+  };
+  /** Seed of the random weights and token ids. */
+  seed: number;
+}
+
+export const SHAPE_SETS = ['wizardcoder'] as const;
+const WIZARDCODER = ['WizardLMTeam/WizardCoder-1B-V1.0', 'WizardLMTeam/WizardCoder-3B-V1.0'];
+const PACK_LENGTH = 2048;
+
+/**
+ * The workloads of `--shapes wizardcoder`: WizardCoder-1B and -3B, or (quick) one tiny stand-in with
+ * the same structure (multi-query, exact GELU, q4_0, r 8 on all four linears, a 2048-token pack of
+ * realistic function lengths) that lavapipe runs in seconds.
+ */
+export function wizardCoderWorkloads(quick: boolean): ShapeWorkload[] {
+  // The attention bench's pack at L = 2048 (src/data/lengths.ts: median ≈ 250, p90 ≈ 900 tokens).
+  const lengths = fillPack(PACK_LENGTH, PACK_LENGTH);
+  const common = {
+    weightFormat: 'q4_0' as const,
+    lora: { r: 8, alpha: 16, dropout: 0, targets: ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] },
+    packLength: PACK_LENGTH,
+    lengths,
+    recompute: true,
+    focal: { gamma: 2, alpha: 0.25 },
+    optimizer: { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.01, max_grad_norm: 1.0 },
+    seed: 1,
+  } satisfies Omit<ShapeWorkload, 'label' | 'preset' | 'config'>;
+  const describe = (c: GptBigCodeConfig) =>
+    `${c.n_layer}L d${c.n_embd} ${c.n_head}h${c.multi_query ? ' MQA' : ''} ff${c.n_inner}, q4_0, r8, T=${PACK_LENGTH}`;
+  if (quick) {
+    const config: GptBigCodeConfig = {
+      vocab_size: 4096,
+      n_embd: 128,
+      n_layer: 2,
+      n_head: 4,
+      n_inner: 512,
+      n_positions: PACK_LENGTH,
+      multi_query: true,
+      activation_function: 'gelu',
+      layer_norm_epsilon: 1e-5,
+      eos_token_id: 0,
+      pad_token_id: 4095,
+    };
+    return [{ ...common, label: `tiny stand-in (${describe(config)})`, preset: '', config }];
+  }
+  return WIZARDCODER.map((id) => {
+    const preset = findPreset(id);
+    if (!preset) throw new Error(`no preset ${id} in src/io/presets.ts`);
+    const name = id.split('/')[1].replace(/-V1\.0$/, '');
+    return { ...common, label: `${name} (${describe(preset.config)})`, preset: id, config: preset.config };
+  });
+}
+
+/** The workload's one pack: random code tokens, each function ended by EOS, padding after. */
+export function workloadBatch(w: ShapeWorkload) {
+  const rng = new Rng(w.seed);
+  const V = w.config.vocab_size;
+  const eos = w.config.eos_token_id ?? 0;
+  const pad = w.config.pad_token_id ?? eos;
+  const ids: number[] = [];
+  const segments: number[] = [];
+  const positions: number[] = [];
+  const functions: { pack: number; last: number; label: number; weight: number }[] = [];
+  w.lengths.forEach((n, s) => {
+    for (let t = 0; t < n; t++) {
+      ids.push(t < n - 1 ? 1 + rng.int(V - 2) : eos);
+      segments.push(s);
+      positions.push(t);
+    }
+    functions.push({ pack: 0, last: ids.length - 2, label: s % 2, weight: s % 2 ? 3 : 1 });
+  });
+  if (ids.length > w.packLength) throw new Error(`${w.label}: functions overflow the pack`);
+  while (ids.length < w.packLength) {
+    ids.push(pad);
+    segments.push(-1);
+    positions.push(0);
+  }
+  return { inputIds: [ids], segmentIds: [segments], positionIds: [positions], functions };
+}
+
+/** xorshift32: the bulk random fill of billions of weights (Rng's normals would take minutes). */
+class FastRandom {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0 || 0x9e3779b9;
+  }
+  next(): number {
+    let x = this.s;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (this.s = x >>> 0);
+  }
+  /** Uniform values with standard deviation `std`. */
+  fill(out: Float32Array, std: number): Float32Array {
+    const scale = (std * Math.sqrt(3) * 2) / 2 ** 32;
+    const shift = std * Math.sqrt(3);
+    for (let i = 0; i < out.length; i++) out[i] = this.next() * scale - shift;
+    return out;
+  }
+}
+
+/** Random q4_0 bytes of W [rows, cols] (layout of src/engine/quant.ts) with weights of std ≈ `std`. */
+function randomQ4_0(rows: number, cols: number, std: number, random: FastRandom): Uint8Array {
+  const rowBytes = bytesPerRow('q4_0', cols);
+  const bytes = rows * rowBytes;
+  const words = new Uint32Array(Math.ceil(bytes / 4));
+  for (let i = 0; i < words.length; i++) words[i] = random.next();
+  const out = new Uint8Array(words.buffer, 0, bytes);
+  // nibble − 8 is uniform over −8…7 (std ≈ 4.61): scale d so that d·(q − 8) has std ≈ `std`
+  const d = f32ToF16(std / 4.61);
+  const blocks = rowBytes / 18;
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < blocks; b++) {
+      const at = r * rowBytes + b * 18;
+      out[at] = d & 0xff;
+      out[at + 1] = d >> 8;
+    }
+  }
+  return out;
+}
+
+/** Values of a non-linear parameter: norms 1/0, biases 0, LoRA A ~ 1/√in, B small (non-zero grads). */
+function initialValues(spec: ParamSpec, random: FastRandom): Float32Array {
+  const out = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+  switch (spec.kind) {
+    case 'norm':
+      return spec.name.endsWith('.weight') ? out.fill(1) : out;
+    case 'linear-bias':
+      return out;
+    case 'lora-A':
+      return random.fill(out, 1 / Math.sqrt(spec.shape[1]));
+    case 'lora-B':
+      return random.fill(out, 0.01);
+    default:
+      return random.fill(out, 0.02);
+  }
+}
+
+/** The model of a workload on the GPU, tensor by tensor (nothing but one tensor is held on the CPU). */
+async function buildShapeModel(ctx: GpuContext, w: ShapeWorkload): Promise<GptBigCodeGpu> {
+  const uploader = GptBigCodeGpu.begin(ctx, {
+    config: w.config,
+    lora: w.lora,
+    mode: 'packed',
+    objective: 'cls',
+    trainable: 'lora',
+    weightFormat: w.weightFormat,
+  });
+  try {
+    const random = new FastRandom(w.seed);
+    for (const spec of [...uploader.missing]) {
+      if (spec.kind === 'linear-weight') {
+        const [rows, cols] = spec.shape;
+        await uploader.put(spec.name, spec.shape, 'q4_0', randomQ4_0(rows, cols, 0.02, random));
+      } else {
+        await uploader.putValues(spec.name, initialValues(spec, random));
+      }
+    }
+    return await uploader.finish();
+  } catch (error) {
+    uploader.abort();
+    throw error;
+  }
+}
+
+/** The memory plan of a workload (the figure the lab checks a GPU against). */
+export function workloadPlan(w: ShapeWorkload) {
+  return planMemory({
+    config: w.config,
+    weightFormat: w.weightFormat,
+    loraRank: w.lora.r,
+    loraTargets: w.lora.targets,
+    packLength: w.packLength,
+    packsPerStep: 1,
+    recompute: w.recompute,
+    trainable: 'lora',
+    objective: 'cls',
+    functionsPerStep: w.lengths.length,
+  });
+}
+
+const MiB = 2 ** 20;
+
+/**
+ * One workload on the context's kernel set: build, one step (pipelines compile; its loss is reported),
+ * then timed steps until `maxSteps` or until they have taken `budgetMs` (at least one).
+ */
+async function measureShape(
+  ctx: GpuContext,
+  w: ShapeWorkload,
+  maxSteps: number,
+  budgetMs: number,
+): Promise<BenchRow> {
+  const started = performance.now();
+  const liveBefore = ctx.liveBuffers.bytes;
+  const plan = workloadPlan(w);
+  const model = await buildShapeModel(ctx, w);
+  let step: TrainStep | undefined;
+  let optimizer: ModelOptimizer | undefined;
+  try {
+    step = await TrainStep.create(model, {
+      packs: 1,
+      packLength: w.packLength,
+      maxFunctions: w.lengths.length,
+      recompute: w.recompute,
+    });
+    optimizer = await ModelOptimizer.create(model, {
+      lr: w.optimizer.lr,
+      betas: w.optimizer.betas,
+      eps: w.optimizer.eps,
+      weight_decay: w.optimizer.weight_decay,
+      max_grad_norm: w.optimizer.max_grad_norm,
+    });
+    step.setBatch(workloadBatch(w));
+    step.setFocal(w.focal);
+    const allocated = ctx.liveBuffers.bytes - liveBefore;
+    const setupMs = performance.now() - started;
+    const run = async () => {
+      optimizer!.nextStep();
+      await step!.run(optimizer!.dispatches);
+      return step!.readLoss();
+    };
+    let t = performance.now();
+    const firstLoss = await run();
+    const firstMs = performance.now() - t;
+    // A first step longer than the budget is the figure itself (on a GPU compiling is a small part of it).
+    const times: number[] = [];
+    let lastLoss = firstLoss;
+    while (
+      firstMs < budgetMs &&
+      times.length < maxSteps &&
+      (times.length === 0 || times.reduce((a, b) => a + b, 0) < budgetMs)
+    ) {
+      t = performance.now();
+      lastLoss = await run();
+      times.push(performance.now() - t);
+    }
+    const ms = times.length > 0 ? median(times) : firstMs;
+    return {
+      workload: w.label,
+      kernels: ctx.kernels,
+      'tokens/s': (w.packLength / ms) * 1000,
+      'ms/step': ms,
+      'timed steps': times.length,
+      'first step s': firstMs / 1000,
+      'setup s': setupMs / 1000,
+      'plan MiB': plan.total / MiB,
+      'allocated MiB': allocated / MiB,
+      'loss step 1': firstLoss.toFixed(6),
+      'loss last': lastLoss.toFixed(6),
+    };
+  } finally {
+    optimizer?.destroy();
+    step?.destroy();
+    model.destroy();
+  }
+}
+
+async function runShapes(ctx: GpuContext, quick: boolean) {
+  const workloads = wizardCoderWorkloads(quick);
+  // On a GPU a 3B step takes seconds; on lavapipe the stand-in about one: a few steps bound both.
+  const maxSteps = quick ? 3 : 5;
+  const budgetMs = quick ? 20_000 : 15_000;
+  const rows: BenchRow[] = [];
+  for (const w of workloads) {
+    try {
+      rows.push(await measureShape(ctx, w, maxSteps, budgetMs));
+    } catch (error) {
+      // One workload that does not fit (memory, binding limits) must not cost the others their rows.
+      console.error(`${w.label}:`, error);
+      rows.push({
+        workload: w.label,
+        kernels: ctx.kernels,
+        error: String((error as Error)?.message ?? error),
+      });
+    }
+  }
+  return {
+    rows,
+    summary: {
+      shapes: 'wizardcoder',
+      kernels: ctx.kernels,
+      steps: `one untimed step (pipelines compile), then up to ${maxSteps} timed steps while they take < ${budgetMs / 1000} s (at least one); median. "timed steps" 0: the first step took longer than that and is the figure`,
+      tokens: 'tokens/s = pack length (padding included) / median ms per step',
+      memory:
+        '"plan MiB": planMemory (src/engine/model/memory-plan.ts); "allocated MiB": the buffers the model, step and optimizer created (GpuContext.liveBuffers)',
+      weights:
+        'random (q4_0 base, uniform std 0.02; LoRA A ~ 1/√in, B std 0.01 so every gradient is non-zero)',
+      peer: 'no tfjs peer at these shapes; PyTorch: recipes/torch/bench_step.py (scripts/gpu-bench.sh)',
+      workloads: workloads.map((w) => ({ ...w, plan: workloadPlan(w) })),
+    },
+  };
+}
+
 export const bench: Bench = {
   name: 'train-step',
   description:
-    'LoRA training step (fwd + focal loss + bwd + clip + AdamW), ours vs a faithful tfjs-webgpu step',
-  async run({ ctx, quick }) {
+    'LoRA training step (fwd + focal loss + bwd + clip + AdamW), ours vs a faithful tfjs-webgpu step; --shapes wizardcoder: WizardCoder-1B/3B, q4_0, r 8, T 2048',
+  shapes: SHAPE_SETS,
+  async run({ ctx, quick, shapes }) {
+    if (shapes === 'wizardcoder') return runShapes(ctx, quick);
     const setup = demoTrainStepSetup(quick);
     const reps = quick ? 2 : 5;
     const warmup = 1;
@@ -264,3 +607,15 @@ export const bench: Bench = {
     };
   },
 };
+
+// `npx tsx bench/train-step.bench.ts --workloads [--quick]`: the --shapes wizardcoder workloads as JSON
+// (scripts/gpu-bench.sh hands them to recipes/torch/bench_step.py, so both sides run the same step).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (!process.argv.includes('--workloads')) {
+    console.error(
+      'Usage: npx tsx bench/train-step.bench.ts --workloads [--quick]  (the benchmark runs under bench/run.ts)',
+    );
+    process.exit(2);
+  }
+  console.log(JSON.stringify(wizardCoderWorkloads(process.argv.includes('--quick')), null, 1));
+}
