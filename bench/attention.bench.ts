@@ -113,7 +113,7 @@ export async function measurePack(
   return {
     kernels: kernels === ctx.kernels ? `${kernels} (default)` : kernels,
     L,
-    heads: `${heads.nHead}×${heads.headDim}${heads.multiQuery ? ' MQA' : ''}`,
+    heads: `${heads.nHead}×${heads.headDim}${heads.multiQuery ? ' MQA' : heads.kvHeads ? ` GQA${heads.kvHeads}` : ''}`,
     functions: funcs.length,
     'len median/max': `${quantile(funcs, 0.5)}/${longest}`,
     fill: `${((100 * funcs.reduce((a, b) => a + b, 0)) / L).toFixed(1)}%`,

@@ -8,7 +8,7 @@
  * Run: npx tsx scripts/make-peft-fixture.ts && /usr/bin/python3 scripts/peft_roundtrip.py
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { loraParamSpecs } from '../src/engine/model/config.ts';
+import { loraParamSpecs } from '../src/engine/model/decoder.ts';
 import { Rng } from '../src/engine/random.ts';
 import { makeBatches } from '../src/data/batching.ts';
 import { NodeDirModelFiles } from '../src/io/node-files.ts';

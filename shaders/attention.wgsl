@@ -1,15 +1,19 @@
-// GPT-BigCode self-attention forward on packed sequences (f32), one invocation per (query, head).
+// Causal self-attention forward on packed sequences (f32), one invocation per (query, head).
 //
-// qkv  [T, width]: the c_attn output. multi_query = 1: width = (n_head + 2)·hd, columns
-//      [Q (heads contiguous) | K | V] (one K/V head shared by all query heads); multi_query = 0:
-//      width = 3·n_head·hd, Hugging Face's [n_head, 3, hd] view (head h: q at 3h·hd, k, v after it).
+// qkv  [T, width]: the fused qkv projection. kv_heads ≥ 1 (grouped: multi-query, grouped-query):
+//      width = (n_head + 2·kv_heads)·hd, columns [Q (n_head heads) | K (kv_heads) | V (kv_heads)],
+//      query head h reads K/V head h / G, G = n_head / kv_heads (Hugging Face repeat_kv);
+//      kv_heads = 0: GPT-BigCode multi-head, width = 3·n_head·hd, Hugging Face's [n_head, 3, hd] view
+//      (head h: q at 3h·hd, k, v after it).
 // mask [T] vec4<i32>: (segment (−1 = padding), key_start, query_end, unused). Non-padding query t
-//      attends to keys k with key_start ≤ k ≤ t and segment[k] ≠ −1.
+//      attends to keys k with key_start ≤ k ≤ t and segment[k] ≠ −1 (a sliding window is in
+//      key_start; segments are never compared).
 // out  [T, n_head·hd] (heads contiguous, ready for c_proj); padding queries get zeros.
 // lse  [T, n_head]: logsumexp of the query's scaled scores (what backward needs to recompute
 //      probabilities); 0 for padding queries.
 //
-// Workgroup (TQ = 8 queries) × (HPW heads): invocation (x, y) is query q0 + x of head wg.y·HPW + y.
+// Workgroup (TQ = 8 queries) × (HPW heads of one K/V head's group): invocation (x, y) is query q0 + x
+// of head y of chunk wg.y (see forward).
 // Each invocation holds its q row and its output row in private memory (as vec4s) and walks the keys
 // one by one with an online softmax (running max and sum, the accumulator rescaled when the max
 // grows). There is no workgroup memory and no barrier: K and V rows are read straight from the storage
@@ -19,13 +23,13 @@
 // the same time, and the cost follows Σ len² of the segments, not the pack length². Padding rows are
 // skipped by the whole workgroup, so whatever they hold (even NaN) never reaches the output; other
 // masked keys of the range (real tokens of a neighbouring segment) enter with p = 0.
-// Multi-head: HPW = 1 (each workgroup reads its own head's K/V).
+// No sharing (G = 1): HPW = 1 (each workgroup reads its own head's K/V).
 
 struct Params {
   T: u32,
   n_head: u32,
   hd: u32,
-  multi_query: u32,
+  kv_heads: u32, // 0: the interleaved multi-head layout
   scale: f32,
 }
 
@@ -35,29 +39,37 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-override HPW: u32 = 1u; // query heads per workgroup (1 for multi-head)
+override HPW: u32 = 1u; // query heads per workgroup (1 without shared K/V)
 const TQ: u32 = 8u; // queries per workgroup
 const MAXD4: u32 = 64u; // largest head dimension / 4 (rows are held as vec4s)
 const NEG: f32 = -3.0e38; // finite "minus infinity": WGSL does not guarantee infinities
 
+/** Query heads per K/V head (G). */
+fn group_size() -> u32 {
+  if (params.kv_heads != 0u) { return params.n_head / params.kv_heads; }
+  return 1u;
+}
+
 fn row_width() -> u32 {
-  if (params.multi_query != 0u) { return (params.n_head + 2u) * params.hd; }
+  if (params.kv_heads != 0u) { return (params.n_head + 2u * params.kv_heads) * params.hd; }
   return 3u * params.n_head * params.hd;
 }
 
+/** Query head h. */
 fn q_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + h * params.hd; }
+  if (params.kv_heads != 0u) { return t * row_width() + h * params.hd; }
   return t * row_width() + 3u * h * params.hd;
 }
 
-fn k_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + params.n_head * params.hd; }
-  return t * row_width() + (3u * h + 1u) * params.hd;
+/** K/V head g. */
+fn k_index(t: u32, g: u32) -> u32 {
+  if (params.kv_heads != 0u) { return t * row_width() + (params.n_head + g) * params.hd; }
+  return t * row_width() + (3u * g + 1u) * params.hd;
 }
 
-fn v_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + (params.n_head + 1u) * params.hd; }
-  return t * row_width() + (3u * h + 2u) * params.hd;
+fn v_index(t: u32, g: u32) -> u32 {
+  if (params.kv_heads != 0u) { return t * row_width() + (params.n_head + params.kv_heads + g) * params.hd; }
+  return t * row_width() + (3u * g + 2u) * params.hd;
 }
 
 /** Floats d..d+3 of the row at `base`, zeros past the head dimension (never another row's values). */
@@ -75,9 +87,14 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
   let T = params.T;
   let q0 = wg.x * TQ;
   let t = q0 + lid.x;
-  // Multi-head: the head comes from the workgroup alone, so that K/V indices stay workgroup-uniform.
-  let kv_head = wg.y * HPW;
-  let h = kv_head + lid.y;
+  // wg.y = (K/V head, chunk of HPW heads of its group): the K/V head comes from the workgroup alone,
+  // so that K/V indices stay workgroup-uniform. Heads j ≥ G of the last chunk idle.
+  let G = group_size();
+  let chunks = (G + HPW - 1u) / HPW;
+  let kv_head = wg.y / chunks;
+  let j = (wg.y % chunks) * HPW + lid.y; // head within the group
+  let h = kv_head * G + j;
+  let in_range = t < T && j < G;
 
   // Keys this tile visits: [min key_start, last non-padding query] (workgroup-uniform).
   var lo = i32(T);
@@ -95,7 +112,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
 
   var q_valid = false;
   var q_start = 0;
-  if (t < T && h < params.n_head) {
+  if (in_range) {
     let m = mask[t];
     q_valid = m.x != -1;
     q_start = m.y;
@@ -131,7 +148,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     for (var c = 0u; c < HD4; c++) { acc[c] = fma(vec4<f32>(p), row4(vi, 4u * c), acc[c]); }
   }
 
-  if (t < T && h < params.n_head) {
+  if (in_range) {
     let o = (t * params.n_head + h) * params.hd;
     let inv = select(0.0, 1.0 / l_run, q_valid);
     for (var d = 0u; d < params.hd; d++) { out[o + d] = acc[d / 4u][d % 4u] * inv; }

@@ -4,13 +4,13 @@
 //   dS_ij = P_ij · (dO_i · v_j − Δ_i)
 //   dQ_i  = scale · Σ_j dS_ij k_j          entry point backward_dq  (one invocation per query, head)
 //   dK_j  = scale · Σ_i dS_ij q_i          entry point backward_dkv (one invocation per key and K/V
-//   dV_j  = Σ_i P_ij dO_i                   head; multi-query sums the query heads of its group)
+//   dV_j  = Σ_i P_ij dO_i                   head, summing the G query heads that share it)
 // Every element of dqkv is written exactly once (dq: Q columns; dkv: K and V columns), so dqkv needs no
 // clearing and there are no atomics: the sums are deterministic. The two passes are independent.
-// Multi-query with head_groups G > 1: workgroup (key tile, g) sums only heads [g·H/G, (g+1)·H/G) and
-// writes its partial (dK | dV) rows to the buffer bound as d_qkv, laid out [G, T, 2·hd]; then
-// shaders/attention_reduce.wgsl adds the G partials in order into dqkv (more workgroups, still
-// deterministic).
+// Grouped layout with head_groups N > 1: workgroup (key tile, K/V head g, part n) sums only heads
+// g·G + [n·G/N, (n+1)·G/N) and writes its partial rows to the buffer bound as d_qkv, laid out
+// [N, T, 2·kv_heads·hd] (the K and V columns of dqkv); then shaders/attention_reduce.wgsl adds the N
+// partials in order into dqkv (more workgroups, still deterministic).
 // As in the forward: workgroups of TQ = 8 rows (× HPW heads in backward_dq), each invocation keeps its
 // own rows in private memory (as vec4s) and loops over the tile's range of the other side (keys for
 // dQ, queries for dK/dV), which is workgroup-uniform, reading those rows straight from the storage
@@ -21,7 +21,7 @@ struct Params {
   T: u32,
   n_head: u32,
   hd: u32,
-  multi_query: u32,
+  kv_heads: u32, // 0: the interleaved multi-head layout
   scale: f32,
   head_groups: u32,
 }
@@ -34,28 +34,40 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> d_qkv: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-override HPW: u32 = 1u; // backward_dq: query heads per workgroup (1 for multi-head)
+override HPW: u32 = 1u; // backward_dq: query heads per workgroup (1 without shared K/V)
 const TQ: u32 = 8u; // rows per workgroup
 const MAXD4: u32 = 64u; // largest head dimension / 4 (rows are held as vec4s)
 
+/** K/V heads (n_head for the interleaved layout). */
+fn n_kv() -> u32 {
+  return select(params.kv_heads, params.n_head, params.kv_heads == 0u);
+}
+
+/** Query heads per K/V head (G). */
+fn group_size() -> u32 {
+  return params.n_head / n_kv();
+}
+
 fn row_width() -> u32 {
-  if (params.multi_query != 0u) { return (params.n_head + 2u) * params.hd; }
+  if (params.kv_heads != 0u) { return (params.n_head + 2u * params.kv_heads) * params.hd; }
   return 3u * params.n_head * params.hd;
 }
 
+/** Query head h. */
 fn q_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + h * params.hd; }
+  if (params.kv_heads != 0u) { return t * row_width() + h * params.hd; }
   return t * row_width() + 3u * h * params.hd;
 }
 
-fn k_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + params.n_head * params.hd; }
-  return t * row_width() + (3u * h + 1u) * params.hd;
+/** K/V head g. */
+fn k_index(t: u32, g: u32) -> u32 {
+  if (params.kv_heads != 0u) { return t * row_width() + (params.n_head + g) * params.hd; }
+  return t * row_width() + (3u * g + 1u) * params.hd;
 }
 
-fn v_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + (params.n_head + 1u) * params.hd; }
-  return t * row_width() + (3u * h + 2u) * params.hd;
+fn v_index(t: u32, g: u32) -> u32 {
+  if (params.kv_heads != 0u) { return t * row_width() + (params.n_head + params.kv_heads + g) * params.hd; }
+  return t * row_width() + (3u * g + 2u) * params.hd;
 }
 
 fn o_index(t: u32, h: u32) -> u32 {
@@ -101,8 +113,14 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let T = params.T;
   let q0 = wg.x * TQ;
   let t = q0 + lid.x;
-  let kv_head = wg.y * HPW; // = h for multi-head (HPW = 1): K/V indices stay workgroup-uniform
-  let h = kv_head + lid.y;
+  // wg.y = (K/V head, chunk of HPW heads of its group), as in the forward: K/V indices stay
+  // workgroup-uniform.
+  let G = group_size();
+  let chunks = (G + HPW - 1u) / HPW;
+  let kv_head = wg.y / chunks;
+  let j = (wg.y % chunks) * HPW + lid.y; // head within the group
+  let h = kv_head * G + j;
+  let in_range = t < T && j < G;
 
   // Keys this tile visits: [min key_start, last non-padding query] (workgroup-uniform).
   var lo = i32(T);
@@ -120,7 +138,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 
   var q_valid = false;
   var q_start = 0;
-  if (t < T && h < params.n_head) {
+  if (in_range) {
     let m = mask[t];
     q_valid = m.x != -1;
     q_start = m.y;
@@ -160,7 +178,7 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     for (var c = 0u; c < HD4; c++) { dq[c] = fma(vec4<f32>(ds), qkv4(ki, 4u * c), dq[c]); }
   }
 
-  if (t < T && h < params.n_head) {
+  if (in_range) {
     let qi = q_index(t, h);
     for (var d = 0u; d < params.hd; d++) { d_qkv[qi + d] = dq[d / 4u][d % 4u] * params.scale; }
   }
@@ -190,29 +208,28 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   var k_valid = false;
   if (k < T) { k_valid = mask[k].x != -1; }
 
-  // Multi-query: one K/V head, the invocation sums over the query heads of group wg.y (all heads when
-  // head_groups = 1). Otherwise head wg.y only.
-  var h_begin = wg.y;
-  var h_end = wg.y + 1u;
-  if (params.multi_query != 0u) {
-    h_begin = wg.y * params.n_head / params.head_groups;
-    h_end = (wg.y + 1u) * params.n_head / params.head_groups;
-  }
+  // wg.y = (K/V head, head group hg): the invocation sums the query heads of part hg of the
+  // K/V head's group (the whole group when head_groups = 1; the interleaved layout: G = 1, its head).
+  let G = group_size();
+  let kv_head = wg.y / params.head_groups;
+  let hg = wg.y % params.head_groups;
+  let h_begin = kv_head * G + hg * G / params.head_groups;
+  let h_end = kv_head * G + (hg + 1u) * G / params.head_groups;
 
   let HD4 = (params.hd + 3u) / 4u; // vec4s per row
   var kr: array<vec4<f32>, MAXD4>; // this key's K row
   var vr: array<vec4<f32>, MAXD4>; // and V row
   var dk: array<vec4<f32>, MAXD4>;
   var dv: array<vec4<f32>, MAXD4>;
-  for (var h = h_begin; h < h_end; h++) {
-    if (k_valid && (h == h_begin || params.multi_query == 0u)) {
-      let ki = k_index(k, h);
-      let vi = v_index(k, h);
-      for (var c = 0u; c < HD4; c++) {
-        kr[c] = qkv4(ki, 4u * c);
-        vr[c] = qkv4(vi, 4u * c);
-      }
+  if (k_valid) {
+    let ki = k_index(k, kv_head);
+    let vi = v_index(k, kv_head);
+    for (var c = 0u; c < HD4; c++) {
+      kr[c] = qkv4(ki, 4u * c);
+      vr[c] = qkv4(vi, 4u * c);
     }
+  }
+  for (var h = h_begin; h < h_end; h++) {
     for (var i = lo; i <= hi; i++) {
       // Padding queries are skipped by the whole workgroup; other masked pairs get P = dS = 0 (the
       // query rows are real tokens of the tile's range, finite, so 0·q and 0·dO stay 0).
@@ -238,21 +255,14 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         dv[c] = fma(vec4<f32>(p), d_out4(oi, 4u * c), dv[c]);
       }
     }
-    if (params.multi_query == 0u && k < T) {
-      let ki = k_index(k, h);
-      let vi = v_index(k, h);
-      for (var d = 0u; d < params.hd; d++) {
-        d_qkv[ki + d] = dk[d / 4u][d % 4u] * params.scale;
-        d_qkv[vi + d] = dv[d / 4u][d % 4u];
-      }
-    }
   }
-  if (params.multi_query != 0u && k < T) {
-    var ki = k_index(k, 0u);
-    var vi = v_index(k, 0u);
+  if (k < T) {
+    var ki = k_index(k, kv_head);
+    var vi = v_index(k, kv_head);
     if (params.head_groups != 1u) {
-      ki = (wg.y * T + k) * 2u * params.hd;
-      vi = ki + params.hd;
+      // Partial row (hg, k): [dK | dV] of every K/V head, as in dqkv's K and V columns.
+      ki = (hg * T + k) * 2u * params.kv_heads * params.hd + kv_head * params.hd;
+      vi = ki + params.kv_heads * params.hd;
     }
     for (var d = 0u; d < params.hd; d++) {
       d_qkv[ki + d] = dk[d / 4u][d % 4u] * params.scale;

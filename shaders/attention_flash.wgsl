@@ -1,9 +1,11 @@
-// GPT-BigCode self-attention forward on packed sequences (f32), GPU-class variant (the 'gpu' kernel
+// Causal self-attention forward on packed sequences (f32), GPU-class variant (the 'gpu' kernel
 // set): FlashAttention-2 style, key tiles staged in workgroup memory. Same bindings, layouts, mask and
 // results as shaders/attention.wgsl (the 'cpu' set, one barrier-free invocation per query row):
-//   qkv  [T, width] the c_attn output (multi-query: [Q | K | V]; multi-head: HF's [n_head, 3, hd])
+//   qkv  [T, width] the fused qkv projection (kv_heads ≥ 1: [Q | K (kv_heads) | V (kv_heads)], query
+//        head h reads K/V head h / G; kv_heads = 0: GPT-BigCode multi-head, HF's [n_head, 3, hd])
 //   mask [T] vec4<i32> (segment (−1 = padding), key_start, query_end, unused): non-padding query t
-//        attends to keys k with key_start ≤ k ≤ t and segment[k] ≠ −1
+//        attends to keys k with key_start ≤ k ≤ t and segment[k] ≠ −1 (a sliding window is in
+//        key_start)
 //   out  [T, n_head·hd], lse [T, n_head] (logsumexp of the scaled scores); padding queries get zeros.
 //
 // Math, per query row i (one token, one head), over the key tiles j = k0 .. k0 + BK − 1:
@@ -13,8 +15,9 @@
 //   out_i = acc / l,  lse_i = m + log l
 //
 // Workgroup: R = 16 rows × C = 4 threads (shaders/lib/attention_flash.wgsl). Rows are R / hpw query
-// tokens × hpw heads: multi-head hpw = 1 (16 tokens of head wg.y); multi-query hpw = 1, 2 or 4 heads
-// that share the one K/V head, so every staged K/V tile serves all 16 rows. Thread (r, c) keeps its
+// tokens × hpw heads of one K/V head's group (query_heads): hpw = 1 without sharing (16 tokens of
+// one head); multi-query, grouped-query hpw = 1, 2 or 4 heads sharing the K/V head, so every staged
+// K/V tile serves all 16 rows. Thread (r, c) keeps its
 // row's q and acc columns (c, c + 4, …) in private memory, and the row's m and l (the C threads of a
 // row compute them identically).
 // Per key tile, three phases and three barriers:
@@ -33,10 +36,10 @@ struct Params {
   T: u32,
   n_head: u32,
   hd: u32,
-  multi_query: u32,
+  kv_heads: u32, // 0: the interleaved multi-head layout
   scale: f32,
   head_groups: u32,
-  hpw: u32, // query heads per workgroup (1 for multi-head)
+  hpw: u32, // query heads per workgroup (1 without shared K/V)
 }
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
@@ -61,13 +64,14 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
   let r = li / C;
   let c = li % C;
   let t = q0 + r / hpw;
-  let h = wg.y * hpw + r % hpw;
-  let kv_head = wg.y * hpw; // multi-head: hpw = 1, the workgroup's head; multi-query: ignored
+  let heads = query_heads(wg.y, r);
+  let kv_head = heads.x; // workgroup-uniform
+  let h = kv_head * group_size() + heads.y;
   let hull = key_hull(q0, n_tok);
   let NCD = D4 / C; // this thread's vec4 columns: c + C·i, i < NCD
   let bk = min(BK, params.T + BK); // = BK (see BK in lib/attention_flash.wgsl)
 
-  let in_range = t < T && h < params.n_head;
+  let in_range = t < T && heads.y < group_size();
   var q_valid = false;
   var q_start = 0;
   if (in_range) {

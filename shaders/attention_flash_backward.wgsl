@@ -6,23 +6,24 @@
 //   Δ_i   = dO_i · O_i
 //   dS_ij = P_ij · (dO_i·v_j − Δ_i)
 //   dQ_i  = scale · Σ_j dS_ij k_j      backward_dq: a workgroup per query tile, looping over key tiles
-//   dK_j  = scale · Σ_i dS_ij q_i      backward_dkv: a workgroup per key tile, looping over query
-//   dV_j  = Σ_i P_ij dO_i              tiles (and, multi-query, over the query heads of its group)
+//   dK_j  = scale · Σ_i dS_ij q_i      backward_dkv: a workgroup per key tile and K/V head, looping
+//   dV_j  = Σ_i P_ij dO_i              over query tiles (and over the G query heads sharing it)
 // Every element of dqkv is written exactly once (dq: the Q columns; dkv: K and V), so dqkv needs no
 // clearing; there are no atomics, every sum runs in a fixed order: the results are deterministic.
-// Multi-query with head_groups G > 1: workgroup (key tile, g) sums heads [g·H/G, (g+1)·H/G) and
-// writes its (dK | dV) rows to the partials bound as d_qkv, [G, T, 2·hd], which
-// shaders/attention_reduce.wgsl adds in order into dqkv (as for the 'cpu' set).
+// Grouped layout with head_groups N > 1: workgroup (key tile, K/V head g, part n) sums heads
+// g·G + [n·G/N, (n+1)·G/N) and writes its (dK | dV) columns to the partials bound as d_qkv,
+// [N, T, 2·kv_heads·hd], which shaders/attention_reduce.wgsl adds in order into dqkv (as for the
+// 'cpu' set).
 //
 // Workgroup: R = 16 rows × C = 4 threads (shaders/lib/attention_flash.wgsl); thread (r, c) owns the
 // vec4 columns c, c + 4, … of its row.
-// backward_dq: rows as in the forward (R / hpw query tokens × hpw heads sharing the K/V head); the
+// backward_dq: rows as in the forward (R / hpw query tokens × hpw heads sharing a K/V head); the
 //   thread keeps q, dO and the dq accumulator of its columns privately, Δ_i is summed once at the
 //   start. Per key tile (the hull of the query tile, key_hull): stage K and V rows; partial q·k and
 //   dO·v over the thread's columns → part_s, part_p; then each thread sums the C partials of every key
 //   in a fixed order and adds dS_ij·k_j to its dq columns.
 // backward_dkv: rows are R key tokens; the thread keeps k, v, dk and dv columns privately. For each
-//   query head of the workgroup (one for multi-head), per query tile of BK tokens over the key tile's
+//   query head of the workgroup (one without sharing), per query tile of BK tokens over the key tile's
 //   hull [first non-padding key, max query_end − 1]: stage Q and dO rows, each query's key_start and
 //   lse, and Δ_i's partials (dO_i·O_i read from out); partial k·q and v·dO; then P, dS, and dk, dv.
 // Rows that take no part (padding, past the hull or T) are staged as zeros and their pairs masked, so
@@ -32,10 +33,10 @@ struct Params {
   T: u32,
   n_head: u32,
   hd: u32,
-  multi_query: u32,
+  kv_heads: u32, // 0: the interleaved multi-head layout
   scale: f32,
   head_groups: u32,
-  hpw: u32, // backward_dq: query heads per workgroup (1 for multi-head)
+  hpw: u32, // backward_dq: query heads per workgroup (1 without shared K/V)
 }
 
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
@@ -101,13 +102,14 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let r = li / C;
   let c = li % C;
   let t = q0 + r / hpw;
-  let h = wg.y * hpw + r % hpw;
-  let kv_head = wg.y * hpw; // multi-head: hpw = 1, the workgroup's head; multi-query: ignored
+  let heads = query_heads(wg.y, r);
+  let kv_head = heads.x; // workgroup-uniform
+  let h = kv_head * group_size() + heads.y;
   let hull = key_hull(q0, n_tok);
   let NCD = D4 / C;
   let bk = min(BK, params.T + BK); // = BK (see BK in lib/attention_flash.wgsl)
 
-  let in_range = t < T && h < params.n_head;
+  let in_range = t < T && heads.y < group_size();
   var q_valid = false;
   var q_start = 0;
   if (in_range) {
@@ -219,22 +221,21 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   var k_valid = false;
   if (k < T) { k_valid = mask[k].x != -1; }
 
-  // Multi-query: one K/V head; the workgroup sums the query heads of group wg.y (all heads when
-  // head_groups = 1). Multi-head: head wg.y only.
-  var h_begin = wg.y;
-  var h_end = wg.y + 1u;
-  if (params.multi_query != 0u) {
-    h_begin = wg.y * params.n_head / params.head_groups;
-    h_end = (wg.y + 1u) * params.n_head / params.head_groups;
-  }
+  // wg.y = (K/V head, head group hg): the workgroup sums the query heads of part hg of the K/V
+  // head's group (the whole group when head_groups = 1; the interleaved layout: G = 1, its head).
+  let G = group_size();
+  let kv_head = wg.y / params.head_groups;
+  let hg = wg.y % params.head_groups;
+  let h_begin = kv_head * G + hg * G / params.head_groups;
+  let h_end = kv_head * G + (hg + 1u) * G / params.head_groups;
 
   var kr: array<vec4<f32>, NC>; // this key's K columns
   var vr: array<vec4<f32>, NC>; // and V columns
   var dk: array<vec4<f32>, NC>;
   var dv: array<vec4<f32>, NC>;
   if (k_valid) {
-    let ki = k_index(k, h_begin);
-    let vi = v_index(k, h_begin);
+    let ki = k_index(k, kv_head);
+    let vi = v_index(k, kv_head);
     for (var i = 0u; i < NCD; i++) {
       kr[i] = qkv4(ki, c + C * i);
       vr[i] = qkv4(vi, c + C * i);
@@ -312,26 +313,14 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
       }
       workgroupBarrier(); // the next tile's staging overwrites the tiles and partials
     }
-    if (params.multi_query == 0u && k < T) {
-      let ki = k_index(k, h);
-      let vi = v_index(k, h);
-      for (var i = 0u; i < NCD; i++) {
-        let d = 4u * (c + C * i);
-        for (var e = 0u; e < 4u; e++) {
-          if (d + e < params.hd) {
-            d_qkv[ki + d + e] = dk[i][e] * params.scale;
-            d_qkv[vi + d + e] = dv[i][e];
-          }
-        }
-      }
-    }
   }
-  if (params.multi_query != 0u && k < T) {
-    var ki = k_index(k, 0u);
-    var vi = v_index(k, 0u);
+  if (k < T) {
+    var ki = k_index(k, kv_head);
+    var vi = v_index(k, kv_head);
     if (params.head_groups != 1u) {
-      ki = (wg.y * T + k) * 2u * params.hd;
-      vi = ki + params.hd;
+      // Partial row (hg, k): [dK | dV] of every K/V head, as in dqkv's K and V columns.
+      ki = (hg * T + k) * 2u * params.kv_heads * params.hd + kv_head * params.hd;
+      vi = ki + params.kv_heads * params.hd;
     }
     for (var i = 0u; i < NCD; i++) {
       let d = 4u * (c + C * i);

@@ -25,7 +25,8 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseParamSpecs, resolveConfig, type GptBigCodeConfig } from '../../src/engine/model/config.ts';
+import { resolveConfig, type GptBigCodeConfig } from '../../src/engine/model/config.ts';
+import { baseParamSpecs } from '../../src/engine/model/decoder.ts';
 import { NodeFileByteSource } from '../../src/io/node.ts';
 import { readSafetensorsHeader } from '../../src/io/safetensors.ts';
 import { readTensorBytes } from '../../src/io/tensors.ts';

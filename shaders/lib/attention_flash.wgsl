@@ -1,7 +1,8 @@
 // What shaders/attention_flash.wgsl and attention_flash_backward.wgsl share (`// #include
 // "lib/attention_flash"`): the qkv / out layouts of shaders/attention.wgsl, the workgroup shape, the
-// tile overrides and the hull of a query tile's keys. The including shader declares `params` (T,
-// n_head, hd, multi_query, scale, head_groups, hpw), `qkv` and `mask` (see its header).
+// tile overrides, the heads of a query-side workgroup and the hull of a query tile's keys. The
+// including shader declares `params` (T, n_head, hd, kv_heads, scale, head_groups, hpw), `qkv` and
+// `mask` (see its header).
 //
 // A workgroup is R = 16 rows × C = 4 threads (64 invocations). Row r is one (query token, head) of
 // the query side (forward, dQ) or one key token (dK/dV); thread (r, c) owns the vec4 columns
@@ -24,24 +25,36 @@ const C: u32 = 4u; // threads per row
 const NC: u32 = 16u; // private vec4s per thread and row (D4 / C ≤ 16: hd ≤ 256)
 const NEG: f32 = -3.0e38; // finite "minus infinity": WGSL does not guarantee infinities
 
+/** K/V heads (n_head for the interleaved layout, kv_heads = 0). */
+fn n_kv() -> u32 {
+  return select(params.kv_heads, params.n_head, params.kv_heads == 0u);
+}
+
+/** Query heads per K/V head (G). */
+fn group_size() -> u32 {
+  return params.n_head / n_kv();
+}
+
 fn row_width() -> u32 {
-  if (params.multi_query != 0u) { return (params.n_head + 2u) * params.hd; }
+  if (params.kv_heads != 0u) { return (params.n_head + 2u * params.kv_heads) * params.hd; }
   return 3u * params.n_head * params.hd;
 }
 
+/** Query head h. */
 fn q_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + h * params.hd; }
+  if (params.kv_heads != 0u) { return t * row_width() + h * params.hd; }
   return t * row_width() + 3u * h * params.hd;
 }
 
-fn k_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + params.n_head * params.hd; }
-  return t * row_width() + (3u * h + 1u) * params.hd;
+/** K/V head g. */
+fn k_index(t: u32, g: u32) -> u32 {
+  if (params.kv_heads != 0u) { return t * row_width() + (params.n_head + g) * params.hd; }
+  return t * row_width() + (3u * g + 1u) * params.hd;
 }
 
-fn v_index(t: u32, h: u32) -> u32 {
-  if (params.multi_query != 0u) { return t * row_width() + (params.n_head + 1u) * params.hd; }
-  return t * row_width() + (3u * h + 2u) * params.hd;
+fn v_index(t: u32, g: u32) -> u32 {
+  if (params.kv_heads != 0u) { return t * row_width() + (params.n_head + params.kv_heads + g) * params.hd; }
+  return t * row_width() + (3u * g + 2u) * params.hd;
 }
 
 fn o_index(t: u32, h: u32) -> u32 {
@@ -62,6 +75,16 @@ fn qkv4(base: u32, c4: u32) -> vec4<f32> {
 /** Query tokens of the workgroup's query tile: R / hpw tokens (× hpw heads). */
 fn tile_tokens() -> u32 {
   return R / params.hpw;
+}
+
+/**
+ * Heads of a query-side workgroup (forward, dQ): wg_y = (K/V head, chunk of hpw heads of its group),
+ * so that the hpw heads share every staged K/V tile. Row r's head: (K/V head, head j within the
+ * group); j ≥ G (the last chunk's spare rows) takes no part.
+ */
+fn query_heads(wg_y: u32, r: u32) -> vec2<u32> {
+  let chunks = (group_size() + params.hpw - 1u) / params.hpw;
+  return vec2<u32>(wg_y / chunks, (wg_y % chunks) * params.hpw + r % params.hpw);
 }
 
 /**

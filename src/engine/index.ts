@@ -25,15 +25,12 @@ export {
   EMBEDDING_LORA_B,
   LINEAR_TARGETS,
   LORA_TARGETS,
-  baseParamSpecs,
   blockPrefix,
   checkParams,
   linearShape,
-  loraParamSpecs,
   loraScaling,
   numel,
   resolveConfig,
-  trainableSpecs,
 } from './model/config.ts';
 export type {
   Activation,
@@ -52,8 +49,16 @@ export { GptBigCodeGpu } from './model/gpt-bigcode.ts';
 export type { GpuModelOptions } from './model/gpt-bigcode.ts';
 export { TrainStep } from './model/train-step.ts';
 export type { StepShape } from './model/train-step.ts';
-export { gptBigCodeDecoder } from './model/decoder.ts';
-export type { DecoderDesc } from './model/decoder.ts';
+export {
+  baseParamSpecs,
+  describeDecoder,
+  gptBigCodeDecoder,
+  llamaFamilyDecoder,
+  loraParamSpecs,
+  trainableSpecs,
+} from './model/decoder.ts';
+export type { DecoderDesc, ModelConfig } from './model/decoder.ts';
+export type { LlamaFamilyConfig } from './model/llama-family.ts';
 export { ModelOptimizer } from './model/optimizer.ts';
 export type { OptimizerOptions, OptimizerState } from './model/optimizer.ts';
 export { focalLossRef } from './reference/loss.ts';

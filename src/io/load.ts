@@ -11,7 +11,8 @@
  * sink can free what it already uploaded. `loadModelToGpu` (./load-gpu.ts) is this with the engine's
  * model as the sink.
  */
-import { baseParamSpecs, type ParamSpec, type ResolvedConfig } from '../engine/model/config.ts';
+import { type ParamSpec, type ResolvedConfig } from '../engine/model/config.ts';
+import { baseParamSpecs } from '../engine/model/decoder.ts';
 import type { CacheKey, CachedTensor, CacheWriter, WeightCache } from './cache.ts';
 import { parseConfigJson } from './config.ts';
 import { sameFormat, sourceBytes, toF32, fromF32, weightBytes, type WeightFormat } from './convert.ts';

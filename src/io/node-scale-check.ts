@@ -20,13 +20,12 @@ import type { GpuContext } from '../engine/gpu/index.ts';
 import { createNodeContext } from '../engine/gpu/node.ts';
 import {
   LINEAR_TARGETS,
-  baseParamSpecs,
-  loraParamSpecs,
   numel,
   resolveConfig,
   type GptBigCodeConfig,
   type LoraConfig,
 } from '../engine/model/config.ts';
+import { baseParamSpecs, loraParamSpecs } from '../engine/model/decoder.ts';
 import { planMemory } from '../engine/model/memory-plan.ts';
 import { f32ToF16, type WeightFormat } from '../engine/quant.ts';
 import { Rng } from '../shared/random.ts';

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   attentionBackward,
   attentionForward,
+  attentionKvHeads,
   attentionPartialsBytes,
   attentionVariant,
   flashBackwardBytes,
@@ -14,13 +15,16 @@ import {
 } from '../../src/engine/kernels/attention.ts';
 import type { KernelSet } from '../../src/engine/gpu/context.ts';
 import type { GpuContext } from '../../src/engine/gpu/index.ts';
+import { resolveHeadGroups } from '../../src/engine/model/sizes.ts';
 import {
   attentionBackwardRef,
   attentionForwardRef,
   buildAttentionMask,
+  qkvLayout,
   segmentIdsFromLengths,
   type AttentionMask,
   type AttentionMode,
+  type AttentionShape,
 } from '../../src/engine/reference/attention.ts';
 import { Rng, randomArray } from '../../src/engine/random.ts';
 import { compare, useGpu } from '../helpers/gpu.ts';
@@ -74,6 +78,10 @@ async function runAttention(
   const variant = attentionVariant(ctx, shape, kernels);
   const suffix = variant.tiles ? ' flash' : variant.fallback ? ' cpu-fallback' : '';
   for (const d of [fwd, ...bwd.slice(0, 2)]) expect(d.label.endsWith(suffix), d.label).toBe(true);
+  // And the head layout: ' mqa', ' gqa<K/V heads>', nothing for the interleaved multi-head layout.
+  const kv = attentionKvHeads(shape);
+  const layout = kv === 0 ? '' : kv === 1 ? ' mqa' : ` gqa${kv}`;
+  expect(fwd.label, fwd.label).toContain(`x${shape.headDim}${layout}${suffix}`);
   expect(bwd.length).toBe(headGroups > 1 ? 3 : 2);
   await ctx.run([fwd, ...bwd]);
   const run = { out: await ctx.readF32(bo), lse: await ctx.readF32(bl), dqkv: await ctx.readF32(bg) };
@@ -105,6 +113,8 @@ interface Case {
   nHead: number;
   headDim: number;
   multiQuery: boolean;
+  /** Grouped-query layout: K/V heads. */
+  kvHeads?: number;
   packLength: number;
   packs: number[][];
   mode: AttentionMode;
@@ -188,6 +198,50 @@ const cases: Case[] = [
     packs: [[1]],
     mode: 'packed',
   },
+  {
+    name: 'GQA 4 heads / 2 K/V heads, hd=8, packed, several segments and padding',
+    nHead: 4,
+    kvHeads: 2,
+    headDim: 8,
+    multiQuery: false,
+    packLength: 40,
+    packs: [
+      [1, 17, 5, 9],
+      [3, 30],
+    ],
+    mode: 'packed',
+  },
+  {
+    name: 'GQA 6 heads / 3 K/V heads, hd=12, packed, three packs with padding',
+    nHead: 6,
+    kvHeads: 3,
+    headDim: 12,
+    multiQuery: false,
+    packLength: 23,
+    packs: [[7, 9], [1, 1, 1, 20], [23]],
+    mode: 'packed',
+    scale: 2,
+  },
+  {
+    name: 'GQA 8 heads / 2 K/V heads, hd=64, paper mode, padding at the end',
+    nHead: 8,
+    kvHeads: 2,
+    headDim: 64,
+    multiQuery: false,
+    packLength: 35,
+    packs: [[10, 15], [35]],
+    mode: 'paper',
+  },
+  {
+    name: 'grouped layout with kvHeads = nHead (multi-head), hd=20, packed',
+    nHead: 3,
+    kvHeads: 3,
+    headDim: 20,
+    multiQuery: false,
+    packLength: 37,
+    packs: [[10, 1, 15], [37]],
+    mode: 'packed',
+  },
 ];
 
 // The first use of each head_dim bucket (hd ≤ 32, 64, 128, 256) compiles the gpu set's three flash
@@ -209,6 +263,7 @@ for (const kernels of ['cpu', 'gpu'] as const)
             nHead: c.nHead,
             headDim: c.headDim,
             multiQuery: c.multiQuery,
+            kvHeads: c.kvHeads,
           };
           const rng = new Rng(mask.T * 7919 + c.headDim * 31 + c.nHead);
           const qkv = randomArray(rng, mask.T * qkvWidth(shape), c.scale ?? 1);
@@ -265,22 +320,69 @@ for (const kernels of ['cpu', 'gpu'] as const)
         }
       });
 
+      it('random packings with grouped-query heads and head groups match the reference', async () => {
+        const ctx = gpu();
+        const rng = new Rng(2025);
+        for (let trial = 0; trial < 12; trial++) {
+          const packLength = 1 + rng.int(50);
+          const packs = Array.from({ length: 1 + rng.int(3) }, () => {
+            const lengths: number[] = [];
+            let used = 0;
+            while (used < packLength) {
+              const len = 1 + rng.int(rng.next() < 0.3 ? packLength : 8);
+              if (used + len > packLength || (lengths.length > 0 && rng.next() < 0.1)) break;
+              lengths.push(len);
+              used += len;
+            }
+            return lengths.length > 0 ? lengths : [packLength];
+          });
+          const mode: AttentionMode = rng.next() < 0.5 ? 'packed' : 'paper';
+          const mask = buildAttentionMask(segmentIdsFromLengths(packs, packLength), packLength, mode);
+          const nHead = [2, 3, 4, 6, 8][rng.int(5)];
+          const divisors = [1, 2, 3, 4, 6, 8].filter((d) => nHead % d === 0);
+          const kvHeads = divisors[rng.int(divisors.length)];
+          const shape: AttentionKernelShape = {
+            T: mask.T,
+            nHead,
+            headDim: 1 + rng.int(40),
+            multiQuery: false,
+            kvHeads,
+          };
+          const groups = 1 + rng.int(nHead / kvHeads);
+          const qkv = randomArray(rng, mask.T * qkvWidth(shape), 2);
+          const dOut = randomArray(rng, mask.T * shape.nHead * shape.headDim);
+          const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups);
+          try {
+            expectMatchesReference(got, qkv, dOut, mask, shape);
+          } catch (error) {
+            const setup = { packLength, packs, mode, shape, groups };
+            throw new Error(`trial ${trial}: ${JSON.stringify(setup)}`, { cause: error });
+          }
+        }
+      });
+
       it('padding rows may hold anything (NaN): real rows and zero padding outputs are unaffected', async () => {
         const ctx = gpu();
         const L = 29;
         const mask = buildAttentionMask(segmentIdsFromLengths([[3, 11, 1], [20]], L), L, 'paper');
-        for (const multiQuery of [true, false]) {
-          const shape: AttentionKernelShape = { T: 2 * L, nHead: 3, headDim: 10, multiQuery };
+        const layouts = [
+          { nHead: 3, multiQuery: true, seed: 21, groups: 3 },
+          { nHead: 3, multiQuery: false, seed: 22, groups: 1 },
+          { nHead: 4, multiQuery: false, kvHeads: 2, seed: 23, groups: 2 },
+        ];
+        for (const { seed, groups, ...heads } of layouts) {
+          const shape: AttentionKernelShape = { T: 2 * L, headDim: 10, ...heads };
           const width = qkvWidth(shape);
-          const rng = new Rng(multiQuery ? 21 : 22);
+          const D = shape.nHead * 10;
+          const rng = new Rng(seed);
           const qkv = randomArray(rng, shape.T * width);
-          const dOut = randomArray(rng, shape.T * 30);
+          const dOut = randomArray(rng, shape.T * D);
           for (let t = 0; t < shape.T; t++) {
             if (mask.segment[t] !== -1) continue;
             qkv.fill(NaN, t * width, (t + 1) * width);
-            dOut.fill(NaN, t * 30, (t + 1) * 30);
+            dOut.fill(NaN, t * D, (t + 1) * D);
           }
-          const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels, multiQuery ? 3 : 1);
+          const got = await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups);
           expectMatchesReference(got, qkv, dOut, mask, shape);
         }
       });
@@ -301,11 +403,15 @@ for (const kernels of ['cpu', 'gpu'] as const)
           );
           const nanPack = nanFirst ? 0 : 1;
           const clean = 1 - nanPack;
-          for (const multiQuery of [true, false]) {
-            const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 6, multiQuery };
+          for (const [multiQuery, kvHeads, seed] of [
+            [true, undefined, 31],
+            [false, undefined, 32],
+            [false, 1, 33], // grouped layout: one K/V head of two query heads
+          ] as const) {
+            const shape: AttentionKernelShape = { T: 2 * L, nHead: 2, headDim: 6, multiQuery, kvHeads };
             const width = qkvWidth(shape);
             const D = 12;
-            const rng = new Rng(multiQuery ? 31 : 32);
+            const rng = new Rng(seed);
             const qkv = randomArray(rng, shape.T * width);
             const dOut = randomArray(rng, shape.T * D);
             qkv.fill(NaN, nanPack * L * width, (nanPack + 1) * L * width);
@@ -331,9 +437,13 @@ for (const kernels of ['cpu', 'gpu'] as const)
           keyStart: Int32Array.from({ length: T }, (_, t) => Math.max(0, t - window + 1)),
           queryEnd: new Int32Array(T).fill(T), // an upper bound is enough
         };
-        for (const multiQuery of [true, false]) {
-          const shape: AttentionKernelShape = { T, nHead: 2, headDim: 9, multiQuery };
-          const rng = new Rng(multiQuery ? 5 : 6);
+        for (const [multiQuery, kvHeads, seed] of [
+          [true, undefined, 5],
+          [false, undefined, 6],
+          [false, 2, 7],
+        ] as const) {
+          const shape: AttentionKernelShape = { T, nHead: 2, headDim: 9, multiQuery, kvHeads };
+          const rng = new Rng(seed);
           const qkv = randomArray(rng, T * qkvWidth(shape), 2);
           const dOut = randomArray(rng, T * 18);
           expectMatchesReference(
@@ -397,6 +507,64 @@ for (const kernels of ['cpu', 'gpu'] as const)
         dummy.destroy();
       });
 
+      it('grouped-query head groups (per K/V head partials + ordered reduce) match the reference', async () => {
+        const ctx = gpu();
+        const L = 41;
+        const mask = buildAttentionMask(segmentIdsFromLengths([[17, 1, 9], [41]], L), L, 'packed');
+        // G = 4 query heads per K/V head (hpw 4), and G = 3 (a spare row in the last chunk of heads).
+        for (const [nHead, kvHeads, allGroups] of [
+          [8, 2, [1, 2, 3, 4]],
+          [6, 2, [1, 2, 3]],
+        ] as const) {
+          const shape: AttentionKernelShape = { T: 2 * L, nHead, headDim: 24, multiQuery: false, kvHeads };
+          const rng = new Rng(13 + nHead);
+          const qkv = randomArray(rng, shape.T * qkvWidth(shape), 2);
+          const dOut = randomArray(rng, shape.T * nHead * 24);
+          for (const groups of allGroups) {
+            expectMatchesReference(
+              await runAttention(ctx, qkv, dOut, mask, shape, kernels, groups),
+              qkv,
+              dOut,
+              mask,
+              shape,
+            );
+          }
+        }
+        const shape: AttentionKernelShape = { T: 82, nHead: 8, headDim: 24, multiQuery: false, kvHeads: 2 };
+        expect(attentionPartialsBytes(shape, 3)).toBe(3 * 82 * 2 * 2 * 24 * 4);
+        expect(attentionPartialsBytes(shape, 1)).toBe(0);
+        expect(suggestHeadGroups(shape, 1024)).toBe(4); // at most G = 4
+        expect(suggestHeadGroups(shape, 24)).toBe(2); // 6 key tiles × 2 K/V heads
+        expect(suggestHeadGroups({ ...shape, kvHeads: 8 })).toBe(1);
+        expect(resolveHeadGroups('auto', shape)).toBe(4);
+        expect(() => resolveHeadGroups(5, shape)).toThrow(/\[1, 4\]/);
+        const dummy = await ctx.storage('dummy', 16);
+        await expect(
+          attentionBackward(ctx, dummy, dummy, dummy, dummy, dummy, dummy, shape, { headGroups: 5 }),
+        ).rejects.toThrow(/headGroups must be an integer in \[1, query heads per K\/V head = 4\]/);
+        dummy.destroy();
+      });
+
+      it('grouped layout with one K/V head is multi-query, bit for bit', async () => {
+        const ctx = gpu();
+        const L = 30;
+        const mask = buildAttentionMask(segmentIdsFromLengths([[12, 5], [30]], L), L, 'packed');
+        const mqa: AttentionKernelShape = { T: 2 * L, nHead: 5, headDim: 12, multiQuery: true };
+        const grouped: AttentionKernelShape = { ...mqa, multiQuery: false, kvHeads: 1 };
+        expect(qkvWidth(grouped)).toBe(qkvWidth(mqa));
+        const rng = new Rng(14);
+        const qkv = randomArray(rng, mqa.T * qkvWidth(mqa), 2);
+        const dOut = randomArray(rng, mqa.T * 60);
+        for (const groups of [1, 2]) {
+          const a = await runAttention(ctx, qkv, dOut, mask, mqa, kernels, groups);
+          const b = await runAttention(ctx, qkv, dOut, mask, grouped, kernels, groups);
+          for (const key of ['out', 'lse', 'dqkv'] as const) {
+            expect(new Uint8Array(b[key].buffer)).toEqual(new Uint8Array(a[key].buffer));
+          }
+          expectMatchesReference(b, qkv, dOut, mask, grouped);
+        }
+      });
+
       it('prepared dispatches follow a new mask written into the same buffer', async () => {
         const ctx = gpu();
         const L = 33;
@@ -445,6 +613,11 @@ for (const kernels of ['cpu', 'gpu'] as const)
         await expect(attentionForward(ctx, buf, buf, buf, buf, { ...shape, headDim: 0 })).rejects.toThrow(
           /headDim/,
         );
+        const gqa = { T: 4, nHead: 4, headDim: 8, multiQuery: false, kvHeads: 3 };
+        await expect(attentionForward(ctx, buf, buf, buf, buf, gqa)).rejects.toThrow(/kvHeads 3 must divide/);
+        await expect(
+          attentionForward(ctx, buf, buf, buf, buf, { ...gqa, multiQuery: true, kvHeads: 2 }),
+        ).rejects.toThrow(/be 1 with multiQuery/);
         buf.destroy();
       });
     },
@@ -484,6 +657,11 @@ describe('attention kernel variants (cpu, gpu = flash) and the fallback', { time
     expect(attentionVariant(limitsOf(8192), { ...hd256, headDim: 64 }).kernels).toBe('gpu');
     expect(flashForwardBytes(64, 4)).toBeLessThan(flashBackwardBytes(64, 4));
     expect(attentionVariant(limitsOf(32768), { ...mqa, nHead: 3 }).tiles?.headsPerWorkgroup).toBe(2);
+    // Grouped-query: the heads of one K/V head's group share its tiles (G = 4, 3, 7, 1).
+    const hpw = (nHead: number, kvHeads: number): number | undefined =>
+      attentionVariant(limitsOf(32768), { nHead, headDim: 64, multiQuery: false, kvHeads }).tiles
+        ?.headsPerWorkgroup;
+    expect([hpw(8, 2), hpw(6, 2), hpw(14, 2), hpw(4, 4)]).toEqual([4, 2, 4, 1]);
   });
 
   it('falls back to the cpu kernels (matching the reference) where the flash tiles do not fit', async () => {
@@ -541,13 +719,14 @@ describe('attention kernel variants (cpu, gpu = flash) and the fallback', { time
       L,
       'packed',
     );
-    for (const [multiQuery, groups] of [
-      [true, 1],
-      [true, 3],
-      [false, 1],
+    for (const [multiQuery, groups, kvHeads] of [
+      [true, 1, undefined],
+      [true, 3, undefined],
+      [false, 1, undefined],
+      [false, 3, 2],
     ] as const) {
-      const shape: AttentionKernelShape = { T: 2 * L, nHead: 6, headDim: 16, multiQuery };
-      const rng = new Rng(multiQuery ? 90 + groups : 99);
+      const shape: AttentionKernelShape = { T: 2 * L, nHead: 6, headDim: 16, multiQuery, kvHeads };
+      const rng = new Rng(kvHeads ? 98 : multiQuery ? 90 + groups : 99);
       const qkv = randomArray(rng, shape.T * qkvWidth(shape), 2);
       const dOut = randomArray(rng, shape.T * 96);
       const a = await runAttention(ctx, qkv, dOut, mask, shape, 'gpu', groups);
@@ -557,5 +736,51 @@ describe('attention kernel variants (cpu, gpu = flash) and the fallback', { time
       }
       expectMatchesReference(a, qkv, dOut, mask, shape);
     }
+  });
+});
+
+describe('attention reference: grouped-query heads', () => {
+  it('grouped-query attention equals multi-head attention on K/V heads repeated as Hugging Face repeat_kv', () => {
+    const L = 21;
+    const mask = buildAttentionMask(segmentIdsFromLengths([[6, 1, 10], [21]], L), L, 'packed');
+    const hd = 3;
+    const gqa: AttentionShape = { nHead: 6, headDim: hd, multiQuery: false, kvHeads: 2 };
+    const mha: AttentionShape = { ...gqa, kvHeads: 6 };
+    const rng = new Rng(3);
+    const qkv = randomArray(rng, mask.T * qkvWidth(gqa));
+    const dOut = randomArray(rng, mask.T * 6 * hd);
+    // Expanded rows: query head h gets its own copy of K/V head ⌊h / 3⌋. Grouped rows: [Q (6) | K (2) | V (2)].
+    const lg = qkvLayout(gqa);
+    const lm = qkvLayout(mha);
+    const kCol = (h: number): number => (6 + Math.floor(h / 3)) * hd;
+    const vCol = (h: number): number => (8 + Math.floor(h / 3)) * hd;
+    const expanded = new Float64Array(mask.T * lm.width);
+    for (let t = 0; t < mask.T; t++) {
+      for (let h = 0; h < 6; h++) {
+        for (let d = 0; d < hd; d++) {
+          expanded[t * lm.width + lm.q(h) + d] = qkv[t * lg.width + lg.q(h) + d];
+          expanded[t * lm.width + lm.k(h) + d] = qkv[t * lg.width + kCol(h) + d];
+          expanded[t * lm.width + lm.v(h) + d] = qkv[t * lg.width + vCol(h) + d];
+        }
+      }
+    }
+    const a = attentionForwardRef(qkv, mask, gqa);
+    const b = attentionForwardRef(expanded, mask, mha);
+    expect(compare(a.out, b.out).maxRel).toBeLessThan(1e-12);
+    expect(compare(a.lse, b.lse).maxRel).toBeLessThan(1e-12);
+    // dK, dV of a shared head: the sum over the query heads that read it.
+    const dg = attentionBackwardRef(qkv, dOut, mask, gqa);
+    const dm = attentionBackwardRef(expanded, dOut, mask, mha);
+    const folded = new Float64Array(dg.length);
+    for (let t = 0; t < mask.T; t++) {
+      for (let h = 0; h < 6; h++) {
+        for (let d = 0; d < hd; d++) {
+          folded[t * lg.width + lg.q(h) + d] = dm[t * lm.width + lm.q(h) + d];
+          folded[t * lg.width + kCol(h) + d] += dm[t * lm.width + lm.k(h) + d];
+          folded[t * lg.width + vCol(h) + d] += dm[t * lm.width + lm.v(h) + d];
+        }
+      }
+    }
+    expect(compare(dg, folded).maxRel).toBeLessThan(1e-12);
   });
 });

@@ -8,7 +8,8 @@
  * no test framework here — it returns a report and the callers assert on it.
  */
 import type { GpuContext, KernelSet } from '../../src/engine/gpu/context.ts';
-import { GptBigCodeGpu, TrainStep } from '../../src/engine/model/gpt-bigcode.ts';
+import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { TrainStep } from '../../src/engine/model/train-step.ts';
 import type { GoldenCase } from '../../src/engine/model/golden.ts';
 import { ModelOptimizer } from '../../src/engine/model/optimizer.ts';
 import { adamwStepRef, clipGradNormRef, type ParamMap } from '../../src/engine/reference/model.ts';
@@ -59,11 +60,11 @@ export interface GoldenParityReport {
     attention: string[];
     /** Of those, labelled '… flash'. */
     flash: number;
-    /** Every layernorm dispatch label (forward, backward, dgamma/dbeta). */
+    /** Every norm dispatch label (layernorm / rmsnorm: forward, backward, their parameters' gradients). */
     layerNorms: string[];
-    /** Of those, labelled '… rows' (the gpu set's shaders/layernorm_rows.wgsl). */
+    /** Of those, labelled '… rows' (the gpu set's shaders/layernorm_rows.wgsl, rmsnorm_rows.wgsl). */
     rows: number;
-    /** Some layernorm dispatch computes dgamma/dbeta (expected when every weight is trainable). */
+    /** Some norm dispatch computes its weights' gradients (expected when every weight is trainable). */
     dgammaDbeta: boolean;
     /** The gpu set's variants in use: some tiled, every attention dispatch flash, every layernorm rows. */
     gpuVariants: boolean;
@@ -98,7 +99,7 @@ export function closeness(
 async function readLogits(gc: GoldenCase, step: TrainStep, ctx: GpuContext): Promise<[number[], number[]]> {
   if (gc.objective === 'cls') return [Array.from(await step.readClsLogits()), Array.from(gc.expected.logits)];
   const seg = gc.batch.segmentIds.flat();
-  const V = gc.config.vocab_size;
+  const V = step.model.decoder.vocab;
   const keep = (a: ArrayLike<number>) => Array.from(a).filter((_, i) => seg[Math.floor(i / V)] >= 0);
   return [keep(await ctx.readF32(step.ntpLogits)), keep(gc.expected.logits)];
 }
@@ -169,7 +170,7 @@ export async function goldenParity(
     const tiled = st.forwardDispatches.filter((d) => d.label.endsWith(' tiled')).length;
     const attention = all.filter((l) => /^attention\.(forward|backward_dq|backward_dkv) /.test(l));
     const flash = attention.filter((l) => l.endsWith(' flash')).length;
-    const layerNorms = all.filter((l) => l.startsWith('layernorm'));
+    const layerNorms = all.filter((l) => /^(layernorm|rmsnorm)/.test(l));
     const rows = layerNorms.filter((l) => l.endsWith(' rows')).length;
     const labels = {
       tiled,
@@ -177,7 +178,7 @@ export async function goldenParity(
       flash,
       layerNorms,
       rows,
-      dgammaDbeta: layerNorms.some((l) => l.includes('dgamma/dbeta')),
+      dgammaDbeta: layerNorms.some((l) => /dgamma\/dbeta|dweight/.test(l)),
       gpuVariants:
         tiled > 0 &&
         attention.length > 0 &&

@@ -7,10 +7,21 @@ import {
   type AttentionMask,
   type AttentionShape,
 } from '../reference/attention.ts';
-import { attentionPartialsBytes, type AttentionKernelShape } from '../model/sizes.ts';
+import {
+  attentionGroupSize,
+  attentionKvHeads,
+  attentionPartialsBytes,
+  type AttentionKernelShape,
+} from '../model/sizes.ts';
 
 // The size arithmetic lives in model/sizes.ts (no GPU there, so the page can plan memory).
-export { attentionPartialsBytes, suggestHeadGroups, type AttentionKernelShape } from '../model/sizes.ts';
+export {
+  attentionGroupSize,
+  attentionKvHeads,
+  attentionPartialsBytes,
+  suggestHeadGroups,
+  type AttentionKernelShape,
+} from '../model/sizes.ts';
 export {
   attentionWork,
   buildAttentionMask,
@@ -38,15 +49,25 @@ const FLASH_TILES = [16, 8, 4] as const;
  */
 export const ATTENTION_MAX_HEAD_DIM = 256;
 /**
- * 'cpu' set, multi-query: query heads per workgroup of the forward and dQ passes (HPW; they share the K/V rows)
- * ('gpu': FlashTiles.headsPerWorkgroup).
+ * 'cpu' set, shared K/V (multi-query, grouped-query): query heads per workgroup of the forward and dQ
+ * passes (HPW; heads of one K/V head's group, they share its rows) ('gpu': FlashTiles.headsPerWorkgroup).
  * Fixed, so that every shape uses the same two pipelines (compiling one costs seconds on CPU drivers).
  */
 const HEADS_PER_WORKGROUP = 4;
 
-/** Floats per c_attn row: (n_head + 2)·hd for multi-query, 3·n_head·hd otherwise. */
+/**
+ * Floats per c_attn row: (n_head + 2·kvHeads)·hd for the grouped layout (multi-query: kvHeads 1),
+ * 3·n_head·hd for GPT-BigCode's interleaved multi-head layout.
+ */
 export function qkvWidth(shape: AttentionShape): number {
-  return shape.multiQuery ? (shape.nHead + 2) * shape.headDim : 3 * shape.nHead * shape.headDim;
+  const kv = attentionKvHeads(shape);
+  return (kv > 0 ? shape.nHead + 2 * kv : 3 * shape.nHead) * shape.headDim;
+}
+
+/** Workgroups along y of the forward and dQ passes: per K/V head, its group's heads in chunks of hpw. */
+function queryHeadWorkgroups(shape: AttentionShape, hpw: number): number {
+  const kv = attentionKvHeads(shape) || shape.nHead;
+  return kv * Math.ceil(attentionGroupSize(shape) / hpw);
 }
 
 function check(ctx: GpuContext, shape: AttentionKernelShape, rowsPerTile = ATTENTION_TILE): void {
@@ -55,6 +76,7 @@ function check(ctx: GpuContext, shape: AttentionKernelShape, rowsPerTile = ATTEN
     if (!Number.isInteger(v) || v < 1)
       throw new ShapeError(`attention: ${name} must be a positive integer, got ${v}`);
   }
+  attentionKvHeads(shape); // throws unless kvHeads divides nHead
   if (headDim > ATTENTION_MAX_HEAD_DIM) {
     throw new UnsupportedError(
       `attention: head_dim ${headDim} > ${ATTENTION_MAX_HEAD_DIM} is not supported`,
@@ -70,18 +92,20 @@ function check(ctx: GpuContext, shape: AttentionKernelShape, rowsPerTile = ATTEN
   }
 }
 
-/** Pipeline constants: the query heads per workgroup (1 for multi-head). */
+/** Pipeline constants: the query heads per workgroup (1 without shared K/V). */
 function constants(shape: AttentionShape): { HPW: number } {
-  return { HPW: shape.multiQuery ? HEADS_PER_WORKGROUP : 1 };
+  const kv = attentionKvHeads(shape);
+  return { HPW: kv === 1 || attentionGroupSize(shape) > 1 ? HEADS_PER_WORKGROUP : 1 };
 }
 
 /**
- * The kernels' parameters (Params in shaders/attention*.wgsl): T, n_head, hd, multi_query, scale,
- * head_groups, and for the flash shaders hpw (query heads per workgroup; the 'cpu' shaders ignore it).
+ * The kernels' parameters (Params in shaders/attention*.wgsl): T, n_head, hd, kv_heads (0: the
+ * interleaved layout), scale, head_groups, and for the flash shaders hpw (query heads per workgroup;
+ * the 'cpu' shaders ignore it).
  */
 function params(ctx: GpuContext, shape: AttentionKernelShape, headGroups = 1, hpw = 1): GPUBuffer {
   const data = new ArrayBuffer(32);
-  new Uint32Array(data, 0, 4).set([shape.T, shape.nHead, shape.headDim, Number(shape.multiQuery)]);
+  new Uint32Array(data, 0, 4).set([shape.T, shape.nHead, shape.headDim, attentionKvHeads(shape)]);
   new Float32Array(data, 16, 1)[0] = 1 / Math.sqrt(shape.headDim);
   new Uint32Array(data, 20, 2).set([headGroups, hpw]);
   return ctx.uniform('attention.params', new Uint8Array(data));
@@ -94,7 +118,10 @@ export interface FlashTiles {
   /** Rows per staged tile (BK) of the forward and of the backward passes. */
   forwardTile: number;
   backwardTile: number;
-  /** Query heads per workgroup (hpw): multi-query 1, 2 or 4 heads sharing each K/V tile; 1 otherwise. */
+  /**
+   * Query heads per workgroup (hpw): 1, 2 or 4 heads of one K/V head's group (multi-query,
+   * grouped-query) sharing each K/V tile; 1 without sharing.
+   */
   headsPerWorkgroup: number;
   /** Workgroup memory in bytes of the forward and backward pipelines. */
   forwardBytes: number;
@@ -162,8 +189,8 @@ export function attentionVariant(
         `(${min} staged rows of ${4 * d4} floats), the adapter allows ${limit}: using the cpu attention`,
     };
   }
-  const { nHead, multiQuery } = shape;
-  const headsPerWorkgroup = !multiQuery ? 1 : nHead >= 4 ? 4 : nHead >= 2 ? 2 : 1;
+  const group = attentionGroupSize(shape);
+  const headsPerWorkgroup = group >= 4 ? 4 : group >= 2 ? 2 : 1;
   return {
     kernels,
     tiles: {
@@ -183,6 +210,12 @@ function variantTag(v: AttentionVariant): string {
   return v.fallback ? ' cpu-fallback' : '';
 }
 
+/** The label tag of the head layout: ' mqa', ' gqa<K/V heads>' for the grouped layout, '' interleaved. */
+function layoutTag(shape: AttentionShape): string {
+  const kv = attentionKvHeads(shape);
+  return kv === 0 ? '' : kv === 1 ? ' mqa' : ` gqa${kv}`;
+}
+
 export interface AttentionOptions {
   /** The kernel variant; default `ctx.kernels` (chosen per adapter). See attentionVariant. */
   kernels?: KernelSet;
@@ -190,9 +223,11 @@ export interface AttentionOptions {
 
 export interface AttentionBackwardOptions extends AttentionOptions {
   /**
-   * Multi-query only: the dK/dV pass gives each key tile `headGroups` workgroups, each summing a
-   * contiguous group of query heads, then a reduce pass adds the groups in order (deterministic).
-   * 1 (default): one workgroup per key tile sums every head, no workspace. See suggestHeadGroups.
+   * Grouped layout (multi-query, grouped-query) only, in [1, nHead / kvHeads]: the dK/dV pass gives
+   * each (key tile, K/V head) `headGroups` workgroups, each summing a contiguous part of the query
+   * heads sharing that K/V head, then a reduce pass adds the parts in order (deterministic). 1
+   * (default): one workgroup per key tile and K/V head sums its heads, no workspace. Ignored for the
+   * interleaved layout. See suggestHeadGroups.
    */
   headGroups?: number;
   /** Workspace of attentionPartialsBytes(shape, headGroups) bytes; required when headGroups > 1. */
@@ -230,8 +265,8 @@ export async function attentionForward(
   options: AttentionOptions = {},
 ): Promise<Dispatch> {
   const variant = attentionVariant(ctx, shape, options.kernels);
-  const { T, nHead, headDim, multiQuery } = shape;
-  const label = `attention.forward T=${T} h=${nHead}x${headDim}${multiQuery ? ' mqa' : ''}${variantTag(variant)}`;
+  const { T, nHead, headDim } = shape;
+  const label = `attention.forward T=${T} h=${nHead}x${headDim}${layoutTag(shape)}${variantTag(variant)}`;
   const { tiles } = variant;
   if (tiles) {
     const hpw = tiles.headsPerWorkgroup;
@@ -244,7 +279,7 @@ export async function attentionForward(
       label,
       pipeline,
       bindGroup: ctx.bindGroup(pipeline, [qkv, mask, out, lse, params(ctx, shape, 1, hpw)]),
-      workgroups: [ceilDiv(T, FLASH_ROWS / hpw), ceilDiv(nHead, hpw), 1],
+      workgroups: [ceilDiv(T, FLASH_ROWS / hpw), queryHeadWorkgroups(shape, hpw), 1],
     };
   }
   check(ctx, shape);
@@ -254,7 +289,7 @@ export async function attentionForward(
     label,
     pipeline,
     bindGroup: ctx.bindGroup(pipeline, [qkv, mask, out, lse, params(ctx, shape)]),
-    workgroups: [ceilDiv(T, ATTENTION_TILE), ceilDiv(nHead, c.HPW), 1],
+    workgroups: [ceilDiv(T, ATTENTION_TILE), queryHeadWorkgroups(shape, c.HPW), 1],
   };
 }
 
@@ -281,12 +316,16 @@ export async function attentionBackward(
   const queryRows = tiles ? FLASH_ROWS / hpw : ATTENTION_TILE;
   const keyRows = tiles ? FLASH_ROWS : ATTENTION_TILE;
   check(ctx, shape, queryRows);
-  const { T, nHead, headDim, multiQuery } = shape;
-  const groups = multiQuery ? (options.headGroups ?? 1) : 1;
-  if (!Number.isInteger(groups) || groups < 1 || groups > nHead) {
-    throw new ShapeError(`attention: headGroups must be an integer in [1, n_head = ${nHead}], got ${groups}`);
+  const { T, nHead, headDim } = shape;
+  const kv = attentionKvHeads(shape);
+  const groupSize = attentionGroupSize(shape);
+  const groups = kv > 0 ? (options.headGroups ?? 1) : 1;
+  if (!Number.isInteger(groups) || groups < 1 || groups > groupSize) {
+    throw new ShapeError(
+      `attention: headGroups must be an integer in [1, query heads per K/V head = ${groupSize}], got ${groups}`,
+    );
   }
-  // Where backward_dkv writes: dqkv itself, or the [groups, T, 2·hd] partials reduced afterwards.
+  // Where backward_dkv writes: dqkv itself, or the [groups, T, 2·kvHeads·hd] partials reduced afterwards.
   let dkvTarget = dqkv;
   if (groups > 1) {
     const need = attentionPartialsBytes(shape, groups);
@@ -316,28 +355,28 @@ export async function attentionBackward(
     dqHeads = c.HPW;
   }
   const uniform = params(ctx, shape, groups, hpw);
-  const tag = `T=${T} h=${nHead}x${headDim}${multiQuery ? ` mqa/${groups}` : ''}${variantTag(variant)}`;
+  const tag = `T=${T} h=${nHead}x${headDim}${layoutTag(shape)}${kv > 0 ? `/${groups}` : ''}${variantTag(variant)}`;
   const dispatches: Dispatch[] = [
     {
       label: `attention.backward_dq ${tag}`,
       pipeline: dq,
       bindGroup: ctx.bindGroup(dq, [qkv, mask, out, dOut, lse, dqkv, uniform]),
-      workgroups: [ceilDiv(T, queryRows), ceilDiv(nHead, dqHeads), 1],
+      workgroups: [ceilDiv(T, queryRows), queryHeadWorkgroups(shape, dqHeads), 1],
     },
     {
       label: `attention.backward_dkv ${tag}`,
       pipeline: dkv,
       bindGroup: ctx.bindGroup(dkv, [qkv, mask, out, dOut, lse, dkvTarget, uniform]),
-      workgroups: [ceilDiv(T, keyRows), multiQuery ? groups : nHead, 1],
+      workgroups: [ceilDiv(T, keyRows), (kv || nHead) * groups, 1],
     },
   ];
   if (groups > 1) {
     const reduce = await ctx.pipeline('attention_reduce');
-    const count = ceilDiv(T * 2 * headDim, 256);
+    const count = ceilDiv(T * 2 * kv * headDim, 256);
     const x = Math.min(count, ctx.adapter.limits.maxComputeWorkgroupsPerDimension);
     const reduceParams = ctx.uniform(
       'attention.reduce.params',
-      new Uint32Array([T, nHead, headDim, groups, x]),
+      new Uint32Array([T, nHead, headDim, groups, x, kv]),
     );
     dispatches.push({
       label: `attention.backward_reduce ${tag}`,

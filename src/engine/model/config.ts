@@ -104,12 +104,24 @@ export const LINEAR_TARGETS: readonly LinearTarget[] = [
   'mlp.c_fc',
   'mlp.c_proj',
 ];
+/** The Llama family's block linears (decoder.ts): attention q/k/v/o, the SwiGLU or StarCoder2 MLP. */
+export type LlamaLinearTarget =
+  | 'self_attn.q_proj'
+  | 'self_attn.k_proj'
+  | 'self_attn.v_proj'
+  | 'self_attn.o_proj'
+  | 'mlp.gate_proj'
+  | 'mlp.up_proj'
+  | 'mlp.down_proj'
+  | 'mlp.c_fc'
+  | 'mlp.c_proj';
 /**
  * What LoRA can adapt: the block linears, and `wte`, the token embedding (PEFT's LoRA `Embedding`:
  * A [r, vocab] starting at zero, B [n_embd, r]). The embedding's adapter gives every token its own
  * trainable r-vector, which a model as small as the demo's needs to pick up token-level evidence.
+ * LORA_TARGETS are GPT-BigCode's; each family lists its own (decoder.ts `loraTargets`).
  */
-export type LoraTarget = LinearTarget | 'wte';
+export type LoraTarget = LinearTarget | LlamaLinearTarget | 'wte';
 export const LORA_TARGETS: readonly LoraTarget[] = [...LINEAR_TARGETS, 'wte'];
 /** PEFT's names of the token embedding's adapter (no `.weight` suffix, as PEFT saves them). */
 export const EMBEDDING_LORA_A = 'transformer.wte.lora_embedding_A';
@@ -122,8 +134,8 @@ export interface LoraConfig {
   targets: LoraTarget[];
 }
 
-/** Validates a LoRA config and returns its scaling alpha/r. */
-export function loraScaling(lora: LoraConfig): number {
+/** Validates a LoRA config (targets among `known`, the model family's) and returns its scaling alpha/r. */
+export function loraScaling(lora: LoraConfig, known: readonly LoraTarget[] = LORA_TARGETS): number {
   const errors: string[] = [];
   if (!Number.isInteger(lora.r) || lora.r <= 0) errors.push(`r must be a positive integer (got ${lora.r})`);
   if (!(lora.alpha > 0) || !Number.isFinite(lora.alpha))
@@ -131,7 +143,7 @@ export function loraScaling(lora: LoraConfig): number {
   if (!(lora.dropout >= 0 && lora.dropout < 1))
     errors.push(`dropout must be in [0, 1) (got ${lora.dropout})`);
   for (const t of lora.targets) {
-    if (!LORA_TARGETS.includes(t)) errors.push(`unknown target "${t}" (known: ${LORA_TARGETS.join(', ')})`);
+    if (!known.includes(t)) errors.push(`unknown target "${t}" (known: ${known.join(', ')})`);
   }
   if (new Set(lora.targets).size !== lora.targets.length) errors.push('targets are listed twice');
   if (errors.length > 0) {
@@ -176,77 +188,7 @@ export function linearShape(c: ResolvedConfig, target: LinearTarget): [number, n
 
 export const blockPrefix = (layer: number): string => `transformer.h.${layer}`;
 
-/** Hugging Face names and shapes of every base parameter, in checkpoint order, plus `score.weight`. */
-export function baseParamSpecs(config: GptBigCodeConfig, withScore = true): ParamSpec[] {
-  const c = resolveConfig(config);
-  const D = c.n_embd;
-  const specs: ParamSpec[] = [
-    { name: 'transformer.wte.weight', shape: [c.vocab_size, D], kind: 'embedding' },
-    { name: 'transformer.wpe.weight', shape: [c.n_positions, D], kind: 'embedding' },
-  ];
-  for (let i = 0; i < c.n_layer; i++) {
-    const p = blockPrefix(i);
-    const norm = (n: string): ParamSpec => ({ name: `${p}.${n}`, shape: [D], kind: 'norm', layer: i });
-    const linear = (t: LinearTarget): ParamSpec[] => {
-      const [out, inp] = linearShape(c, t);
-      return [
-        { name: `${p}.${t}.weight`, shape: [out, inp], kind: 'linear-weight', layer: i },
-        { name: `${p}.${t}.bias`, shape: [out], kind: 'linear-bias', layer: i },
-      ];
-    };
-    specs.push(norm('ln_1.weight'), norm('ln_1.bias'), ...linear('attn.c_attn'), ...linear('attn.c_proj'));
-    specs.push(norm('ln_2.weight'), norm('ln_2.bias'), ...linear('mlp.c_fc'), ...linear('mlp.c_proj'));
-  }
-  specs.push(
-    { name: 'transformer.ln_f.weight', shape: [D], kind: 'norm' },
-    { name: 'transformer.ln_f.bias', shape: [D], kind: 'norm' },
-  );
-  if (withScore) specs.push({ name: 'score.weight', shape: [2, D], kind: 'head' });
-  return specs;
-}
-
-/**
- * LoRA parameter names (PEFT style): `<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r] per
- * block linear, then the embedding's `transformer.wte.lora_embedding_A` [r, V] and `_B` [D, r].
- */
-export function loraParamSpecs(config: GptBigCodeConfig, lora: LoraConfig): ParamSpec[] {
-  const c = resolveConfig(config);
-  loraScaling(lora);
-  const specs: ParamSpec[] = [];
-  for (let i = 0; i < c.n_layer; i++) {
-    for (const t of LINEAR_TARGETS) {
-      if (!lora.targets.includes(t)) continue;
-      const [out, inp] = linearShape(c, t);
-      const m = `${blockPrefix(i)}.${t}`;
-      specs.push({ name: `${m}.lora_A.weight`, shape: [lora.r, inp], kind: 'lora-A', layer: i });
-      specs.push({ name: `${m}.lora_B.weight`, shape: [out, lora.r], kind: 'lora-B', layer: i });
-    }
-  }
-  if (lora.targets.includes('wte')) {
-    specs.push({ name: EMBEDDING_LORA_A, shape: [lora.r, c.vocab_size], kind: 'lora-embedding-A' });
-    specs.push({ name: EMBEDDING_LORA_B, shape: [c.n_embd, lora.r], kind: 'lora-embedding-B' });
-  }
-  return specs;
-}
-
 export type Trainable = 'lora' | 'all';
-
-/**
- * The parameters that receive gradients: LoRA A/B plus the score head ('lora'), or every base weight
- * including the score head ('all'; LoRA, if present, is trained too).
- */
-export function trainableSpecs(
-  config: GptBigCodeConfig,
-  lora: LoraConfig | null,
-  trainable: Trainable,
-  withScore = true,
-): ParamSpec[] {
-  const loraSpecs = lora ? loraParamSpecs(config, lora) : [];
-  if (trainable === 'all') return [...baseParamSpecs(config, withScore), ...loraSpecs];
-  if (!lora) throw new ConfigError('trainable "lora" needs a LoRA config.');
-  const head = withScore ? [{ name: 'score.weight', shape: [2, config.n_embd], kind: 'head' as const }] : [];
-  return [...loraSpecs, ...head];
-}
 
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 

@@ -10,24 +10,20 @@ import type { AttentionMode } from '../reference/loss.ts';
 import { InternalError, ShapeError } from '../errors.ts';
 import {
   ConfigError,
-  baseParamSpecs,
   checkParams,
-  loraParamSpecs,
   numel,
-  resolveConfig,
-  trainableSpecs,
-  type GptBigCodeConfig,
   type LoraConfig,
   type ParamSpec,
-  type ResolvedConfig,
   type Trainable,
 } from './config.ts';
-import { gptBigCodeDecoder, type DecoderDesc } from './decoder.ts';
+import { baseParamSpecs, loraParamSpecs, trainableSpecs } from './decoder.ts';
+import { describeDecoder, type DecoderDesc, type ModelConfig } from './decoder.ts';
 
 export type Objective = 'cls' | 'ntp';
 
 export interface GpuModelOptions {
-  config: GptBigCodeConfig;
+  /** GPT-BigCode's config, or a Llama family's (llama, qwen2, starcoder2) with its model_type. */
+  config: ModelConfig;
   lora: LoraConfig | null;
   mode: AttentionMode;
   objective: Objective;
@@ -46,7 +42,6 @@ interface Param {
 
 /** The model's parameters on the GPU: base weights, LoRA adapters and the score head. */
 export class GptBigCodeGpu {
-  readonly c: ResolvedConfig;
   /** What the training step wires: ops and parameter names per block. */
   readonly decoder: DecoderDesc;
   readonly weightFormat: WeightFormat;
@@ -59,8 +54,7 @@ export class GptBigCodeGpu {
     readonly ctx: GpuContext,
     readonly options: GpuModelOptions,
   ) {
-    this.c = resolveConfig(options.config);
-    this.decoder = gptBigCodeDecoder(options.config);
+    this.decoder = describeDecoder(options.config);
     this.weightFormat = options.weightFormat ?? 'f32';
     const withScore = options.objective === 'cls';
     this.trainableNames = trainableSpecs(options.config, options.lora, options.trainable, withScore).map(
@@ -345,7 +339,7 @@ export class GptBigCodeUploader {
       throw new ConfigError(
         this.model.has(name)
           ? `${name} was uploaded twice.`
-          : `${name} is not a parameter of this model (n_layer ${this.model.c.n_layer}).`,
+          : `${name} is not a parameter of this model (${this.model.decoder.blocks.length} layers).`,
       );
     }
     this.pending.delete(name);
@@ -408,6 +402,3 @@ function rowsCols(shape: readonly number[]): [number, number] {
   const cols = shape[shape.length - 1];
   return [numel(shape) / cols, cols];
 }
-
-// TEMPORARY while tests move to train-step.ts.
-export { TrainStep, type StepShape } from './train-step.ts';

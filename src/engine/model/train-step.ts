@@ -18,6 +18,7 @@ import {
   validateAttentionMask,
 } from '../kernels/attention.ts';
 import { biasBackward, biasForward } from '../kernels/bias.ts';
+import { placeColumns, takeColumns } from '../kernels/columns.ts';
 import {
   embeddingBackward,
   embeddingForward,
@@ -31,12 +32,24 @@ import { linearBackwardInput, linearForward } from '../kernels/linear.ts';
 import { prepareLora, type PreparedLora } from '../kernels/lora.ts';
 import { ClsHead, NtpHead } from '../kernels/loss.ts';
 import { matmul } from '../kernels/matmul.ts';
+import { rmsNormBackward, rmsNormBackwardParams, rmsNormForward } from '../kernels/rmsnorm.ts';
+import { prepareRope, ropeQkvLayout, type Rope } from '../kernels/rope.ts';
+import { swigluBackward, swigluForward } from '../kernels/swiglu.ts';
 import { maskBufferData } from '../reference/attention.ts';
-import type { PackedBatch } from '../reference/gptbigcode.ts';
+import type { PackedBatch } from '../../shared/batch.ts';
 import { ntpTargets, type FocalOptions } from '../reference/loss.ts';
 import { GpuValidationError, InternalError, LimitExceededError } from '../errors.ts';
 import { ConfigError } from './config.ts';
-import type { AttentionDesc, BlockDesc, LinearDesc, NormDesc } from './decoder.ts';
+import {
+  attentionKernelShape,
+  blockLinears,
+  qkvWidth,
+  type AttentionDesc,
+  type BlockDesc,
+  type LinearDesc,
+  type MlpDesc,
+  type NormDesc,
+} from './decoder.ts';
 import type { GptBigCodeGpu } from './gpt-bigcode.ts';
 import { attentionPartialsBytes, resolveHeadGroups } from './sizes.ts';
 
@@ -70,25 +83,37 @@ const same = (forward: Dispatch[], backward: Dispatch[] = []): Wired => ({
   backward,
 });
 
-/** Output and saved statistics of a norm (LayerNorm: mean and rstd per row). */
+/** Sublayers run in order; their backwards in `backwardOrder` (default: reverse). */
+function chain(sublayers: Wired[], backwardOrder: 'reverse' | 'same' = 'reverse'): Wired {
+  const back = backwardOrder === 'reverse' ? [...sublayers].reverse() : sublayers;
+  return {
+    train: sublayers.flatMap((s) => s.train),
+    eval: sublayers.flatMap((s) => s.eval),
+    backward: back.flatMap((s) => s.backward),
+  };
+}
+
+/** Output and saved statistics of a norm (LayerNorm: mean and rstd per row; RMSNorm: rstd). */
 interface NormBuffers {
   y: GPUBuffer;
-  mean: GPUBuffer;
+  mean: GPUBuffer | null;
   rstd: GPUBuffer;
 }
+
+/** The MLP's activations [T, inner]: GELU keeps its input and output, SwiGLU gate, up and their product. */
+type MlpActivations = { pre: GPUBuffer; act: GPUBuffer } | { gate: GPUBuffer; up: GPUBuffer; act: GPUBuffer };
 
 /** One block's activations, kept for its backward (one shared set with recompute). */
 interface BlockActivations {
   norm1: NormBuffers;
+  /** Each token's q/k/v row (after rotary positions). */
   qkv: GPUBuffer;
   attn: GPUBuffer;
   lse: GPUBuffer;
   /** The residual stream after attention. */
   mid: GPUBuffer;
   norm2: NormBuffers;
-  /** MLP pre-activation and activation [T, inner]. */
-  pre: GPUBuffer;
-  act: GPUBuffer;
+  mlp: MlpActivations;
 }
 
 /** A linear's input and output, and the gradients its backward reads and writes. */
@@ -97,6 +122,8 @@ interface LinearIo {
   y: GPUBuffer;
   dy: GPUBuffer;
   dx: GPUBuffer;
+  /** The backward adds into dx instead of overwriting it (a second consumer of the same input). */
+  accumulate?: boolean;
 }
 
 /** Scratch the backward of every block shares. */
@@ -107,8 +134,14 @@ interface Scratch {
   dNorm: GPUBuffer;
   dQkv: GPUBuffer;
   dAttn: GPUBuffer;
-  /** d(MLP activation), then d(pre-activation) in place [T, inner]. */
+  /** d(MLP activation) [T, inner] (GELU: then d(pre-activation) in place). */
   dAct: GPUBuffer;
+  /** SwiGLU: d(gate), d(up) [T, inner]. */
+  dGate: GPUBuffer | null;
+  dUp: GPUBuffer | null;
+  /** Separate q/k/v projections: one projection's output, and its slice of dQkv [T, widest]. */
+  projection: GPUBuffer | null;
+  dProjection: GPUBuffer | null;
   /** LoRA's [T, r] gradient scratch. */
   dh: GPUBuffer;
   /** LoRA dropout's d(drop(x)) scratch [T, max in]; null without dropout. */
@@ -142,6 +175,7 @@ export class TrainStep {
   /** LoRA on the token embedding (target `wte`). */
   private embeddingLora: PreparedEmbeddingLora | null = null;
   private loras: PreparedLora[] = [];
+  private ropes: Rope[] = [];
   /** LoRA scratch per site (one set per block linear, shared across blocks with recompute). */
   private readonly loraScratch = new Map<string, { h: GPUBuffer; xDrop: GPUBuffer | undefined }>();
   private readonly owned: GPUBuffer[] = [];
@@ -166,10 +200,9 @@ export class TrainStep {
       throw new ConfigError(`Batch shape must be whole packs (got ${packs} × ${packLength}).`);
     }
     const { decoder } = model;
-    const positions = decoder.positionEmbedding.positions;
-    if (packLength > positions) {
+    if (packLength > decoder.maxPositions) {
       throw new ConfigError(
-        `Pack length ${packLength} exceeds the model's n_positions ${positions}.`,
+        `Pack length ${packLength} exceeds the model's n_positions ${decoder.maxPositions}.`,
         'Choose a pack length no longer than the model context.',
       );
     }
@@ -180,7 +213,7 @@ export class TrainStep {
     const whole: [string, number][] = [
       ['The token embedding table (f32)', decoder.vocab * decoder.width * 4],
       [`The MLP activations of ${T} tokens`, T * widest((b) => b.mlp.inner) * 4],
-      [`The qkv activations of ${T} tokens`, T * widest((b) => b.attention.qkv.out) * 4],
+      [`The qkv activations of ${T} tokens`, T * widest((b) => qkvWidth(b.attention)) * 4],
     ];
     if (model.options.objective === 'ntp')
       whole.push([`The next-token logits of ${T} tokens`, T * decoder.vocab * 4]);
@@ -261,11 +294,8 @@ export class TrainStep {
       inputs.push(await this.buf(`h${l}.x`, T * D));
     }
     const xOut = await this.buf('x.final', T * D);
-    const finalNorm: Omit<NormBuffers, 'y'> = {
-      mean: await this.buf('ln_f.mean', T),
-      rstd: await this.buf('ln_f.rstd', T),
-    };
     this.hidden = await this.buf('hidden', T * D);
+    const finalNorm = await this.normBuffers(decoder.finalNorm, 'ln_f', this.hidden);
     const scratch = await this.scratch(blocks);
     const dHidden = await this.buf('dHidden', T * D);
 
@@ -286,21 +316,19 @@ export class TrainStep {
 
     // Final norm, head and loss.
     const norm = decoder.finalNorm;
-    this.addForward(same([await this.normForward(norm, xOut, { y: this.hidden, ...finalNorm })]));
-    const backward: Wired = { train: [], eval: [], backward: [] };
+    this.addForward(same([await this.normForward(norm, xOut, finalNorm)]));
+    const backward: Dispatch[] = [];
     if (this.trainsAll) {
-      // The head and the embedding backward add into the tables' gradients: clear them first.
-      backward.backward.push(await fill(this.ctx, this.grad(decoder.tokenEmbedding), decoder.vocab * D));
+      // The head (tied) and the embedding backward add into the tables' gradients: clear them first.
+      backward.push(await fill(this.ctx, this.grad(decoder.tokenEmbedding), decoder.vocab * D));
       const wpe = decoder.positionEmbedding;
-      backward.backward.push(await fill(this.ctx, this.grad(wpe.weight), wpe.positions * D));
+      if (wpe) backward.push(await fill(this.ctx, this.grad(wpe.weight), decoder.maxPositions * D));
     }
     const head = await this.head(dHidden);
     this.addForward(same(head.forward));
-    backward.backward.push(...head.backward);
-    backward.backward.push(
-      ...(await this.normBackward(norm, xOut, { y: this.hidden, ...finalNorm }, dHidden, scratch.dX, false)),
-    );
-    this.addBackward(backward);
+    backward.push(...head.backward);
+    backward.push(...(await this.normBackward(norm, xOut, finalNorm, dHidden, scratch.dX, false)));
+    this.addBackward(same([], backward));
     for (let l = blocks.length - 1; l >= 0; l--) {
       const wired = blockWiring[l];
       // Recompute: the block's forward into the shared activations, then its backward.
@@ -325,11 +353,11 @@ export class TrainStep {
     this.evalBackwardDispatches.push(...wired.eval, ...wired.backward);
   }
 
-  private async normBuffers(tag: string): Promise<NormBuffers> {
+  private async normBuffers(norm: NormDesc, tag: string, y?: GPUBuffer): Promise<NormBuffers> {
     const T = this.T;
     return {
-      y: await this.buf(tag, T * this.model.decoder.width),
-      mean: await this.buf(`${tag}.mean`, T),
+      y: y ?? (await this.buf(tag, T * this.model.decoder.width)),
+      mean: norm.kind === 'layernorm' ? await this.buf(`${tag}.mean`, T) : null,
       rstd: await this.buf(`${tag}.rstd`, T),
     };
   }
@@ -338,15 +366,22 @@ export class TrainStep {
     const T = this.T;
     const D = this.model.decoder.width;
     const { attention, mlp } = block;
+    const inner = T * mlp.inner;
     return {
-      norm1: await this.normBuffers(`${tag}.ln1`),
-      qkv: await this.buf(`${tag}.qkv`, T * attention.qkv.out),
-      attn: await this.buf(`${tag}.attn`, T * D),
+      norm1: await this.normBuffers(block.norm1, `${tag}.ln1`),
+      qkv: await this.buf(`${tag}.qkv`, T * qkvWidth(attention)),
+      attn: await this.buf(`${tag}.attn`, T * attention.nHead * attention.headDim),
       lse: await this.buf(`${tag}.lse`, T * attention.nHead),
       mid: await this.buf(`${tag}.mid`, T * D),
-      norm2: await this.normBuffers(`${tag}.ln2`),
-      pre: await this.buf(`${tag}.pre`, T * mlp.inner),
-      act: await this.buf(`${tag}.act`, T * mlp.inner),
+      norm2: await this.normBuffers(block.norm2, `${tag}.ln2`),
+      mlp:
+        mlp.kind === 'gelu'
+          ? { pre: await this.buf(`${tag}.pre`, inner), act: await this.buf(`${tag}.act`, inner) }
+          : {
+              gate: await this.buf(`${tag}.gate`, inner),
+              up: await this.buf(`${tag}.up`, inner),
+              act: await this.buf(`${tag}.act`, inner),
+            },
     };
   }
 
@@ -355,35 +390,43 @@ export class TrainStep {
     const D = this.model.decoder.width;
     const lora = this.model.options.lora;
     const widest = (pick: (b: BlockDesc) => number) => Math.max(1, ...blocks.map(pick));
+    const inner = widest((b) => b.mlp.inner);
+    const swiglu = blocks.some((b) => b.mlp.kind === 'swiglu');
+    const separate = blocks.some((b) => b.attention.projections.length > 1);
+    const projectionWidth = widest((b) => Math.max(...b.attention.projections.map((p) => p.out)));
     const dX = await this.buf('dX', T * D);
-    const dAct = await this.buf('dAct', T * widest((b) => b.mlp.inner));
-    const dQkv = await this.buf('dQkv', T * widest((b) => b.attention.qkv.out));
-    const dAttn = await this.buf('dAttn', T * D);
+    const dAct = await this.buf('dAct', T * inner);
+    const dGate = swiglu ? await this.buf('dGate', T * inner) : null;
+    const dUp = swiglu ? await this.buf('dUp', T * inner) : null;
+    const dQkv = await this.buf('dQkv', T * widest((b) => qkvWidth(b.attention)));
+    const projection = separate ? await this.buf('projection', T * projectionWidth) : null;
+    const dProjection = separate ? await this.buf('dProjection', T * projectionWidth) : null;
+    const dAttn = await this.buf('dAttn', T * widest((b) => b.attention.nHead * b.attention.headDim));
     const dNorm = await this.buf('dLn', T * D);
     const dh = await this.buf('lora.dh', T * (lora?.r ?? 1));
     const attention = blocks[0]?.attention;
-    const shape = attention ? this.attentionShape(attention) : null;
+    const shape = attention ? attentionKernelShape(T, attention) : null;
     const attentionHeadGroups = shape ? resolveHeadGroups(this.shape.attentionHeadGroups, shape) : 1;
     const partialsBytes = shape ? attentionPartialsBytes(shape, attentionHeadGroups) : 0;
     const attentionPartials =
       partialsBytes > 0 ? await this.buf('attention.partials', partialsBytes / 4) : null;
-    const dxDrop =
-      (lora?.dropout ?? 0) > 0
-        ? await this.buf(
-            'lora.dxDrop',
-            T *
-              Math.max(
-                D,
-                widest((b) => b.mlp.inner),
-              ),
-          )
-        : null;
-    return { dX, dNorm, dQkv, dAttn, dAct, dh, dxDrop, attentionPartials, attentionHeadGroups };
-  }
-
-  private attentionShape(attention: AttentionDesc) {
-    const { nHead, headDim, multiQuery } = attention;
-    return { T: this.T, nHead, headDim, multiQuery };
+    const widestInput = widest((b) => Math.max(...blockLinears(b).map((l) => l.in)));
+    const dxDrop = (lora?.dropout ?? 0) > 0 ? await this.buf('lora.dxDrop', T * widestInput) : null;
+    return {
+      dX,
+      dNorm,
+      dQkv,
+      dAttn,
+      dAct,
+      dGate,
+      dUp,
+      projection,
+      dProjection,
+      dh,
+      dxDrop,
+      attentionPartials,
+      attentionHeadGroups,
+    };
   }
 
   /** Token (+ position) embeddings and the token embedding's LoRA, into x0. */
@@ -391,24 +434,21 @@ export class TrainStep {
     const { decoder, options } = this.model;
     const { ctx, T } = this;
     const lora = options.lora;
-    const tokens = {
-      T,
-      C: decoder.width,
-      V: decoder.vocab,
-      P: decoder.positionEmbedding.positions,
-    };
+    const wpe = decoder.positionEmbedding;
+    const tokens = { T, C: decoder.width, V: decoder.vocab, P: wpe ? decoder.maxPositions : 0 };
     const tokenTable = decoder.tokenEmbedding;
-    const positionTable = decoder.positionEmbedding.weight;
     const forward = [
       await embeddingForward(
         ctx,
-        {
-          ids: this.ids,
-          pos: this.pos,
-          wte: this.param(tokenTable),
-          wpe: this.param(positionTable),
-          x: this.x0,
-        },
+        wpe
+          ? {
+              ids: this.ids,
+              wte: this.param(tokenTable),
+              x: this.x0,
+              pos: this.pos,
+              wpe: this.param(wpe.weight),
+            }
+          : { ids: this.ids, wte: this.param(tokenTable), x: this.x0 },
         tokens,
       ),
     ];
@@ -436,7 +476,9 @@ export class TrainStep {
     if (this.trainsAll) {
       this.embBackward = await embeddingBackward(
         ctx,
-        { dx: scratch.dX, dwte: this.grad(tokenTable), dwpe: this.grad(positionTable) },
+        wpe
+          ? { dx: scratch.dX, dwte: this.grad(tokenTable), dwpe: this.grad(wpe.weight) }
+          : { dx: scratch.dX, dwte: this.grad(tokenTable) },
         tokens,
       );
       backward.push(...this.embBackward.dispatches);
@@ -457,28 +499,13 @@ export class TrainStep {
   ): Promise<Wired> {
     const { ctx, T } = this;
     const D = this.model.decoder.width;
-    const { dX, dNorm, dQkv, dAttn, dAct } = scratch;
-    const { attention, mlp } = block;
-    const shape = this.attentionShape(attention);
-    const qkv = await this.linear(attention.qkv, { x: a.norm1.y, y: a.qkv, dy: dQkv, dx: dNorm }, scratch);
-    const output = await this.linear(attention.output, { x: a.attn, y: a.mid, dy: dX, dx: dAttn }, scratch);
-    const up = await this.linear(mlp.up, { x: a.norm2.y, y: a.pre, dy: dAct, dx: dNorm }, scratch);
-    const down = await this.linear(mlp.down, { x: a.act, y: next, dy: dX, dx: dAct }, scratch);
-    const attend = same(
-      [await attentionForward(ctx, a.qkv, this.mask, a.attn, a.lse, shape)],
-      await attentionBackward(ctx, a.qkv, this.mask, a.attn, dAttn, a.lse, dQkv, shape, {
-        headGroups: scratch.attentionHeadGroups,
-        partials: scratch.attentionPartials ?? undefined,
-      }),
-    );
-    const activation = same(
-      [await geluForward(ctx, a.pre, a.act, T * mlp.inner, mlp.activation)],
-      [await geluBackwardInPlace(ctx, a.pre, dAct, T * mlp.inner, mlp.activation)], // dAct → d(pre)
-    );
+    const { dX, dNorm, dAttn } = scratch;
+    const { attention } = block;
     const norm1 = same(
       [await this.normForward(block.norm1, x, a.norm1)],
       await this.normBackward(block.norm1, x, a.norm1, dNorm, dX, true),
     );
+    const output = await this.linear(attention.output, { x: a.attn, y: a.mid, dy: dX, dx: dAttn }, scratch);
     const norm2 = same(
       [await this.normForward(block.norm2, a.mid, a.norm2)],
       await this.normBackward(block.norm2, a.mid, a.norm2, dNorm, dX, true),
@@ -486,21 +513,125 @@ export class TrainStep {
     const residual1 = same([await add(ctx, a.mid, x, T * D)]);
     const residual2 = same([await add(ctx, next, a.mid, T * D)]);
     // Forward in order; backward in reverse (the residual adds need none: dX carries through).
-    const sublayers = [norm1, qkv, attend, output, residual1, norm2, up, activation, down, residual2];
-    return {
-      train: sublayers.flatMap((s) => s.train),
-      eval: sublayers.flatMap((s) => s.eval),
-      backward: sublayers.reverse().flatMap((s) => s.backward),
-    };
+    return chain([
+      norm1,
+      ...(await this.attention(attention, a, scratch)),
+      output,
+      residual1,
+      norm2,
+      await this.mlp(block.mlp, a.norm2.y, a.mlp, next, scratch),
+      residual2,
+    ]);
+  }
+
+  /**
+   * q/k/v from norm1's output into the qkv row (one fused linear, or q, k and v placed side by side),
+   * rotary positions on q and k, then attention into `attn`. Listed as sublayers in forward order.
+   */
+  private async attention(attention: AttentionDesc, a: BlockActivations, scratch: Scratch): Promise<Wired[]> {
+    const { ctx, T } = this;
+    const { dQkv, dNorm, dAttn } = scratch;
+    const { projections } = attention;
+    const rowStride = qkvWidth(attention);
+    let qkv: Wired;
+    if (projections.length === 1) {
+      qkv = await this.linear(projections[0], { x: a.norm1.y, y: a.qkv, dy: dQkv, dx: dNorm }, scratch);
+    } else {
+      // Each projection into scratch, then placed in the row; its gradient taken back out of dQkv.
+      // The first overwrites d(norm1 output), the others add to it.
+      const { projection, dProjection } = scratch;
+      const parts: Wired[] = [];
+      let offset = 0;
+      for (const [i, p] of projections.entries()) {
+        const columns = { T, width: p.out, rowStride, offset };
+        const io = { x: a.norm1.y, y: projection!, dy: dProjection!, dx: dNorm, accumulate: i > 0 };
+        const linear = await this.linear(p, io, scratch);
+        parts.push({
+          train: [...linear.train, await placeColumns(ctx, { src: projection!, dst: a.qkv }, columns)],
+          eval: [...linear.eval, await placeColumns(ctx, { src: projection!, dst: a.qkv }, columns)],
+          backward: [await takeColumns(ctx, { src: dQkv, dst: dProjection! }, columns), ...linear.backward],
+        });
+        offset += p.out;
+      }
+      qkv = chain(parts, 'same');
+    }
+    const sublayers = [qkv];
+    if (attention.rope) {
+      const { nHead, kvHeads, headDim } = attention;
+      const rope = await prepareRope(
+        ctx,
+        { pos: this.pos, qkv: a.qkv, dQkv },
+        {
+          T,
+          nHead,
+          nKvHead: kvHeads,
+          headDim,
+          layout: ropeQkvLayout(attention.layout, nHead, kvHeads, headDim),
+        },
+        attention.rope,
+      );
+      this.ropes.push(rope);
+      sublayers.push(same(rope.forward, rope.backward));
+    }
+    const shape = attentionKernelShape(T, attention);
+    sublayers.push(
+      same(
+        [await attentionForward(ctx, a.qkv, this.mask, a.attn, a.lse, shape)],
+        await attentionBackward(ctx, a.qkv, this.mask, a.attn, dAttn, a.lse, dQkv, shape, {
+          headGroups: scratch.attentionHeadGroups,
+          partials: scratch.attentionPartials ?? undefined,
+        }),
+      ),
+    );
+    return sublayers;
+  }
+
+  /** The MLP from x (norm2's output) into `next`; its backward finds d(next) in dX, leaves d(x) in dNorm. */
+  private async mlp(
+    mlp: MlpDesc,
+    x: GPUBuffer,
+    a: MlpActivations,
+    next: GPUBuffer,
+    scratch: Scratch,
+  ): Promise<Wired> {
+    const { ctx, T } = this;
+    const { dX, dNorm, dAct } = scratch;
+    const n = T * mlp.inner;
+    if (mlp.kind === 'gelu' && 'pre' in a) {
+      return chain([
+        await this.linear(mlp.up, { x, y: a.pre, dy: dAct, dx: dNorm }, scratch),
+        same(
+          [await geluForward(ctx, a.pre, a.act, n, mlp.activation)],
+          [await geluBackwardInPlace(ctx, a.pre, dAct, n, mlp.activation)], // dAct → d(pre)
+        ),
+        await this.linear(mlp.down, { x: a.act, y: next, dy: dX, dx: dAct }, scratch),
+      ]);
+    }
+    if (mlp.kind === 'swiglu' && 'gate' in a) {
+      const dGate = scratch.dGate!;
+      const dUp = scratch.dUp!;
+      const shape = { T, I: mlp.inner };
+      // Backward in reverse: down, swiglu, up (overwrites dNorm), gate (adds to it).
+      return chain([
+        await this.linear(mlp.gate, { x, y: a.gate, dy: dGate, dx: dNorm, accumulate: true }, scratch),
+        await this.linear(mlp.up, { x, y: a.up, dy: dUp, dx: dNorm }, scratch),
+        same(
+          [await swigluForward(ctx, { gate: a.gate, up: a.up, h: a.act }, shape)],
+          [await swigluBackward(ctx, { gate: a.gate, up: a.up, dh: dAct, dgate: dGate, dup: dUp }, shape)],
+        ),
+        await this.linear(mlp.down, { x: a.act, y: next, dy: dX, dx: dAct }, scratch),
+      ]);
+    }
+    throw new InternalError(`train step: ${mlp.kind} MLP without its activations`);
   }
 
   private async normForward(norm: NormDesc, x: GPUBuffer, out: NormBuffers): Promise<Dispatch> {
     const shape = { T: this.T, C: this.model.decoder.width, eps: norm.eps };
-    return layerNormForward(
-      this.ctx,
-      { x, gamma: this.param(norm.weight), beta: this.param(norm.bias!), ...out },
-      shape,
-    );
+    const { y, mean, rstd } = out;
+    const weight = this.param(norm.weight);
+    if (norm.kind === 'rmsnorm') return rmsNormForward(this.ctx, { x, weight, y, rstd }, shape);
+    const beta = this.param(norm.bias!);
+    return layerNormForward(this.ctx, { x, gamma: weight, beta, y, mean: mean!, rstd }, shape);
   }
 
   /** dx (+)= d(input) from dy, and the norm's own gradients in full finetuning. */
@@ -512,26 +643,28 @@ export class TrainStep {
     dx: GPUBuffer,
     accumulate: boolean,
   ): Promise<Dispatch[]> {
+    const { ctx, trainsAll } = this;
     const shape = { T: this.T, C: this.model.decoder.width, eps: norm.eps };
     const { mean, rstd } = saved;
+    const weight = this.param(norm.weight);
+    if (norm.kind === 'rmsnorm') {
+      const out = [await rmsNormBackward(ctx, { x, weight, rstd, dy, dx }, shape, { accumulate })];
+      if (trainsAll) {
+        out.push(await rmsNormBackwardParams(ctx, { x, rstd, dy, dweight: this.grad(norm.weight) }, shape));
+      }
+      return out;
+    }
     const out = [
-      await layerNormBackward(this.ctx, { x, gamma: this.param(norm.weight), mean, rstd, dy, dx }, shape, {
-        accumulate,
-      }),
+      await layerNormBackward(ctx, { x, gamma: weight, mean: mean!, rstd, dy, dx }, shape, { accumulate }),
     ];
-    if (this.trainsAll) {
-      out.push(
-        await layerNormBackwardParams(
-          this.ctx,
-          { x, mean, rstd, dy, dgamma: this.grad(norm.weight), dbeta: this.grad(norm.bias!) },
-          shape,
-        ),
-      );
+    if (trainsAll) {
+      const grads = { dgamma: this.grad(norm.weight), dbeta: this.grad(norm.bias!) };
+      out.push(await layerNormBackwardParams(ctx, { x, mean: mean!, rstd, dy, ...grads }, shape));
     }
     return out;
   }
 
-  /** y = x·Wᵀ (+ b) (+ LoRA); the backward writes dx from dy and the trainable weights' gradients. */
+  /** y = x·Wᵀ (+ b) (+ LoRA); the backward writes (or adds to) dx from dy, and the weights' gradients. */
   private async linear(desc: LinearDesc, io: LinearIo, scratch: Scratch): Promise<Wired> {
     const { ctx, T } = this;
     const { x, y, dy, dx } = io;
@@ -541,7 +674,9 @@ export class TrainStep {
     const train = [...(await linearForward(ctx, x, weight, y, T))];
     if (desc.bias) train.push(await biasForward(ctx, y, this.param(`${desc.module}.bias`), biasShape));
     const evalForward = [...train];
-    const backward = [...(await linearBackwardInput(ctx, dy, weight, dx, T))];
+    const backward = [
+      ...(await linearBackwardInput(ctx, dy, weight, dx, T, { beta: io.accumulate ? 1 : 0 })),
+    ];
     const lora = options.lora;
     if (lora?.targets.includes(desc.target)) {
       const branch = await this.loraBranch(desc, io, scratch);
@@ -647,7 +782,8 @@ export class TrainStep {
         wte: this.param(decoder.lmHead),
         dhidden: dHidden,
         dwte: this.trainsAll ? this.grad(decoder.lmHead) : undefined,
-        accumulateWte: true,
+        // Tied: the head's gradient adds to the table's, which the embedding backward adds to too.
+        accumulateWte: decoder.lmHead === decoder.tokenEmbedding,
       },
     );
     this.lossDispatches.push(...this.ntp.lossDispatches);
@@ -668,14 +804,15 @@ export class TrainStep {
       throw new ConfigError('position_ids and segment_ids must have the shape of input_ids.');
     }
     validateIds(ids, decoder.vocab, 'token id');
-    validateIds(pos, decoder.positionEmbedding.positions, 'position id');
-    const mask = buildAttentionMask(seg, packLength, options.mode);
+    validateIds(pos, decoder.maxPositions, 'position id');
+    const window = decoder.blocks[0]?.attention.slidingWindow ?? undefined;
+    const mask = buildAttentionMask(seg, packLength, options.mode, window);
     validateAttentionMask(mask);
     ctx.write(this.ids, ids);
     this.batchIds = ids;
     ctx.write(this.pos, pos);
     ctx.write(this.mask, maskBufferData(mask));
-    this.embBackward?.setTokens(ids, pos);
+    this.embBackward?.setTokens(ids, decoder.positionEmbedding ? pos : undefined);
     this.embeddingLora?.setTokens(ids);
     if (this.cls) {
       this.cls.setFunctions(
@@ -875,6 +1012,7 @@ export class TrainStep {
     this.ntp?.destroy();
     this.embBackward?.destroy();
     this.embeddingLora?.destroy();
+    for (const rope of this.ropes) rope.destroy();
     for (const b of this.owned) b.destroy();
     this.owned.length = 0;
   }

@@ -1,16 +1,20 @@
 /**
  * Attention masks for packed batches and the float64 CPU reference of shaders/attention.wgsl and
- * shaders/attention_flash.wgsl (the 'cpu' and 'gpu' kernel sets; GPT-BigCode self-attention on the
- * c_attn output, forward and backward).
+ * shaders/attention_flash.wgsl (the 'cpu' and 'gpu' kernel sets; causal self-attention on the fused
+ * qkv projection, forward and backward).
  *
  * Masking: every token t of the flattened batch [T] has `segment[t]` (−1 = padding) and
  * `keyStart[t]`; a non-padding query t attends to keys k with keyStart[t] ≤ k ≤ t and
  * segment[k] ≠ −1. Padding queries output zeros and get zero gradients. `queryEnd[k]` is one past
  * the last query that may attend to key k (an upper bound is enough for correctness; the kernels use
  * it to skip query tiles in the key-side backward pass).
+ *
+ * Heads: query head h reads K/V head ⌊h / (nHead / kvHeads)⌋ (Hugging Face `repeat_kv`); its dK and
+ * dV sum over the query heads sharing it.
  */
 import { ShapeError } from '../errors.ts';
 import type { AttentionMode } from '../../shared/batch.ts';
+import { attentionKvHeads } from '../model/sizes.ts';
 
 export type { AttentionMode } from '../../shared/batch.ts';
 
@@ -29,8 +33,17 @@ export interface AttentionShape {
   nHead: number;
   /** head_dim = n_embd / n_head. */
   headDim: number;
-  /** true: c_attn rows are [Q (n_embd) | K (hd) | V (hd)]; false: HF's [n_head, 3, hd] interleaving. */
+  /**
+   * true: c_attn rows are [Q (n_embd) | K (hd) | V (hd)] (one K/V head); false without kvHeads:
+   * GPT-BigCode's multi-head [n_head, 3, hd] interleaving.
+   */
   multiQuery: boolean;
+  /**
+   * Grouped-query attention (Llama, Qwen2, StarCoder2): kvHeads K/V heads, dividing nHead, rows
+   * [Q (nHead·hd) | K (kvHeads·hd) | V (kvHeads·hd)]. 1 is multi-query, nHead multi-head in this
+   * layout. Needs multiQuery false (or kvHeads 1).
+   */
+  kvHeads?: number;
 }
 
 /**
@@ -142,17 +155,25 @@ export function attends(mask: AttentionMask, t: number, k: number): boolean {
   return mask.segment[t] !== -1 && mask.segment[k] !== -1 && k >= mask.keyStart[t] && k <= t;
 }
 
-/** Columns of one c_attn row: width and offsets of q (per head), k and v for head h. */
+/** Columns of one c_attn row: width and offsets of q, k and v for query head h. */
 export function qkvLayout(shape: AttentionShape): {
   width: number;
   q: (h: number) => number;
   k: (h: number) => number;
   v: (h: number) => number;
 } {
-  const { nHead, headDim: hd, multiQuery } = shape;
+  const { nHead, headDim: hd } = shape;
   const D = nHead * hd;
-  if (multiQuery) {
-    return { width: D + 2 * hd, q: (h) => h * hd, k: () => D, v: () => D + hd };
+  const kv = attentionKvHeads(shape);
+  if (kv > 0) {
+    const group = nHead / kv;
+    const kvHead = (h: number): number => Math.floor(h / group);
+    return {
+      width: D + 2 * kv * hd,
+      q: (h) => h * hd,
+      k: (h) => D + kvHead(h) * hd,
+      v: (h) => D + (kv + kvHead(h)) * hd,
+    };
   }
   return {
     width: 3 * D,
@@ -212,7 +233,7 @@ export function attentionForwardRef(
 /**
  * Backward: d(qkv) in the layout of qkv from dOut [T, D]. Probabilities are recomputed here from
  * scratch (not from a saved logsumexp) so the reference does not share the kernel's shortcut.
- * Multi-query: dK and dV are summed over all heads.
+ * Shared K/V heads (multi-query, grouped-query): dK and dV sum over the heads sharing them.
  */
 export function attentionBackwardRef(
   qkv: ArrayLike<number>,
