@@ -17,11 +17,14 @@ import type { KernelSet } from '../../src/engine/gpu/context.ts';
 import type { GpuContext } from '../../src/engine/gpu/index.ts';
 import { resolveHeadGroups } from '../../src/engine/model/sizes.ts';
 import {
+  attends,
   attentionBackwardRef,
   attentionForwardRef,
+  attentionWork,
   buildAttentionMask,
   qkvLayout,
   segmentIdsFromLengths,
+  validateAttentionMask,
   type AttentionMask,
   type AttentionMode,
   type AttentionShape,
@@ -118,6 +121,7 @@ interface Case {
   packLength: number;
   packs: number[][];
   mode: AttentionMode;
+  slidingWindow?: number;
   /** Range of the random q, k, v values (larger: sharper softmax). */
   scale?: number;
 }
@@ -242,6 +246,38 @@ const cases: Case[] = [
     packs: [[10, 1, 15], [37]],
     mode: 'packed',
   },
+  {
+    name: 'sliding window 6 (shorter than most segments), MQA hd=8, packed',
+    nHead: 4,
+    headDim: 8,
+    multiQuery: true,
+    packLength: 40,
+    packs: [[1, 17, 5, 1, 16], [40]],
+    mode: 'packed',
+    slidingWindow: 6,
+  },
+  {
+    name: 'sliding window 4, MHA hd=5, paper mode, three packs with padding',
+    nHead: 3,
+    headDim: 5,
+    multiQuery: false,
+    packLength: 23,
+    packs: [[7, 9], [1, 1, 1, 20], [23]],
+    mode: 'paper',
+    slidingWindow: 4,
+  },
+  {
+    name: 'sliding window 19 (across tiles), GQA 6 heads / 2 K/V heads, hd=16, packed',
+    nHead: 6,
+    kvHeads: 2,
+    headDim: 16,
+    multiQuery: false,
+    packLength: 64,
+    packs: [[40, 3, 20], [64]],
+    mode: 'packed',
+    slidingWindow: 19,
+    scale: 2,
+  },
 ];
 
 // The first use of each head_dim bucket (hd ≤ 32, 64, 128, 256) compiles the gpu set's three flash
@@ -257,7 +293,12 @@ for (const kernels of ['cpu', 'gpu'] as const)
       for (const c of cases) {
         it(c.name, async () => {
           const ctx = gpu();
-          const mask = buildAttentionMask(segmentIdsFromLengths(c.packs, c.packLength), c.packLength, c.mode);
+          const mask = buildAttentionMask(
+            segmentIdsFromLengths(c.packs, c.packLength),
+            c.packLength,
+            c.mode,
+            c.slidingWindow,
+          );
           const shape: AttentionKernelShape = {
             T: mask.T,
             nHead: c.nHead,
@@ -320,7 +361,7 @@ for (const kernels of ['cpu', 'gpu'] as const)
         }
       });
 
-      it('random packings with grouped-query heads and head groups match the reference', async () => {
+      it('random packings with grouped-query heads, head groups and sliding windows match the reference', async () => {
         const ctx = gpu();
         const rng = new Rng(2025);
         for (let trial = 0; trial < 12; trial++) {
@@ -337,7 +378,8 @@ for (const kernels of ['cpu', 'gpu'] as const)
             return lengths.length > 0 ? lengths : [packLength];
           });
           const mode: AttentionMode = rng.next() < 0.5 ? 'packed' : 'paper';
-          const mask = buildAttentionMask(segmentIdsFromLengths(packs, packLength), packLength, mode);
+          const window = rng.next() < 0.5 ? undefined : 1 + rng.int(20);
+          const mask = buildAttentionMask(segmentIdsFromLengths(packs, packLength), packLength, mode, window);
           const nHead = [2, 3, 4, 6, 8][rng.int(5)];
           const divisors = [1, 2, 3, 4, 6, 8].filter((d) => nHead % d === 0);
           const kvHeads = divisors[rng.int(divisors.length)];
@@ -355,7 +397,7 @@ for (const kernels of ['cpu', 'gpu'] as const)
           try {
             expectMatchesReference(got, qkv, dOut, mask, shape);
           } catch (error) {
-            const setup = { packLength, packs, mode, shape, groups };
+            const setup = { packLength, packs, mode, window, shape, groups };
             throw new Error(`trial ${trial}: ${JSON.stringify(setup)}`, { cause: error });
           }
         }
@@ -510,7 +552,7 @@ for (const kernels of ['cpu', 'gpu'] as const)
       it('grouped-query head groups (per K/V head partials + ordered reduce) match the reference', async () => {
         const ctx = gpu();
         const L = 41;
-        const mask = buildAttentionMask(segmentIdsFromLengths([[17, 1, 9], [41]], L), L, 'packed');
+        const mask = buildAttentionMask(segmentIdsFromLengths([[17, 1, 9], [41]], L), L, 'packed', 12);
         // G = 4 query heads per K/V head (hpw 4), and G = 3 (a spare row in the last chunk of heads).
         for (const [nHead, kvHeads, allGroups] of [
           [8, 2, [1, 2, 3, 4]],
@@ -548,7 +590,7 @@ for (const kernels of ['cpu', 'gpu'] as const)
       it('grouped layout with one K/V head is multi-query, bit for bit', async () => {
         const ctx = gpu();
         const L = 30;
-        const mask = buildAttentionMask(segmentIdsFromLengths([[12, 5], [30]], L), L, 'packed');
+        const mask = buildAttentionMask(segmentIdsFromLengths([[12, 5], [30]], L), L, 'packed', 9);
         const mqa: AttentionKernelShape = { T: 2 * L, nHead: 5, headDim: 12, multiQuery: true };
         const grouped: AttentionKernelShape = { ...mqa, multiQuery: false, kvHeads: 1 };
         expect(qkvWidth(grouped)).toBe(qkvWidth(mqa));
@@ -739,10 +781,10 @@ describe('attention kernel variants (cpu, gpu = flash) and the fallback', { time
   });
 });
 
-describe('attention reference: grouped-query heads', () => {
+describe('attention reference: grouped-query heads and sliding windows', () => {
   it('grouped-query attention equals multi-head attention on K/V heads repeated as Hugging Face repeat_kv', () => {
     const L = 21;
-    const mask = buildAttentionMask(segmentIdsFromLengths([[6, 1, 10], [21]], L), L, 'packed');
+    const mask = buildAttentionMask(segmentIdsFromLengths([[6, 1, 10], [21]], L), L, 'packed', 5);
     const hd = 3;
     const gqa: AttentionShape = { nHead: 6, headDim: hd, multiQuery: false, kvHeads: 2 };
     const mha: AttentionShape = { ...gqa, kvHeads: 6 };
@@ -782,5 +824,49 @@ describe('attention reference: grouped-query heads', () => {
       }
     }
     expect(compare(dg, folded).maxRel).toBeLessThan(1e-12);
+  });
+
+  it('sliding window w: query t sees keys t − w < k ≤ t of its segment (at most w), query_end exact', () => {
+    const rng = new Rng(8);
+    for (let trial = 0; trial < 40; trial++) {
+      const L = 1 + rng.int(40);
+      const lengths: number[] = [];
+      for (let used = 0; used < L && rng.next() < 0.9;) {
+        const len = 1 + rng.int(Math.min(L - used, 15));
+        lengths.push(len);
+        used += len;
+      }
+      const ids = segmentIdsFromLengths([lengths.length ? lengths : [L], [L]], L);
+      const mode: AttentionMode = rng.next() < 0.5 ? 'packed' : 'paper';
+      const w = 1 + rng.int(12);
+      const mask = buildAttentionMask(ids, L, mode, w);
+      validateAttentionMask(mask);
+      const full = buildAttentionMask(ids, L, mode);
+      for (let t = 0; t < mask.T; t++) {
+        let last = -1;
+        for (let k = 0; k < mask.T; k++) {
+          const expected = attends(full, t, k) && t - w < k;
+          expect(attends(mask, t, k), JSON.stringify({ L, lengths, mode, w, t, k })).toBe(expected);
+          if (attends(mask, k, t)) last = k;
+        }
+        if (mask.segment[t] !== -1) expect(mask.queryEnd[t]).toBe(last + 1);
+      }
+      // A window no shorter than the pack changes nothing.
+      expect(buildAttentionMask(ids, L, mode, L)).toEqual(full);
+    }
+    expect(() => buildAttentionMask([0, 0], 2, 'packed', 0)).toThrow(/sliding window 0/);
+  });
+
+  it('the work estimate follows the window (tile skipping on both sides)', () => {
+    const shape: AttentionShape = { nHead: 2, headDim: 8, multiQuery: false, kvHeads: 1 };
+    const ids = new Int32Array(100);
+    const full = attentionWork(buildAttentionMask(ids, 100, 'packed'), shape);
+    const windowed = attentionWork(buildAttentionMask(ids, 100, 'packed', 10), shape);
+    expect(windowed.validPairs).toBe(55 + 90 * 10); // min(t + 1, 10) keys per query
+    expect(full.validPairs).toBe(5050);
+    // 16-token tiles: a query tile's keys are its queries and the 9 before (the last tile: 4 queries).
+    expect(windowed.forwardTiles).toBe(1 + 5 * 2 + 1);
+    expect(windowed.keySideTiles).toBeLessThan(full.keySideTiles);
+    expect(windowed.flopsBackward).toBeLessThan(full.flopsBackward);
   });
 });

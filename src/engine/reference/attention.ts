@@ -7,7 +7,8 @@
  * `keyStart[t]`; a non-padding query t attends to keys k with keyStart[t] ≤ k ≤ t and
  * segment[k] ≠ −1. Padding queries output zeros and get zero gradients. `queryEnd[k]` is one past
  * the last query that may attend to key k (an upper bound is enough for correctness; the kernels use
- * it to skip query tiles in the key-side backward pass).
+ * it to skip query tiles in the key-side backward pass). A sliding window (StarCoder2, Mistral) only
+ * tightens the two ranges, so the kernels need nothing else for it (see buildAttentionMask).
  *
  * Heads: query head h reads K/V head ⌊h / (nHead / kvHeads)⌋ (Hugging Face `repeat_kv`); its dK and
  * dV sum over the query heads sharing it.
@@ -50,15 +51,25 @@ export interface AttentionShape {
  * Builds the mask of `segmentIds` (flattened [packs × packLength]).
  * packed: a token sees earlier tokens of its own segment (segments must be contiguous runs in a pack);
  * paper: a token sees every earlier non-padding token of its pack.
+ * slidingWindow w (StarCoder2 / Mistral `sliding_window`): query t also sees only keys k with
+ * t − w < k ≤ t, i.e. at most w keys counting itself, as current Hugging Face masks it
+ * (masking_utils `sliding_window_overlay`: kv_idx > q_idx − sliding_window; some older releases'
+ * `_make_causal_mask` let w + 1 keys in). So key_start[t] = max(start, t − w + 1) and
+ * query_end[k] = min(end, k + w).
  */
 export function buildAttentionMask(
   segmentIds: ArrayLike<number>,
   packLength: number,
   mode: AttentionMode,
+  slidingWindow?: number,
 ): AttentionMask {
   const T = segmentIds.length;
   if (!Number.isInteger(packLength) || packLength < 1 || T % packLength !== 0) {
     throw new ShapeError(`attention mask: ${T} tokens are not a whole number of packs of ${packLength}`);
+  }
+  const w = slidingWindow ?? T + 1;
+  if (!Number.isInteger(w) || w < 1) {
+    throw new ShapeError(`attention mask: sliding window ${slidingWindow} must be a positive integer`);
   }
   const segment = Int32Array.from(segmentIds);
   const keyStart = new Int32Array(T);
@@ -70,8 +81,8 @@ export function buildAttentionMask(
       for (let t = p0; t < p1; t++) if (segment[t] !== -1) lastValid = t;
       for (let t = p0; t < p1; t++) {
         const pad = segment[t] === -1;
-        keyStart[t] = pad ? t : p0;
-        queryEnd[t] = pad ? t : lastValid + 1;
+        keyStart[t] = pad ? t : Math.max(p0, t - w + 1);
+        queryEnd[t] = pad ? t : Math.min(lastValid + 1, t + w);
       }
       continue;
     }
@@ -92,8 +103,8 @@ export function buildAttentionMask(
         }
         seen.add(id);
         for (let u = t; u < end; u++) {
-          keyStart[u] = t;
-          queryEnd[u] = end;
+          keyStart[u] = Math.max(t, u - w + 1);
+          queryEnd[u] = Math.min(end, u + w);
         }
       }
       t = end;
