@@ -27,9 +27,15 @@ export interface AdapterSummary {
 }
 
 /**
- * Which variant of the kernels that have two (matmul, linear): 'cpu' the barrier-free register-blocked
- * shaders that caches serve well on CPU adapters (llvmpipe/lavapipe, SwiftShader), 'gpu' the
- * workgroup-memory tiled shaders (`*_tiled.wgsl`) meant for discrete GPUs.
+ * Which variant of the kernels that have two: 'cpu' the barrier-free shaders that caches serve well on
+ * CPU adapters (llvmpipe/lavapipe, SwiftShader: register-blocked matmul/linear, one thread per
+ * attention or norm row), 'gpu' the workgroup-memory ones meant for discrete GPUs (tiled matmul/linear
+ * `*_tiled.wgsl`, FlashAttention-2 `attention_flash*.wgsl`, one workgroup per norm row `*_rows.wgsl`).
+ * The other kernels have one variant that serves both sets, because it already has the GPU-class
+ * shape: the elementwise ops (GELU, SwiGLU, add, bias forward, embedding gather, RoPE, column copy,
+ * AdamW) run one invocation per element with coalesced reads, and the reductions (next-token loss,
+ * bias and embedding backward, grad norm, score head) one workgroup per row or column block with
+ * workgroup-memory trees.
  */
 export type KernelSet = 'cpu' | 'gpu';
 export const KERNEL_SETS: readonly KernelSet[] = ['cpu', 'gpu'];

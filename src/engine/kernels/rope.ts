@@ -1,10 +1,10 @@
 /**
  * Rotary position embedding (shaders/rope.wgsl; math and layouts in src/engine/reference/rope.ts), in
- * place on the fused qkv buffer: the forward rotates the Q and K heads of the c_attn output before
- * attention reads it, the backward rotates their gradients back (R(−a)) before the c_attn linear
+ * place on the fused qkv buffer: the forward rotates the Q and K heads of each token's q/k/v row
+ * before attention reads it, the backward rotates their gradients back (R(−a)) before the projections'
  * backward. In place because nothing needs the unrotated Q/K afterwards (the op is linear: its
- * backward needs only the positions) and it saves a [T, row] buffer. A building block for
- * Llama / Qwen2 / StarCoder2; the GPT-BigCode model does not use it.
+ * backward needs only the positions) and it saves a [T, row] buffer. The Llama family's blocks use it
+ * (model/train-step.ts); GPT-BigCode has learned positions instead.
  */
 import { ShapeError, UnsupportedError } from '../errors.ts';
 import type { Binding, Dispatch, GpuContext } from '../gpu/index.ts';
