@@ -14,7 +14,7 @@ import {
   trainRef,
   type PackedBatch,
   type ParamMap,
-} from '../../src/engine/reference/gptbigcode.ts';
+} from '../../src/engine/reference/model.ts';
 import { compare, useGpu } from '../helpers/gpu.ts';
 
 const gpu = useGpu();

@@ -13,7 +13,7 @@ import {
   type AttentionMode,
   type PackedBatch,
   type ParamMap,
-} from '../../src/engine/reference/gptbigcode.ts';
+} from '../../src/engine/reference/model.ts';
 import { Rng } from '../../src/engine/random.ts';
 import { compare, useGpu } from '../helpers/gpu.ts';
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWeight, type WeightFormat } from '../../src/engine/quant.ts';
-import { forwardRef, type ParamMap } from '../../src/engine/reference/gptbigcode.ts';
+import { forwardRef, type ParamMap } from '../../src/engine/reference/model.ts';
 import { MemoryModelFiles } from '../../src/io/files.ts';
 import { loadModel, type CheckpointFormat, type LoadedModel } from '../../src/io/load.ts';
 import { rowsCols } from '../../src/io/tensors.ts';

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { GptBigCodeConfig, LoraTarget } from '../../src/engine/model/config.ts';
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../../src/engine/quant.ts';
 import { Rng, randomArray } from '../../src/engine/random.ts';
-import { forwardRef, type ParamMap } from '../../src/engine/reference/gptbigcode.ts';
+import { forwardRef, type ParamMap } from '../../src/engine/reference/model.ts';
 import type { ImportedAdapter } from '../../src/train/export.ts';
 import { onnx, toNumber } from '../../src/train/onnx/proto.ts';
 import { mergeLora, toBlockInt8, toNBits4, type OnnxWeightFormat } from '../../src/train/onnx/weights.ts';

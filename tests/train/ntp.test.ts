@@ -4,7 +4,7 @@
  * checked against the float64 reference forward; the exported CAUSAL_LM adapter scores the same.
  */
 import { describe, expect, it } from 'vitest';
-import { forwardRef } from '../../src/engine/reference/gptbigcode.ts';
+import { forwardRef } from '../../src/engine/reference/model.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { configForModel } from '../../src/train/config.ts';
 import { Detector } from '../../src/train/detector.ts';

@@ -4,7 +4,7 @@
  * reading the file is the caller's business.
  */
 import { BadInputError } from '../errors.ts';
-import type { AttentionMode, Objective, PackedBatch, ParamMap } from '../reference/gptbigcode.ts';
+import type { AttentionMode, Objective, PackedBatch, ParamMap } from '../reference/model.ts';
 import type { FocalOptions } from '../reference/loss.ts';
 import type { GptBigCodeConfig, LoraConfig, Trainable } from './config.ts';
 

@@ -18,11 +18,11 @@ import { resolveConfig } from '../model/config.ts';
 import {
   backwardRef,
   forwardRef,
-  type ModelSpec,
+  type GptBigCodeSpec as ModelSpec,
   type Objective,
   type PackedBatch,
   type ParamMap,
-} from './gptbigcode.ts';
+} from './model.ts';
 
 export interface ScoreTermRef {
   /** cls: the batch's function index; ntp: the flattened token row. */

@@ -8,7 +8,7 @@ import { LORA_TARGETS, type LoraConfig } from '../../../src/engine/model/config.
 import type { Objective } from '../../../src/engine/model/gpt-bigcode.ts';
 import { TrainStep } from '../../../src/engine/model/train-step.ts';
 import type { WeightFormat } from '../../../src/engine/quant.ts';
-import type { PackedBatch } from '../../../src/engine/reference/gptbigcode.ts';
+import type { PackedBatch } from '../../../src/engine/reference/model.ts';
 import type { ModelFiles } from '../../../src/io/files.ts';
 import { loadModelToGpu, type GpuLoadedModel } from '../../../src/io/load-gpu.ts';
 import type { CheckpointFormat } from '../../../src/io/load.ts';

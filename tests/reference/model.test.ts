@@ -4,11 +4,10 @@ import { parseGoldenCase, type GoldenCase } from '../../src/engine/model/golden.
 import {
   forwardRef,
   globalNorm,
-  keyStarts,
   lossAndGradsRef,
   trainRef,
   type ParamMap,
-} from '../../src/engine/reference/gptbigcode.ts';
+} from '../../src/engine/reference/model.ts';
 import { ntpTargets } from '../../src/engine/reference/loss.ts';
 
 const DIR = new URL('../fixtures/engine/', import.meta.url);
@@ -33,7 +32,7 @@ function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number 
 
 const copy = (m: ParamMap): ParamMap => new Map([...m].map(([k, v]) => [k, v.slice()]));
 
-describe('float64 GPT-BigCode reference vs PyTorch golden fixtures', () => {
+describe('float64 model reference vs PyTorch golden fixtures', () => {
   it('has fixtures to compare against', () => {
     expect(cases.length).toBeGreaterThanOrEqual(5);
   });
@@ -93,13 +92,7 @@ describe('float64 GPT-BigCode reference vs PyTorch golden fixtures', () => {
   }
 });
 
-describe('packed masks', () => {
-  it('key starts: segment start (packed) or pack start (paper); padding keeps its own run', () => {
-    const seg = [0, 0, 1, 1, 1, -1, 0, 1, 1, -1];
-    expect([...keyStarts(seg, 5, 'packed')]).toEqual([0, 0, 2, 2, 2, 5, 6, 7, 7, 9]);
-    expect([...keyStarts(seg, 5, 'paper')]).toEqual([0, 0, 0, 0, 0, 5, 5, 5, 5, 5]);
-  });
-
+describe('packed targets', () => {
   it('next-token targets stay inside a segment (packed) or a pack (paper)', () => {
     const ids = [10, 11, 12, 13, 14, 15, 16, 17];
     const seg = [0, 0, 1, 1, -1, 0, 0, -1];
