@@ -7,10 +7,12 @@ import { BadInputError } from '../errors.ts';
 import type { AttentionMode, Objective, PackedBatch, ParamMap } from '../reference/model.ts';
 import type { FocalOptions } from '../reference/loss.ts';
 import type { GptBigCodeConfig, LoraConfig, Trainable } from './config.ts';
+import { isLlamaFamily, type ModelConfig } from './decoder.ts';
 
 export interface GoldenCase {
   name: string;
-  config: GptBigCodeConfig;
+  /** GPT-BigCode's config (the cases without model_type) or a Llama family's (`llama_*`, `qwen2_*`, …). */
+  config: ModelConfig;
   lora: LoraConfig | null;
   trainable: Trainable;
   objective: Objective;
@@ -44,7 +46,7 @@ export interface GoldenCase {
 
 interface RawCase {
   case: string;
-  config: GptBigCodeConfig;
+  config: ModelConfig;
   lora?: LoraConfig | null;
   trainable: Trainable;
   objective: Objective;
@@ -113,4 +115,14 @@ export function parseGoldenCase(json: unknown): GoldenCase {
       ntpLossTokens: e.ntp_loss_tokens ?? null,
     },
   };
+}
+
+export type GptBigCodeGoldenCase = GoldenCase & { config: GptBigCodeConfig };
+
+/** The case, typed as a GPT-BigCode one; throws for a Llama-family case (for GPT-BigCode-only tests). */
+export function gptBigCodeCase(gc: GoldenCase): GptBigCodeGoldenCase {
+  if (isLlamaFamily(gc.config)) {
+    throw new BadInputError(`golden case ${gc.name}: a ${gc.config.model_type} case, not GPT-BigCode`);
+  }
+  return gc as GptBigCodeGoldenCase;
 }
