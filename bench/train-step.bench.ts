@@ -5,10 +5,11 @@
  * implementation of the same step (bench/peers/tfjs-gptbigcode.ts, checked against the PyTorch fixtures
  * in tests/peers/) on the same adapter.
  *
- * `--shapes wizardcoder`: the step at WizardCoder-1B and -3B shapes (src/io/presets.ts), q4_0 frozen
- * base, LoRA r 8 on the four block linears, one pack of 2048 tokens filled with functions of the
- * realistic length distribution (the attention bench's pack), activation recomputation on (the lab's
- * default training shape); random weights, built on the GPU tensor by tensor. Reported: tokens/s (pack
+ * `--shapes wizardcoder` (or wizardcoder-1b / -3b, one model): the step at WizardCoder-1B and -3B
+ * shapes (src/io/presets.ts), q4_0 frozen base, LoRA r 8 on the four block linears, one pack of 2048
+ * tokens filled with functions of the realistic length distribution (the attention bench's pack),
+ * activation recomputation on (the lab's default training shape); random weights, built on the GPU
+ * tensor by tensor. Reported: tokens/s (pack
  * length, padding included, over ms per step), the memory plan (`planMemory`) and the bytes of the
  * buffers actually allocated. With `--quick` (what `scripts/gpu-bench.sh --local` runs on lavapipe,
  * where the 1B shapes are far too slow and large) it is one tiny stand-in of the same structure
@@ -255,16 +256,22 @@ export interface ShapeWorkload {
   seed: number;
 }
 
-export const SHAPE_SETS = ['wizardcoder'] as const;
-const WIZARDCODER = ['WizardLMTeam/WizardCoder-1B-V1.0', 'WizardLMTeam/WizardCoder-3B-V1.0'];
+/** `--shapes`: both models, or one (scripts/gpu-bench.sh runs each in its own process and time limit). */
+export const SHAPE_SETS = ['wizardcoder', 'wizardcoder-1b', 'wizardcoder-3b'] as const;
+export type ShapeSet = (typeof SHAPE_SETS)[number];
+const WIZARDCODER: Record<ShapeSet, string[]> = {
+  wizardcoder: ['WizardLMTeam/WizardCoder-1B-V1.0', 'WizardLMTeam/WizardCoder-3B-V1.0'],
+  'wizardcoder-1b': ['WizardLMTeam/WizardCoder-1B-V1.0'],
+  'wizardcoder-3b': ['WizardLMTeam/WizardCoder-3B-V1.0'],
+};
 const PACK_LENGTH = 2048;
 
 /**
- * The workloads of `--shapes wizardcoder`: WizardCoder-1B and -3B, or (quick) one tiny stand-in with
- * the same structure (multi-query, exact GELU, q4_0, r 8 on all four linears, a 2048-token pack of
+ * The workloads of `--shapes wizardcoder` (-1b, -3b: one of them): WizardCoder-1B and -3B, or (quick)
+ * one tiny stand-in with the same structure (multi-query, exact GELU, q4_0, r 8 on all four linears, a 2048-token pack of
  * realistic function lengths) that lavapipe runs in seconds.
  */
-export function wizardCoderWorkloads(quick: boolean): ShapeWorkload[] {
+export function wizardCoderWorkloads(quick: boolean, set: ShapeSet = 'wizardcoder'): ShapeWorkload[] {
   // The attention bench's pack at L = 2048 (src/data/lengths.ts: median ≈ 250, p90 ≈ 900 tokens).
   const lengths = fillPack(PACK_LENGTH, PACK_LENGTH);
   const common = {
@@ -295,11 +302,13 @@ export function wizardCoderWorkloads(quick: boolean): ShapeWorkload[] {
     };
     return [{ ...common, label: `tiny stand-in (${describe(config)})`, preset: '', config }];
   }
-  return WIZARDCODER.map((id) => {
+  return WIZARDCODER[set].map((id) => {
     const preset = findPreset(id);
     if (!preset) throw new Error(`no preset ${id} in src/io/presets.ts`);
     const name = id.split('/')[1].replace(/-V1\.0$/, '');
-    return { ...common, label: `${name} (${describe(preset.config)})`, preset: id, config: preset.config };
+    // WizardCoder is GPT-BigCode (presets also hold Llama-family configs)
+    const config = preset.config as GptBigCodeConfig;
+    return { ...common, label: `${name} (${describe(config)})`, preset: id, config };
   });
 }
 
@@ -509,8 +518,8 @@ async function measureShape(
   }
 }
 
-async function runShapes(ctx: GpuContext, quick: boolean) {
-  const workloads = wizardCoderWorkloads(quick);
+async function runShapes(ctx: GpuContext, quick: boolean, set: ShapeSet) {
+  const workloads = wizardCoderWorkloads(quick, set);
   // On a GPU a 3B step takes seconds; on lavapipe the stand-in about one: a few steps bound both.
   const maxSteps = quick ? 3 : 5;
   const budgetMs = quick ? 20_000 : 15_000;
@@ -531,7 +540,7 @@ async function runShapes(ctx: GpuContext, quick: boolean) {
   return {
     rows,
     summary: {
-      shapes: 'wizardcoder',
+      shapes: set,
       kernels: ctx.kernels,
       steps: `one untimed step (pipelines compile), then up to ${maxSteps} timed steps while they take < ${budgetMs / 1000} s (at least one); median. "timed steps" 0: the first step took longer than that and is the figure`,
       tokens: 'tokens/s = pack length (padding included) / median ms per step',
@@ -548,10 +557,10 @@ async function runShapes(ctx: GpuContext, quick: boolean) {
 export const bench: Bench = {
   name: 'train-step',
   description:
-    'LoRA training step (fwd + focal loss + bwd + clip + AdamW), ours vs a faithful tfjs-webgpu step; --shapes wizardcoder: WizardCoder-1B/3B, q4_0, r 8, T 2048',
+    'LoRA training step (fwd + focal loss + bwd + clip + AdamW), ours vs a faithful tfjs-webgpu step; --shapes wizardcoder[-1b|-3b]: WizardCoder-1B/3B, q4_0, r 8, T 2048',
   shapes: SHAPE_SETS,
   async run({ ctx, quick, shapes }) {
-    if (shapes === 'wizardcoder') return runShapes(ctx, quick);
+    if (shapes !== undefined) return runShapes(ctx, quick, shapes as ShapeSet);
     const setup = demoTrainStepSetup(quick);
     const reps = quick ? 2 : 5;
     const warmup = 1;
