@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { describeDecoder } from '../../src/engine/model/decoder.ts';
 import { parseGoldenCase, type GoldenCase } from '../../src/engine/model/golden.ts';
 import {
   forwardRef,
@@ -33,8 +34,10 @@ function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number 
 const copy = (m: ParamMap): ParamMap => new Map([...m].map(([k, v]) => [k, v.slice()]));
 
 describe('float64 model reference vs PyTorch golden fixtures', () => {
-  it('has fixtures to compare against', () => {
+  it('has fixtures to compare against: GPT-BigCode and every Llama family', () => {
     expect(cases.length).toBeGreaterThanOrEqual(5);
+    const families = new Set(cases.map((gc) => describeDecoder(gc.config).family));
+    expect([...families].sort()).toEqual(['gpt_bigcode', 'llama', 'qwen2', 'starcoder2']);
   });
 
   for (const gc of cases) {
