@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { attributeBatch, type ScoreTerm } from '../../src/engine/model/attribution.ts';
 import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
-import { parseGoldenCase, type GoldenCase } from '../../src/engine/model/golden.ts';
+import { gptBigCodeCase, parseGoldenCase, type GptBigCodeGoldenCase } from '../../src/engine/model/golden.ts';
 import {
   embeddingsRef,
   gradTimesInputRef,
@@ -16,9 +16,11 @@ import { compare, useGpu } from '../helpers/gpu.ts';
 
 const gpu = useGpu();
 
-const load = (name: string): GoldenCase =>
-  parseGoldenCase(
-    JSON.parse(readFileSync(new URL(`../fixtures/engine/${name}.json`, import.meta.url), 'utf8')),
+const load = (name: string): GptBigCodeGoldenCase =>
+  gptBigCodeCase(
+    parseGoldenCase(
+      JSON.parse(readFileSync(new URL(`../fixtures/engine/${name}.json`, import.meta.url), 'utf8')),
+    ),
   );
 
 // Tolerances. GPU (f32) against the float64 reference: the input gradient runs the whole backward
@@ -31,7 +33,7 @@ const MARGIN_TOL = 1e-5;
 // against gradients of O(1e-2..1): 1e-5 of the gradient.
 const FD_TOL = 1e-5;
 
-async function build(gc: GoldenCase, recompute: boolean) {
+async function build(gc: GptBigCodeGoldenCase, recompute: boolean) {
   const ctx = gpu();
   const model = await GptBigCodeGpu.create(
     ctx,
@@ -48,7 +50,7 @@ async function build(gc: GoldenCase, recompute: boolean) {
   return { model, step, destroy: () => (step.destroy(), model.destroy()) };
 }
 
-const spec = (gc: GoldenCase) => ({ config: gc.config, lora: gc.lora, mode: gc.mode });
+const spec = (gc: GptBigCodeGoldenCase) => ({ config: gc.config, lora: gc.lora, mode: gc.mode });
 const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
 
 describe('input attributions on the GPU vs the float64 model', { timeout: 600_000 }, () => {

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  baseParamSpecs,
-  loraParamSpecs,
-  numel,
-  type GptBigCodeConfig,
-  type LoraConfig,
-} from '../../src/engine/model/config.ts';
+import { numel, type GptBigCodeConfig, type LoraConfig } from '../../src/engine/model/config.ts';
+import { baseParamSpecs, loraParamSpecs } from '../../src/engine/model/decoder.ts';
 import { GptBigCodeGpu, type Objective } from '../../src/engine/model/gpt-bigcode.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import {

@@ -11,6 +11,7 @@ import type { GpuContext, KernelSet } from '../../src/engine/gpu/context.ts';
 import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import type { GoldenCase } from '../../src/engine/model/golden.ts';
+import { isLlamaFamily } from '../../src/engine/model/decoder.ts';
 import { ModelOptimizer } from '../../src/engine/model/optimizer.ts';
 import { adamwStepRef, clipGradNormRef, type ParamMap } from '../../src/engine/reference/model.ts';
 
@@ -20,6 +21,15 @@ import { adamwStepRef, clipGradNormRef, type ParamMap } from '../../src/engine/r
 // index, mask or missing term is off by > 1e-2.
 export const FORWARD_TOL = 1e-5;
 export const GRAD_TOL = 2e-5;
+// The Llama family's backward is longer (separate q/k/v through a column copy, rotary positions, GQA,
+// SwiGLU): measured up to 4.1e-5 of the tensor's largest value (qwen2_packed_ntp_tied, the cpu set's
+// matmul; 8e-6 with the gpu set's), so 1e-4: still 100× below a wrong index, mask or term.
+export const FAMILY_GRAD_TOL = 1e-4;
+
+/** The gradient tolerance of a case: GPT-BigCode's as measured on its fixtures, the Llama family's. */
+export function gradTolerance(gc: GoldenCase): number {
+  return isLlamaFamily(gc.config) ? FAMILY_GRAD_TOL : GRAD_TOL;
+}
 // After 3 AdamW steps the update (≈ lr per step and element) is compared with PyTorch's. Adam divides
 // by √v per element, so an element's update carries its gradient's *relative* f32 error, which is
 // large for elements whose gradient is 1e-3 of the tensor's largest (measured: 1.6e-3 of 3·lr on
@@ -115,6 +125,7 @@ export async function goldenParity(
   kernels: KernelSet,
 ): Promise<GoldenParityReport> {
   const t0 = performance.now();
+  const gradTol = gradTolerance(gc);
   const validationErrors: string[] = [];
   const errors: ParityError[] = [];
   const measure = (quantity: string, kind: ParityKind, error: number, tol: number) =>
@@ -212,18 +223,18 @@ export async function goldenParity(
       const loss = await st.readLoss();
       measure(`step ${s} loss`, 'forward', Math.abs(loss - want.loss) / want.loss, FORWARD_TOL);
       const { norm, scale, nonFinite } = await opt.readGradNorm();
-      measure(`step ${s} norm`, 'grad', Math.abs(norm - want.grad_norm) / want.grad_norm, GRAD_TOL);
+      measure(`step ${s} norm`, 'grad', Math.abs(norm - want.grad_norm) / want.grad_norm, gradTol);
       const clipped = want.grad_norm > gc.optimizer.max_grad_norm;
       steps.push({ nonFinite, clipped, wantClipped: want.clipped });
       const wantScale = clipped ? gc.optimizer.max_grad_norm / (want.grad_norm + 1e-6) : 1;
-      measure(`step ${s} clip scale`, 'grad', Math.abs(scale - wantScale) / wantScale, GRAD_TOL);
+      measure(`step ${s} clip scale`, 'grad', Math.abs(scale - wantScale) / wantScale, gradTol);
       if (s === 0) {
         // Step 0 gradients (before clipping; AdamW does not touch the gradient buffers).
         const grads: ParamMap = new Map();
         for (const name of gc.expected.trainable) {
           const g = await m.readGrad(name);
           grads.set(name, Float64Array.from(g));
-          measure(`step 0 grad ${name}`, 'grad', closeness(g, gc.expected.grads.get(name)!).maxRel, GRAD_TOL);
+          measure(`step 0 grad ${name}`, 'grad', closeness(g, gc.expected.grads.get(name)!).maxRel, gradTol);
         }
         // The optimizer alone: float64 clip + AdamW on these gradients from the same parameters.
         const names = gc.expected.trainable;
