@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { describeDecoder } from '../engine/index.ts';
 import { formatBytes } from '../shared/errors.ts';
 import { resolveConfig } from '../train/config.ts';
 import { exportOnnxDetector, readTokenizerFiles, type OnnxExportFile } from '../train/onnx/export.ts';
@@ -75,7 +76,10 @@ export const exportOnnx: Command = {
     const tokenizerFiles = await readTokenizerFiles(files);
     // Code is prepared as in the adapter's run; without its settings, as a default run would.
     const defaults = resolveConfig({});
-    const packLength = Math.min(settings?.packLength ?? 1024, prepared.model.config.n_positions);
+    const packLength = Math.min(
+      settings?.packLength ?? 1024,
+      describeDecoder(prepared.model.config).maxPositions,
+    );
     const out = resolve(values.out);
     const exported = exportOnnxDetector(prepared.model, adapter, {
       format,

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { GptBigCodeConfig, LoraTarget } from '../../src/engine/model/config.ts';
+import type { ModelConfig } from '../../src/engine/model/decoder.ts';
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../../src/engine/quant.ts';
 import { Rng, randomArray } from '../../src/engine/random.ts';
 import { forwardRef, type ParamMap } from '../../src/engine/reference/model.ts';
@@ -120,7 +121,7 @@ describe('the demo detector in onnxruntime-node against the PyTorch reference', 
 
 /** Float64 reference logits of each function alone (one pack each, no LoRA merge). */
 function referenceLogits(
-  config: GptBigCodeConfig,
+  config: ModelConfig,
   base: ReadonlyMap<string, ArrayLike<number>>,
   adapter: ImportedAdapter,
   rows: number[][],

@@ -2,18 +2,13 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { numel } from '../../src/engine/model/config.ts';
 import {
-  EMBEDDING_LORA_A,
-  EMBEDDING_LORA_B,
-  LINEAR_TARGETS,
-  LORA_TARGETS,
   baseParamSpecs,
-  blockPrefix,
-  linearShape,
-  numel,
-  resolveConfig,
-  type GptBigCodeConfig,
-} from '../../src/engine/model/config.ts';
+  describeDecoder,
+  loraParamSpecs,
+  type ModelConfig,
+} from '../../src/engine/model/decoder.ts';
 import { Rng, randomArray } from '../../src/engine/random.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { importPeftAdapter, type ImportedAdapter } from '../../src/train/export.ts';
@@ -51,31 +46,30 @@ export function fixtureAdapter(): Promise<ImportedAdapter> {
 /**
  * A seeded adapter whose update is large enough to matter (B is not zero, unlike a fresh LoRA) and whose
  * score head gives probabilities spread over (0, 1), so probability comparisons are not saturated (on the
- * v2 demo model, 0.68–0.92 over the demo test split).
+ * v2 demo model, 0.68–0.92 over the demo test split). LoRA on every target of the model's family (for
+ * GPT-BigCode the four linears and wte), in loraParamSpecs order: each block linear's A [r, in] at
+ * 1/√in and B [out, r] at 0.05, then the embedding's A [r, V] at 0.05 and B [D, r] at 1.
  */
-export function randomAdapter(config: GptBigCodeConfig, seed: number, r = 4, alpha = 8): ImportedAdapter {
-  const c = resolveConfig(config);
+export function randomAdapter(config: ModelConfig, seed: number, r = 4, alpha = 8): ImportedAdapter {
+  const d = describeDecoder(config);
+  const targets = [...d.loraTargets];
   const rng = new Rng(seed);
   const tensors = new Map<string, Float32Array>();
-  for (let l = 0; l < c.n_layer; l++) {
-    for (const t of LINEAR_TARGETS) {
-      const [out, inp] = linearShape(c, t);
-      tensors.set(`${blockPrefix(l)}.${t}.lora_A.weight`, randomArray(rng, r * inp, 1 / Math.sqrt(inp)));
-      tensors.set(`${blockPrefix(l)}.${t}.lora_B.weight`, randomArray(rng, out * r, 0.05));
-    }
+  const scales = { 'lora-A': 0, 'lora-B': 0.05, 'lora-embedding-A': 0.05, 'lora-embedding-B': 1 };
+  for (const spec of loraParamSpecs(config, { r, alpha, dropout: 0, targets })) {
+    const kind = spec.kind as keyof typeof scales;
+    const scale = kind === 'lora-A' ? 1 / Math.sqrt(spec.shape[1]) : scales[kind];
+    tensors.set(spec.name, randomArray(rng, numel(spec.shape), scale));
   }
-  // the token embedding's adapter (target wte): A [r, V], B [D, r]
-  tensors.set(EMBEDDING_LORA_A, randomArray(rng, r * c.vocab_size, 0.05));
-  tensors.set(EMBEDDING_LORA_B, randomArray(rng, c.n_embd * r, 1));
-  tensors.set('score.weight', randomArray(rng, 2 * c.n_embd, 0.5 / Math.sqrt(c.n_embd)));
+  tensors.set('score.weight', randomArray(rng, 2 * d.width, 0.5 / Math.sqrt(d.width)));
   return {
-    config: { r, alpha, dropout: 0, targets: [...LORA_TARGETS], baseModel: 'random', taskType: 'SEQ_CLS' },
+    config: { r, alpha, dropout: 0, targets, baseModel: 'random', taskType: 'SEQ_CLS' },
     tensors,
   };
 }
 
-/** Random base weights for a config (LayerNorm weights near 1). */
-export function randomBase(config: GptBigCodeConfig, seed: number): Map<string, Float32Array> {
+/** Random base weights for a config (norm weights near 1), score head excluded. */
+export function randomBase(config: ModelConfig, seed: number): Map<string, Float32Array> {
   const rng = new Rng(seed);
   const weights = new Map<string, Float32Array>();
   for (const spec of baseParamSpecs(config, false)) {

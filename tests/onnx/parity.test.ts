@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as ortWeb from 'onnxruntime-web';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { importDataset } from '../../src/data/import.ts';
+import { describeDecoder } from '../../src/engine/model/decoder.ts';
 import { configForModel } from '../../src/train/config.ts';
 import { Detector } from '../../src/train/detector.ts';
 import { evaluateScores } from '../../src/train/evaluate.ts';
@@ -37,7 +38,7 @@ describe('the exported demo detector agrees with the lab engine on the demo test
   beforeAll(async () => {
     demo = await loadDemo();
     const config = configForModel(findPreset('demo')?.runDefaults);
-    const packLength = Math.min(config.batching.packLength, demo.model.config.n_positions);
+    const packLength = Math.min(config.batching.packLength, describeDecoder(demo.model.config).maxPositions);
     const { records } = await importDataset({
       name: 'java-vulns.jsonl',
       data: new Uint8Array(readFileSync('public/demo/java-vulns.jsonl')),

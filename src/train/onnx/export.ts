@@ -1,21 +1,24 @@
 /**
- * Export of a finetuned detector to ONNX: the base GPT-BigCode weights with the LoRA update merged in
+ * Export of a finetuned detector to ONNX: the base weights (GPT-BigCode, Llama, Qwen2 or StarCoder2, as
+ * their decoder description names them) with the LoRA update merged in
  * (W + alpha/r·B·A) and the score head, as one graph (graph.ts) in f32, f16, int8 or int4 weights
  * (weights.ts), written with onnx-proto. Alongside: tokenizer.json, detector.json (inputs, outputs,
  * tokenization, the threshold chosen on validation) and a README. Initializers move to an external
  * data file (`<model>.data`, ONNX `location/offset/length`) when they would not fit a 2 GB protobuf.
  */
 import { VulnLabError } from '../../shared/errors.ts';
+import { resolveConfig, type ResolvedConfig } from '../../engine/model/config.ts';
 import {
-  EMBEDDING_LORA_A,
-  EMBEDDING_LORA_B,
-  blockPrefix,
-  linearShape,
-  resolveConfig,
-  type GptBigCodeConfig,
-  type LinearTarget,
-  type ResolvedConfig,
-} from '../../engine/model/config.ts';
+  describeDecoder,
+  isLlamaFamily,
+  type AttentionDesc,
+  type Family,
+  type LinearDesc,
+  type MlpDesc,
+  type ModelConfig,
+  type NormDesc,
+} from '../../engine/model/decoder.ts';
+import type { LlamaFamily } from '../../engine/model/llama-family.ts';
 import type { NormalizeOptions } from '../../data/normalize.ts';
 import type { ModelFiles } from '../../io/files.ts';
 import {
@@ -31,6 +34,8 @@ import {
   type DetectorWeights,
   type Initializer,
   type LinearWeights,
+  type MlpWeights,
+  type NormWeights,
 } from './graph.ts';
 import { onnx, type OnnxTypes } from './proto.ts';
 import {
@@ -78,22 +83,90 @@ export interface DetectorMetadata {
   inputs: Record<(typeof INPUT_NAMES)[number], string>;
   outputs: Record<(typeof OUTPUT_NAMES)[number], string>;
   tokenizer: DetectorTokenization & { file: string };
-  model: Pick<
-    ResolvedConfig,
-    | 'vocab_size'
-    | 'n_embd'
-    | 'n_layer'
-    | 'n_head'
-    | 'n_inner'
-    | 'n_positions'
-    | 'multi_query'
-    | 'activation_function'
-  >;
+  model: DetectorModelInfo;
   lora: { r: number; alpha: number; targets: string[] } | null;
   opsets: Record<string, number>;
   operators: string[];
   files: { model: string; externalData: string | null; tokenizer: string };
 }
+
+/** GPT-BigCode's shape, in its config.json names. */
+export type GptBigCodeModelInfo = Pick<
+  ResolvedConfig,
+  | 'vocab_size'
+  | 'n_embd'
+  | 'n_layer'
+  | 'n_head'
+  | 'n_inner'
+  | 'n_positions'
+  | 'multi_query'
+  | 'activation_function'
+>;
+
+/**
+ * A Llama-family model's shape: the same fields as GPT-BigCode's (so a reader of `vocab_size` or
+ * `n_head` needs no family switch; n_embd = hidden_size, n_inner = intermediate_size, n_positions =
+ * max_position_embeddings), with model_type and what the family adds.
+ */
+export interface LlamaFamilyModelInfo extends Omit<GptBigCodeModelInfo, 'activation_function'> {
+  model_type: LlamaFamily;
+  /** num_key_value_heads (grouped-query attention). */
+  n_kv_head: number;
+  head_dim: number;
+  activation_function: 'silu' | 'gelu' | 'gelu_pytorch_tanh';
+  norm: 'rmsnorm' | 'layernorm';
+  norm_epsilon: number;
+  rope_theta: number;
+  /** Linear rope_scaling factor (1: none). */
+  rope_scaling: number;
+  sliding_window: number | null;
+}
+
+export type DetectorModelInfo = GptBigCodeModelInfo | LlamaFamilyModelInfo;
+
+/** What detector.json records of the model. */
+export function detectorModelInfo(config: ModelConfig): DetectorModelInfo {
+  if (!isLlamaFamily(config)) {
+    const c = resolveConfig(config);
+    return {
+      vocab_size: c.vocab_size,
+      n_embd: c.n_embd,
+      n_layer: c.n_layer,
+      n_head: c.n_head,
+      n_inner: c.n_inner,
+      n_positions: c.n_positions,
+      multi_query: c.multi_query,
+      activation_function: c.activation_function,
+    };
+  }
+  const d = describeDecoder(config);
+  const { attention, mlp, norm1 } = d.blocks[0];
+  return {
+    model_type: config.model_type,
+    vocab_size: d.vocab,
+    n_embd: d.width,
+    n_layer: d.blocks.length,
+    n_head: attention.nHead,
+    n_kv_head: attention.kvHeads,
+    head_dim: attention.headDim,
+    multi_query: attention.kvHeads === 1,
+    n_inner: mlp.inner,
+    n_positions: d.maxPositions,
+    activation_function: mlp.kind === 'swiglu' ? 'silu' : mlp.activation,
+    norm: norm1.kind,
+    norm_epsilon: norm1.eps,
+    rope_theta: attention.rope?.theta ?? 10000,
+    rope_scaling: attention.rope?.scaling ?? 1,
+    sliding_window: attention.slidingWindow,
+  };
+}
+
+const FAMILY_NAMES: Record<Family, string> = {
+  gpt_bigcode: 'GPT-BigCode',
+  llama: 'Llama',
+  qwen2: 'Qwen2',
+  starcoder2: 'StarCoder2',
+};
 
 export interface OnnxExportOptions {
   format: OnnxWeightFormat;
@@ -130,7 +203,8 @@ export interface DetectorAdapter {
 export interface DetectorSource {
   /** "demo", a Hub id or a folder: recorded in the metadata. */
   name: string;
-  config: GptBigCodeConfig;
+  /** GPT-BigCode's config or a Llama family's (model_type llama, qwen2, starcoder2). */
+  config: ModelConfig;
   /** Base weights by Hugging Face name. */
   weights: ReadonlyMap<string, ArrayLike<number>>;
 }
@@ -187,7 +261,7 @@ function encodeLinear(
   w: Float32Array,
   out: number,
   inp: number,
-  bias: Float32Array,
+  bias: Float32Array | null,
 ): LinearWeights {
   switch (format) {
     case 'f32':
@@ -208,8 +282,8 @@ export function detectorWeights(
   format: OnnxWeightFormat,
   onProgress?: (done: number, total: number) => void,
 ): DetectorWeights {
-  const c = resolveConfig(source.config);
-  const D = c.n_embd;
+  const d = describeDecoder(source.config);
+  const D = d.width;
   const read = weightReader(source, adapter);
   const scaling = adapter ? adapter.config.alpha / adapter.config.r : 0;
   const vector = (name: string, n: number) => {
@@ -217,10 +291,14 @@ export function detectorWeights(
     checkLength(name, v, n);
     return f32Copy(v);
   };
-  const norm = (name: string) => ({ weight: vector(`${name}.weight`, D), bias: vector(`${name}.bias`, D) });
-  const linear = (layer: number, target: LinearTarget): LinearWeights => {
-    const m = `${blockPrefix(layer)}.${target}`;
-    const [out, inp] = linearShape(c, target);
+  const norm = (n: NormDesc): NormWeights => ({
+    weight: vector(n.weight, D),
+    bias: n.bias === null ? null : vector(n.bias, D),
+  });
+  /** A linear's weight [out, in] with its LoRA update merged, and its bias. */
+  const mergedLinear = (l: LinearDesc) => {
+    const m = l.module;
+    const { out, in: inp } = l;
     const base = read.get(`${m}.weight`);
     checkLength(`${m}.weight`, base, out * inp);
     const A = read.lora(`${m}.lora_A.weight`);
@@ -238,54 +316,81 @@ export function detectorWeights(
       checkLength(`${m}.lora_B.weight`, B, out * r);
       merged = mergeLora(base, out, inp, A, B, r, scaling);
     } else merged = f32Copy(base);
-    return encodeLinear(format, merged, out, inp, vector(`${m}.bias`, out));
+    return { weight: merged, bias: l.bias ? vector(`${m}.bias`, out) : null };
   };
+  const linear = (l: LinearDesc): LinearWeights => {
+    const { weight, bias } = mergedLinear(l);
+    return encodeLinear(format, weight, l.out, l.in, bias);
+  };
+  /**
+   * The q/k/v projections as one linear: c_attn itself, or q_proj, k_proj and v_proj (each merged
+   * with its own LoRA) stacked row-wise [q | k | v] with their biases (zeros for a projection
+   * without one, when another has one). q8_0/q4_0 blocks run along `in` within a row, so the stacked
+   * rows quantize exactly as each projection alone.
+   */
+  const qkv = (a: AttentionDesc): LinearWeights => {
+    if (a.projections.length === 1) return linear(a.projections[0]);
+    const parts = a.projections.map(mergedLinear);
+    const inp = a.projections[0].in;
+    const out = a.projections.reduce((sum, l) => sum + l.out, 0);
+    const weight = new Float32Array(out * inp);
+    const anyBias = parts.some((part) => part.bias);
+    const bias = anyBias ? new Float32Array(out) : null;
+    let row = 0;
+    parts.forEach((part, i) => {
+      weight.set(part.weight, row * inp);
+      if (bias && part.bias) bias.set(part.bias, row);
+      row += a.projections[i].out;
+    });
+    return encodeLinear(format, weight, out, inp, bias);
+  };
+  const mlp = (m: MlpDesc): MlpWeights =>
+    m.kind === 'gelu'
+      ? { kind: 'gelu', up: linear(m.up), down: linear(m.down) }
+      : { kind: 'swiglu', gate: linear(m.gate), up: linear(m.up), down: linear(m.down) };
   const embedding = (name: string, rows: number) => {
     const v = read.get(name);
     checkLength(name, v, rows * D);
     return format === 'f32' ? bytesOf(f32Copy(v)) : toF16Bytes(v);
   };
-  /** wte with the embedding's adapter merged: wte[v] + s·B·A[:, v] (as wteᵀ [D, V] + s·B·A). */
+  /** The token embedding with its adapter merged: wte[v] + s·B·A[:, v] (as wteᵀ [D, V] + s·B·A). */
   const tokenEmbedding = () => {
-    const name = 'transformer.wte.weight';
-    const A = read.lora(EMBEDDING_LORA_A);
-    const B = read.lora(EMBEDDING_LORA_B);
+    const name = d.tokenEmbedding;
+    const { a: nameA, b: nameB } = d.embeddingLora;
+    const A = read.lora(nameA);
+    const B = read.lora(nameB);
     if (!A !== !B) {
-      throw new OnnxExportError(
-        `The adapter has only one of ${EMBEDDING_LORA_A}/_B.`,
-        'Export the adapter again.',
-      );
+      throw new OnnxExportError(`The adapter has only one of ${nameA}/_B.`, 'Export the adapter again.');
     }
-    if (!A || !B) return embedding(name, c.vocab_size);
-    const V = c.vocab_size;
+    if (!A || !B) return embedding(name, d.vocab);
+    const V = d.vocab;
     const r = adapter!.config.r;
     const v = read.get(name);
     checkLength(name, v, V * D);
-    checkLength(EMBEDDING_LORA_A, A, r * V);
-    checkLength(EMBEDDING_LORA_B, B, D * r);
+    checkLength(nameA, A, r * V);
+    checkLength(nameB, B, D * r);
     const merged = transpose(mergeLora(transpose(f32Copy(v), V, D), D, V, A, B, r, scaling), D, V);
     return format === 'f32' ? bytesOf(merged) : toF16Bytes(merged);
   };
 
   const blocks: BlockWeights[] = [];
-  for (let l = 0; l < c.n_layer; l++) {
+  d.blocks.forEach((block, l) => {
     blocks.push({
-      ln1: norm(`${blockPrefix(l)}.ln_1`),
-      cAttn: linear(l, 'attn.c_attn'),
-      attnProj: linear(l, 'attn.c_proj'),
-      ln2: norm(`${blockPrefix(l)}.ln_2`),
-      cFc: linear(l, 'mlp.c_fc'),
-      mlpProj: linear(l, 'mlp.c_proj'),
+      norm1: norm(block.norm1),
+      qkv: qkv(block.attention),
+      output: linear(block.attention.output),
+      norm2: norm(block.norm2),
+      mlp: mlp(block.mlp),
     });
-    onProgress?.(l + 1, c.n_layer);
-  }
+    onProgress?.(l + 1, d.blocks.length);
+  });
   const weights: DetectorWeights = {
     format,
     wte: tokenEmbedding(),
-    wpe: embedding('transformer.wpe.weight', c.n_positions),
+    wpe: d.positionEmbedding ? embedding(d.positionEmbedding.weight, d.maxPositions) : null,
     blocks,
-    lnF: norm('transformer.ln_f'),
-    scoreT: transpose(vector('score.weight', 2 * D), 2, D),
+    finalNorm: norm(d.finalNorm),
+    scoreT: transpose(vector(d.score, 2 * D), 2, D),
   };
   const unused = read.unused();
   if (unused.length > 0) {
@@ -335,9 +440,10 @@ function placeInitializers(
 function readme(m: DetectorMetadata): string {
   const threshold =
     m.threshold === null ? 'not recorded (pick one on your own validation data)' : m.threshold.toFixed(6);
+  const family = 'model_type' in m.model ? FAMILY_NAMES[m.model.model_type] : FAMILY_NAMES.gpt_bigcode;
   return `# VulnLab vulnerability detector (ONNX)
 
-GPT-BigCode (${m.baseModel}) finetuned with LoRA to classify Java functions as vulnerable; the adapter is
+${family} (${m.baseModel}) finetuned with LoRA to classify Java functions as vulnerable; the adapter is
 merged into the base weights. Weights: ${m.weightFormat}. Opsets: ai.onnx ${m.opsets['ai.onnx']}, com.microsoft ${m.opsets[MS_DOMAIN]}
 (ONNX Runtime 1.20 or later).
 
@@ -384,7 +490,7 @@ export function exportOnnxDetector(
   adapter: DetectorAdapter | null,
   options: OnnxExportOptions,
 ): OnnxExport {
-  const c = resolveConfig(source.config);
+  const d = describeDecoder(source.config);
   const modelFile = options.modelFile ?? 'model.onnx';
   const dataFile = `${modelFile}.data`;
   const tokenizer = options.tokenizerFiles.find((f) => f.name === 'tokenizer.json');
@@ -395,7 +501,7 @@ export function exportOnnxDetector(
     );
   }
   const weights = detectorWeights(source, adapter, options.format, options.onProgress);
-  const { graph, initializers, operators } = buildDetectorGraph(c, weights);
+  const { graph, initializers, operators } = buildDetectorGraph(d, weights);
   const { tensors, external } = placeInitializers(
     initializers,
     dataFile,
@@ -416,16 +522,7 @@ export function exportOnnxDetector(
       probability: 'float32 [batch]: softmax(logits)[:, 1], the probability that the method is vulnerable',
     },
     tokenizer: { ...options.tokenization, file: 'tokenizer.json' },
-    model: {
-      vocab_size: c.vocab_size,
-      n_embd: c.n_embd,
-      n_layer: c.n_layer,
-      n_head: c.n_head,
-      n_inner: c.n_inner,
-      n_positions: c.n_positions,
-      multi_query: c.multi_query,
-      activation_function: c.activation_function,
-    },
+    model: detectorModelInfo(source.config),
     // A full finetune's adapter carries weights, not LoRA pairs: nothing was merged.
     lora:
       adapter && [...adapter.tensors.keys()].some((name) => name.endsWith('.lora_A.weight'))
