@@ -503,6 +503,11 @@ export function modelFacts(config: ModelConfig): ModelFacts {
   };
 }
 
+/** The LoRA targets a model offers: its family's block linears (in the order they run), then 'wte'. */
+export function loraTargetsOf(config: ModelConfig): LoraTarget[] {
+  return [...describeDecoder(config).loraTargets];
+}
+
 /** The base model's parameters (no score head, no LoRA; an untied LM head counted). */
 export function presetParameterCount(preset: ModelPreset): number {
   return parameterCount(preset.config);

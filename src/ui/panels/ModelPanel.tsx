@@ -1,8 +1,17 @@
 import { useEffect, useRef, useState } from 'react';
-import { checkFit, PRESETS, presetParameterCount, type ModelPreset } from '../../io/presets.ts';
-import type { WeightFormat } from '../../train/config.ts';
+import {
+  checkFit,
+  PRESETS,
+  type AdapterBudget,
+  type ModelPreset,
+  type TrainingShape,
+} from '../../io/presets.ts';
+import type { RunConfig, WeightFormat } from '../../train/config.ts';
 import { ErrorBox } from '../errors.tsx';
 import { formatBytes, formatCount, formatDuration, formatPercent } from '../format.ts';
+import { mapTargets, targetsOffered } from '../loraTargets.ts';
+import { architectureSummary, factsOf } from '../modelFacts.ts';
+import type { ModelInfo } from '../../worker/protocol.ts';
 import { useLab } from '../store.ts';
 import { CachedModels } from './CachedModels.tsx';
 
@@ -49,42 +58,58 @@ function Progress() {
   );
 }
 
-function PresetRow({
+/**
+ * The memory shape of the Train settings for one preset: its rank, packs and recomputation, and its
+ * LoRA targets carried to the preset's family (as loading it would carry them).
+ */
+export function presetTrainingShape(draft: RunConfig, preset: ModelPreset): TrainingShape {
+  return {
+    loraRank: draft.lora.r,
+    packLength: draft.batching.packLength,
+    packsPerStep: draft.batching.packsPerStep,
+    recompute: draft.recompute,
+    loraTargets: mapTargets(draft.lora.targets, targetsOffered(preset.config)).targets,
+  };
+}
+
+/** One known model: its family and architecture, parameters, memory per format, the verdict, Load. */
+export function PresetRow({
   preset,
   format,
   budget,
+  shape,
   onLoad,
   busy,
 }: {
   preset: ModelPreset;
   format: WeightFormat;
-  budget: { memoryBytes: number; maxStorageBufferBindingSize: number; maxBufferSize: number };
+  budget: AdapterBudget;
+  shape: TrainingShape;
   onLoad: () => void;
   busy: boolean;
 }) {
-  const draft = useLab((s) => s.draft);
-  const shape = {
-    loraRank: draft.lora.r,
-    packLength: draft.batching.packLength,
-    packsPerStep: draft.batching.packsPerStep,
-    recompute: draft.recompute,
-  };
+  const facts = factsOf(preset.config);
   const fits = Object.fromEntries(FORMATS.map((f) => [f, checkFit(preset, f, budget, shape)]));
   const chosen = fits[format];
+  const plan = chosen.plan;
+  const verdictId = `verdict-${preset.id.replace(/[^A-Za-z0-9_-]/g, '-')}`;
   return (
-    <tr>
+    <tr data-preset={preset.id}>
       <th scope="row">
         {preset.label}
         <div className="muted small">{preset.id}</div>
+        {preset.note && <div className="muted small">{preset.note}</div>}
       </th>
-      <td>{formatCount(presetParameterCount(preset))}</td>
+      <td className="family">{facts?.familyLabel ?? '—'}</td>
+      <td className="architecture small">{facts ? architectureSummary(facts) : '—'}</td>
+      <td>{facts ? formatCount(facts.parameters) : '—'}</td>
       <td>{preset.gated ? 'yes (token)' : 'no'}</td>
       {FORMATS.map((f) => (
         <td key={f} className={fits[f].fits ? 'ok' : 'bad'}>
           {formatBytes(fits[f].plan.total)} {fits[f].fits ? '✓' : '✗'}
         </td>
       ))}
-      <td className="verdict">
+      <td className="verdict" id={verdictId}>
         {chosen.fits ? (
           <span className="ok">fits in {format}</span>
         ) : (
@@ -92,13 +117,37 @@ function PresetRow({
             too big in {format}: {chosen.suggestions.join('; ')}
           </span>
         )}
+        <div className="muted small plan">
+          weights {formatBytes(plan.weights)} · trained {formatBytes(plan.trainable)} (
+          {formatCount(plan.trainableParams)} values) · activations {formatBytes(plan.activations)} ·
+          workspace {formatBytes(plan.workspace)}
+        </div>
       </td>
       <td>
-        <button type="button" disabled={busy} onClick={onLoad}>
+        <button
+          type="button"
+          disabled={busy || !chosen.fits}
+          aria-describedby={verdictId}
+          title={chosen.fits ? undefined : `Does not fit in ${format}: ${chosen.suggestions.join('; ')}`}
+          onClick={onLoad}
+        >
           Load
         </button>
       </td>
     </tr>
+  );
+}
+
+/** The loaded model in one sentence: family, parameters, architecture, vocabulary, tensors. */
+export function ModelInfoLine({ info }: { info: ModelInfo }) {
+  const facts = factsOf(info.config);
+  return (
+    <p data-testid="model-info">
+      <strong>{info.name}</strong>
+      {facts ? ` (${facts.familyLabel})` : ''}: {formatCount(info.parameters)} parameters
+      {facts ? `, ${architectureSummary(facts)}` : ''}, vocabulary {info.vocabSize}; {info.tensors} tensors (
+      {info.format}).
+    </p>
   );
 }
 
@@ -120,7 +169,7 @@ export function ModelPanel() {
 
   const adapter = gpu.state === 'ready' ? gpu.adapter : undefined;
   const defaultGiB = adapter?.isFallbackAdapter ? 2 : 4;
-  const budget = {
+  const budget: AdapterBudget = {
     memoryBytes: (memoryGiB ?? defaultGiB) * GiB,
     maxStorageBufferBindingSize: adapter?.limits.maxStorageBufferBindingSize ?? 128 * 1024 ** 2,
     maxBufferSize: adapter?.limits.maxBufferSize ?? 256 * 1024 ** 2,
@@ -140,14 +189,7 @@ export function ModelPanel() {
         <h3 id="model-current">Current model</h3>
         {model.status === 'none' && <p>No model loaded yet.</p>}
         {model.status === 'loading' && <p role="status">Loading {model.loading}…</p>}
-        {model.info && (
-          <p data-testid="model-info">
-            <strong>{model.info.name}</strong>: {formatCount(model.info.parameters)} parameters,{' '}
-            {model.info.config.n_layer} layers, width {model.info.config.n_embd}, {model.info.config.n_head}{' '}
-            heads, vocabulary {model.info.vocabSize}, context {model.info.config.n_positions} tokens;{' '}
-            {model.info.tensors} tensors ({model.info.format}).
-          </p>
-        )}
+        {model.info && <ModelInfoLine info={model.info} />}
         {model.error && (
           <ErrorBox error={model.error} testId="model-error">
             <button type="button" onClick={() => void loadModel({ kind: 'demo' }, 'demo')}>
@@ -268,9 +310,11 @@ export function ModelPanel() {
             />
           </label>{' '}
           <span className="muted">
-            Memory for LoRA rank {draft.lora.r}, pack length {draft.batching.packLength} ×{' '}
+            Memory for LoRA rank {draft.lora.r} on each model’s own targets for{' '}
+            {draft.lora.targets.join(', ')}, pack length {draft.batching.packLength} ×{' '}
             {draft.batching.packsPerStep}
-            {draft.recompute ? ', with recomputation' : ''} (from the Train settings).
+            {draft.recompute ? ', with recomputation' : ''} (from the Train settings). A model that does not
+            fit in the chosen format cannot be loaded from here.
           </span>
         </p>
         <div className="table-scroll">
@@ -278,6 +322,8 @@ export function ModelPanel() {
             <thead>
               <tr>
                 <th scope="col">Model</th>
+                <th scope="col">Family</th>
+                <th scope="col">Architecture</th>
                 <th scope="col">Parameters</th>
                 <th scope="col">Gated</th>
                 {FORMATS.map((f) => (
@@ -298,6 +344,7 @@ export function ModelPanel() {
                   preset={p}
                   format={draft.weightFormat}
                   budget={budget}
+                  shape={presetTrainingShape(draft, p)}
                   busy={busy}
                   onLoad={() =>
                     void (p.id === 'demo'

@@ -1,11 +1,13 @@
 /** The imported dataset and its splits. */
 import type { LabApi, LabState, ModelState } from './types.ts';
 import type { RunConfig } from '../../worker/protocol.ts';
+import { factsOf } from '../modelFacts.ts';
 import { asSerialized, engineClient } from './engine.ts';
 
 /** The context the quality report counts truncation against: the run's pack, within the model's. */
 function previewContext(draft: RunConfig, model: ModelState): number {
-  return Math.min(draft.batching.packLength, model.info?.config.n_positions ?? draft.batching.packLength);
+  const context = factsOf(model.info?.config)?.context;
+  return Math.min(draft.batching.packLength, context ?? draft.batching.packLength);
 }
 
 export function dataSlice({ set, get }: LabApi): Pick<LabState, 'importData' | 'splitData'> {
