@@ -1,13 +1,22 @@
 import { useState, type KeyboardEvent } from 'react';
+import type { ModelConfig } from '../../io/presets.ts';
 import {
   FIELDS,
-  LORA_TARGETS,
   getField,
   withField,
   type FieldSpec,
+  type LoraTarget,
   type RunConfig,
 } from '../../train/config.ts';
 import { formatValue } from '../format.ts';
+import {
+  chosenModelConfig,
+  describeChanges,
+  familyLabel,
+  mapTargets,
+  targetsOffered,
+  type TargetMapping,
+} from '../loraTargets.ts';
 import { useLab } from '../store.ts';
 
 const GROUPS: { title: string; prefix: (path: string) => boolean }[] = [
@@ -51,14 +60,40 @@ function parseText(field: FieldSpec, text: string): unknown {
 
 const fieldId = (path: string) => `field-${path.replace(/\./g, '-')}`;
 
+/**
+ * The LoRA target checkboxes for a model: the targets its family offers, which of them `list` selects
+ * (another family's names stand for the same parts of its blocks, as the trainer reads them), and
+ * what had to be carried over.
+ */
+export function targetChoices(
+  list: readonly LoraTarget[],
+  model: ModelConfig | undefined,
+): { offered: readonly LoraTarget[]; checked: LoraTarget[]; changes: TargetMapping['changes'] } {
+  const offered = targetsOffered(model);
+  const { targets, changes } = mapTargets(list, offered);
+  return { offered, checked: targets, changes };
+}
+
+/** The list after ticking or clearing one box: always in the model's own names and order. */
+export function toggleTarget(
+  choices: { offered: readonly LoraTarget[]; checked: readonly LoraTarget[] },
+  target: LoraTarget,
+  on: boolean,
+): LoraTarget[] {
+  return choices.offered.filter((t) => (t === target ? on : choices.checked.includes(t)));
+}
+
 function FieldRow({
   field,
   config,
+  model,
   running,
   onCommit,
 }: {
   field: FieldSpec;
   config: RunConfig;
+  /** The config of the model these settings are for (the loaded one, else the draft's preset). */
+  model: ModelConfig | undefined;
   running: boolean;
   onCommit: (path: string, value: unknown) => Promise<string | undefined>;
 }) {
@@ -95,21 +130,34 @@ function FieldRow({
       />
     );
   } else if (Array.isArray(field.default)) {
-    const list = (value as string[]) ?? [];
+    const choices = targetChoices((value as LoraTarget[]) ?? [], model);
     input = (
-      <span id={id} className="checks" role="group" aria-label={field.path}>
-        {LORA_TARGETS.map((t) => (
-          <label key={t}>
-            <input
-              type="checkbox"
-              checked={list.includes(t)}
-              disabled={disabled}
-              onChange={(e) => void commit(e.target.checked ? [...list, t] : list.filter((x) => x !== t))}
-            />
-            {t}
-          </label>
-        ))}
-      </span>
+      <>
+        <span id={id} className="checks" role="group" aria-label={field.path}>
+          {choices.offered.map((t) => (
+            <label key={t}>
+              <input
+                type="checkbox"
+                checked={choices.checked.includes(t)}
+                disabled={disabled}
+                onChange={(e) => void commit(toggleTarget(choices, t, e.target.checked))}
+              />
+              {t}
+            </label>
+          ))}
+        </span>
+        {choices.changes.length > 0 && (
+          <div className="muted small" data-testid="lora-targets-mapped">
+            Named for another model family; on this {familyLabel(model)} model they stand for the same parts
+            of its blocks ({describeChanges(choices.changes)}).{' '}
+            {!disabled && (
+              <button type="button" onClick={() => void commit(choices.checked)}>
+                Use {familyLabel(model)}’s names
+              </button>
+            )}
+          </div>
+        )}
+      </>
     );
   } else if (options) {
     input = (
@@ -194,8 +242,10 @@ export function ConfigForm() {
   const live = useLab((s) => s.live);
   const setDraftField = useLab((s) => s.setDraftField);
   const updateRun = useLab((s) => s.updateRun);
+  const loaded = useLab((s) => s.model);
   const running = !!live && ['preparing', 'running', 'paused'].includes(live.phase);
   const config = running ? live.config : draft;
+  const model = chosenModelConfig({ model: loaded, draft: config });
 
   const onCommit = async (path: string, value: unknown): Promise<string | undefined> => {
     if (running) {
@@ -233,6 +283,7 @@ export function ConfigForm() {
               key={field.path + (running ? ':run' : ':draft')}
               field={field}
               config={config}
+              model={model}
               running={running}
               onCommit={onCommit}
             />

@@ -2,6 +2,7 @@
 import { configForModel, FIELDS, getField, withField } from '../../train/config.ts';
 import { findPreset } from '../../io/presets.ts';
 import type { AdapterSummary, RunConfig } from '../../worker/protocol.ts';
+import { targetsForModel } from '../loraTargets.ts';
 import { configDiff } from '../share.ts';
 import { formatValue } from '../format.ts';
 import { kernelsFromUrl } from '../kernels.ts';
@@ -61,7 +62,13 @@ export function modelSlice({
         const info = await engineClient().request({ type: 'loadModel', source });
         const loaded = source.kind === 'files' ? info.name : name;
         const before = get().draft;
-        const draft = draftForModel(before, loaded);
+        // LoRA targets named for another family (the paper's GPT-BigCode default, a shared link) are
+        // carried to this model's own, and the lab says so.
+        const { config: draft, message: targets } = targetsForModel(
+          draftForModel(before, loaded),
+          info.config,
+          loaded,
+        );
         set((s) => ({
           model: { status: 'ready', name: loaded, info, progress: s.model.progress },
           draft,
@@ -71,6 +78,7 @@ export function modelSlice({
         const changed = FIELDS.filter(
           (f) =>
             f.path !== 'model' &&
+            (f.path !== 'lora.targets' || !targets) &&
             JSON.stringify(getField(draft, f.path)) !== JSON.stringify(getField(before, f.path)),
         );
         if (changed.length) {
@@ -81,6 +89,7 @@ export function modelSlice({
               .join(', ')}.`,
           );
         }
+        if (targets) get().notify('info', targets, 'lora-targets');
         return true;
       } catch (error) {
         set((s) => ({
@@ -94,7 +103,17 @@ export function modelSlice({
         return false;
       }
     },
-    setDraft: (draft) => set({ draft }),
+    setDraft(config) {
+      // A config from a shared link or another run may name another family's LoRA targets.
+      const { model } = get();
+      const { config: draft, message } = targetsForModel(
+        config,
+        model.info?.config,
+        model.name ?? config.model,
+      );
+      set({ draft });
+      if (message) get().notify('info', message, 'lora-targets');
+    },
     setDraftField(path, value) {
       set((s) => ({ draft: withField(s.draft, path, value) }));
     },

@@ -10,6 +10,7 @@ import type {
 import { resolveConfig, withField } from '../../train/config.ts';
 import type { RunEvent } from '../../train/run.ts';
 import { formatValue } from '../format.ts';
+import { targetsForModel } from '../loraTargets.ts';
 import { chartMarkers, EMPTY_HISTORY, finishedCurves } from './curves.ts';
 import { asSerialized, engineClient } from './engine.ts';
 import type {
@@ -273,7 +274,10 @@ export function runsSlice({
         get().notify('warning', 'A run is already going: stop it before starting another.');
         return undefined;
       }
-      const config = { ...(configArg ?? get().draft), model: get().model.name ?? get().draft.model };
+      const requested = { ...(configArg ?? get().draft), model: get().model.name ?? get().draft.model };
+      // Never another family's targets silently: the run records the model's own, and says so.
+      const { config, message } = targetsForModel(requested, get().model.info?.config, requested.model);
+      if (message) get().notify('warning', message, 'lora-targets');
       const id = `run-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e4)}`;
       const name =
         nameArg ??
