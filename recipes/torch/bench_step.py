@@ -5,9 +5,10 @@
     npx tsx bench/train-step.bench.ts --workloads [--quick] > workloads.json
     python3 recipes/torch/bench_step.py --workloads workloads.json [--out result.json]
 
-For each workload (a GPT-BigCode config, LoRA r/alpha/targets, one pack of `packLength` tokens holding
-functions of the given lengths, padding after them): the recipe's own model (model.py:
-GptBigCodeClassifier, the frozen base stored as the workload's weightFormat, q4_0 by default and
+For each workload (a model config — GPT-BigCode, or the Llama family's with its model_type: llama,
+qwen2, starcoder2 —, LoRA r/alpha/targets, one pack of `packLength` tokens holding functions of the
+given lengths, padding after them): the recipe's own model (model.py `build_model`: the classifier of
+that config, the frozen base stored as the workload's weightFormat, q4_0 by default and
 dequantized inside each matmul; activation recomputation as the workload says), random weights of
 that config, the weighted focal loss on each function's last code token (focal_terms), backward,
 gradient clipping and AdamW — the step of train.py `Trainer.train_step` on one pack. Each precision
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MiB = 2**20
@@ -62,72 +63,56 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def base_shapes(cfg: dict) -> Dict[str, List[int]]:
-    """Every base tensor of a GPT-BigCode config by Hugging Face name (no score head)."""
-    D, V, P = cfg["n_embd"], cfg["vocab_size"], cfg["n_positions"]
-    inner = cfg.get("n_inner") or 4 * D
-    hd = D // cfg["n_head"]
-    qkv = D + 2 * hd if cfg["multi_query"] else 3 * D
-    shapes = {"transformer.wte.weight": [V, D], "transformer.wpe.weight": [P, D]}
-    linears = {"attn.c_attn": [qkv, D], "attn.c_proj": [D, D], "mlp.c_fc": [inner, D], "mlp.c_proj": [D, inner]}
-    for layer in range(cfg["n_layer"]):
-        pre = f"transformer.h.{layer}."
-        for norm in ("ln_1", "ln_2"):
-            shapes[pre + norm + ".weight"] = [D]
-            shapes[pre + norm + ".bias"] = [D]
-        for name, shape in linears.items():
-            shapes[pre + name + ".weight"] = shape
-            shapes[pre + name + ".bias"] = [shape[0]]
-    shapes["transformer.ln_f.weight"] = [D]
-    shapes["transformer.ln_f.bias"] = [D]
-    return shapes
-
-
 class RandomBase(Mapping):
-    """The base checkpoint as a mapping that draws each tensor when asked (never all at once):
-    norms 1 / 0, biases 0, everything else N(0, 0.02), on the current default device."""
+    """The base checkpoint of a config (model.py `Arch.base_specs`: GPT-BigCode or the Llama family,
+    no head) as a mapping that draws each tensor when asked (never all at once): norms 1 / 0, biases
+    0, everything else N(0, 0.02), on the current default device."""
 
-    def __init__(self, cfg: dict, torch_module) -> None:
-        self.shapes = base_shapes(cfg)
+    def __init__(self, arch, torch_module) -> None:
+        self.specs = {name: (list(shape), kind) for name, shape, kind in arch.base_specs(lm_head=False)}
         self.torch = torch_module
 
     def __getitem__(self, name: str):
         torch = self.torch
-        shape = self.shapes[name]
-        if ".ln_" in name or name.startswith("transformer.ln_f"):
+        shape, kind = self.specs[name]
+        if kind == "norm":
             return torch.ones(shape) if name.endswith(".weight") else torch.zeros(shape)
-        if name.endswith(".bias"):
+        if kind == "bias":
             return torch.zeros(shape)
         return torch.randn(shape) * 0.02
 
     def __contains__(self, name: object) -> bool:  # Mapping's would draw the tensor to find out
-        return name in self.shapes
+        return name in self.specs
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.shapes)
+        return iter(self.specs)
 
     def __len__(self) -> int:
-        return len(self.shapes)
+        return len(self.specs)
 
 
-def random_trainables(torch_module):
+def random_trainables(torch_module, recipe_model):
     """Stands in for model.initial_trainables (its pure-Python generator takes minutes at 3B shapes):
-    LoRA A ~ U(±1/√in), B ~ N(0, 0.01) (non-zero, so every gradient is), score ~ N(0, 0.02)."""
+    LoRA A ~ U(±1/√in), B ~ N(0, 0.01) (non-zero, so every gradient is); the embedding's adapter
+    A ~ N(0, 0.01), B ~ N(0, 1); score ~ N(0, 0.02)."""
 
     def initial_trainables(cfg: dict, run: dict):
         torch = torch_module
-        D = cfg["n_embd"]
+        arch = recipe_model.Arch(cfg)
+        r, targets = run["lora"]["r"], run["lora"]["targets"]
         out = {}
-        for name, shape in base_shapes(cfg).items():
-            target = name.split(".", 3)[-1].rsplit(".", 1)[0]  # attn.c_attn, ...
-            if not name.endswith(".weight") or target not in run["lora"]["targets"]:
-                continue
-            rows_out, cols = shape
-            prefix = name[: -len(".weight")]
-            r = run["lora"]["r"]
-            out[prefix + ".lora_A.weight"] = (torch.rand(r, cols) * 2 - 1) / math.sqrt(cols)
-            out[prefix + ".lora_B.weight"] = torch.randn(rows_out, r) * 0.01
-        out["score.weight"] = torch.randn(2, D) * 0.02
+        for layer in range(arch.layers):
+            for target in arch.targets:
+                if target not in targets:
+                    continue
+                rows_out, cols, _ = arch.linears[target]
+                prefix = f"{arch.block(layer)}.{target}"
+                out[prefix + ".lora_A.weight"] = (torch.rand(r, cols) * 2 - 1) / math.sqrt(cols)
+                out[prefix + ".lora_B.weight"] = torch.randn(rows_out, r) * 0.01
+        if "wte" in targets:
+            out[arch.lora_a] = torch.randn(r, arch.vocab) * 0.01
+            out[arch.lora_b] = torch.randn(arch.width, r)
+        out["score.weight"] = torch.randn(2, arch.width) * 0.02
         return out
 
     return initial_trainables
@@ -140,6 +125,7 @@ def pack_tensors(w: dict, torch_module, device):
     cfg = w["config"]
     L = w["packLength"]
     eos = cfg.get("eos_token_id") or 0
+    eos = eos[0] if isinstance(eos, list) else eos  # Llama-family configs may list several
     pad = cfg.get("pad_token_id")
     pad = eos if pad is None else pad
     g = torch.Generator().manual_seed(int(w.get("seed", 1)))
@@ -214,10 +200,11 @@ def run_workload(w: dict, args: argparse.Namespace, torch_module, device, precis
     # quantized on the GPU; older torch builds on the CPU and moves it.
     place = device if hasattr(torch.device, "__enter__") else contextlib.nullcontext()
     original = recipe_model.initial_trainables
-    recipe_model.initial_trainables = random_trainables(torch)
+    recipe_model.initial_trainables = random_trainables(torch, recipe_model)
     try:
         with place:
-            net = recipe_model.GptBigCodeClassifier(cfg, RandomBase(cfg, torch), run, fmt, bool(w["recompute"]))
+            base = RandomBase(recipe_model.Arch(cfg), torch)
+            net = recipe_model.build_model(cfg, base, run, fmt, bool(w["recompute"]))
     finally:
         recipe_model.initial_trainables = original
     net = net.to(device)
@@ -355,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "tokens": "tokens/s = pack length (padding included) / median ms per step",
             "precisions": [PRECISIONS[p] for p in precisions],
             "memory": "torch.cuda.max_memory_allocated over each precision's steps, model included" if cuda else "n/a on the CPU",
-            "attention": "F.scaled_dot_product_attention with the packed mask" if cuda and hasattr(torch.nn.functional, "scaled_dot_product_attention") else "model.py's explicit multi-query attention",
+            "attention": "F.scaled_dot_product_attention with the packed mask" if cuda and hasattr(torch.nn.functional, "scaled_dot_product_attention") else "model.py's explicit attention (multi-query / grouped-query as one GEMM per K/V head)",
             "weights": "random (base N(0, 0.02) stored as the row's base format; LoRA A ~ U(±1/√in), B ~ N(0, 0.01))",
             "workloads": [{k: w[k] for k in ("label", "preset", "config", "packLength", "lengths", "lora", "recompute")} for w in workloads],
         },

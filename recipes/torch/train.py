@@ -4,17 +4,21 @@
     torchrun --standalone --nproc_per_node 8 trainer/train.py --recipe RECIPE_DIR [--precision bf16]
 
 A recipe is what `npm run vulnlab -- export-recipe` writes: the lab run's config.json, recipe.json
-(model, pack length, separator and pad ids), pre-tokenized splits and the base model (or a pointer).
+(model config, pack length, separator and pad ids), pre-tokenized splits and the base model (or a
+pointer). The model is GPT-BigCode or a Llama-family model (llama, qwen2, starcoder2), as recipe.json's
+model config says (model.py `build_model`), loaded from Hugging Face safetensors by parameter name.
 The run means what the lab run means: the same packs per step (the lab's batching, ported), the same
 loss — weighted focal loss, mean over the step's functions (cls), or next-token cross-entropy on the
 paper's prompts with their answer token, mean over the step's predicted tokens (ntp) — the same LoRA
-targets (the four block linears and "wte", the token embedding) and dropout masks, AdamW (with
+targets (the model's block linears — GPT-BigCode's attn.c_attn, …, the Llama family's
+self_attn.q_proj, …, mlp.gate_proj, … — and "wte", the token embedding) and dropout masks, AdamW (with
 optimizer.embeddingLr, the embedding's adapter is a second parameter group at that peak lr), clipping,
 schedule, evaluation cadence, best-on-validation selection and threshold. A step's packs are sharded over the processes, and over micro-batches with gradient
 accumulation, without changing the step: each process scales its loss so that DDP's gradient average
 is the lab's mean over the whole step.
 
-Outputs in --out: metrics.json and scores.csv in the lab's format, adapter/ (PEFT), losses.json
+Outputs in --out: metrics.json and scores.csv in the lab's format, adapter/ (PEFT: keys
+base_model.model.<Hugging Face name>, target_modules as model.py `Arch.peft_target_modules`), losses.json
 (one entry per optimizer step; "embedding_lr" too with optimizer.embeddingLr), train.log, checkpoints/
 (with --save-every; --resume continues).
 """
@@ -40,10 +44,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import Collated, Example, RecipeError, collate, load_splits, make_batches  # noqa: E402
 from metrics import choose_threshold, roc_auc, summary  # noqa: E402
 from model import (  # noqa: E402
-    EMBEDDING_LORA_A,
-    EMBEDDING_LORA_B,
+    BLOCK_CLASSES,
+    DecoderClassifier,
     DropoutContext,
-    GptBigCodeClassifier,
+    build_model,
     focal_terms,
     load_checkpoint,
     read_adapter,
@@ -198,11 +202,11 @@ class Trainer:
 
     # -- setup --------------------------------------------------------------------------------
 
-    def _build_model(self) -> GptBigCodeClassifier:
+    def _build_model(self) -> DecoderClassifier:
         weights = load_checkpoint(self.model_dir)
         cfg = self.recipe["model"]["config"]
         recompute = bool(self.run["recompute"]) and not self.args.no_recompute
-        model = GptBigCodeClassifier(cfg, weights, self.run, self.base_format, recompute)
+        model = build_model(cfg, weights, self.run, self.base_format, recompute)
         if self.args.init_adapter:
             config, tensors = read_adapter(self.args.init_adapter)
             lora = self.run["lora"]
@@ -224,7 +228,7 @@ class Trainer:
         """One AdamW group; with optimizer.embeddingLr, the embedding's adapter (LoRA target wte) in a
         second one, at embeddingLr × the schedule's factor (the same weight decay)."""
         trainable = [(n, p) for n, p in self.wrapped.named_parameters() if p.requires_grad]
-        embedding = (EMBEDDING_LORA_A, EMBEDDING_LORA_B)
+        embedding = (self.model.arch.lora_a, self.model.arch.lora_b)
         # DDP/FSDP prefix the names ("module.", "_fsdp_wrapped_module."): match the ending.
         is_embedding = [any(n == e or n.endswith("." + e) for e in embedding) for n, _ in trainable]
         if self.embedding_lr is None or not any(is_embedding):
@@ -234,14 +238,12 @@ class Trainer:
             {"params": [p for (_, p), e in zip(trainable, is_embedding) if e], "peak": "embeddingLr"},
         ]
 
-    def _wrap(self, model: GptBigCodeClassifier) -> torch.nn.Module:
+    def _wrap(self, model: DecoderClassifier) -> torch.nn.Module:
         if not self.d.enabled:
             if self.args.fsdp:
                 raise RecipeError("--fsdp shards over processes.", "Start the trainer with torchrun (launch.sh).")
             return model
         if self.args.fsdp:
-            from model import Block
-
             try:
                 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, ShardingStrategy
                 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
@@ -253,7 +255,7 @@ class Trainer:
             return FSDP(
                 model,
                 sharding_strategy=ShardingStrategy.FULL_SHARD,
-                auto_wrap_policy=ModuleWrapPolicy({Block}),
+                auto_wrap_policy=ModuleWrapPolicy(set(BLOCK_CLASSES)),
                 device_id=self.d.device,
                 use_orig_params=True,
             )
@@ -608,7 +610,7 @@ class Trainer:
             for split in ("validation", "test"):
                 for e in self.splits[split]:
                     out.writerow([split, e.example_index, e.label, repr(scored[split][e.example_index]), e.cwe or ""])
-        write_adapter(os.path.join(self.out, "adapter"), trainables, self.run, self.recipe["model"]["name"])
+        write_adapter(os.path.join(self.out, "adapter"), trainables, self.run, self.recipe["model"]["name"], self.model.arch)
         detector = {  # the lab's vulnlab_detector.json (src/train/export.ts DetectorSettings)
             "threshold": threshold,
             "packLength": self.L,
