@@ -1,14 +1,20 @@
 /**
  * A lab run as a PyTorch recipe (recipes/torch/): the run's config, its splits tokenized by the
  * lab's own tokenizer (Python never tokenizes; next-token runs get the paper's prompts and answer
- * tokens), the model facts packing needs (pack length, EOS separator, pad id) and a torchrun launch
- * script. The trainer reads these and reproduces the run's
+ * tokens), the model's config (GPT-BigCode, or a Llama-family llama / qwen2 / starcoder2 config by
+ * its Hugging Face fields), the facts packing needs (pack length, EOS separator, pad id) and a
+ * torchrun launch script. The trainer reads these and reproduces the run's
  * batching, loss and schedule, so a run that looked good in the browser scales out unchanged.
  *
  * Pure functions over strings and ModelFiles (no DOM, no file system): `src/cli/export-recipe.ts`
  * does the reading and writing.
  */
-import type { ResolvedConfig } from '../engine/index.ts';
+import {
+  ConfigError,
+  describeDecoder,
+  type LlamaFamilyConfig,
+  type ResolvedConfig,
+} from '../engine/index.ts';
 import { VulnLabError } from '../shared/errors.ts';
 import { SPLIT_NAMES, type DataRecord, type SplitName } from '../data/types.ts';
 import { parseConfigJson } from '../io/config.ts';
@@ -92,7 +98,14 @@ export function parseRunRecords(text: string, file = 'data.jsonl'): DataRecord[]
 
 /** What the recipe needs from the base model: its config, tokenizer, separator and pad ids. */
 export interface RecipeModel {
-  config: ResolvedConfig;
+  /**
+   * recipe.json's `model.config`, what recipes/torch/model.py builds the model from (Hugging Face
+   * field names): GPT-BigCode's resolved fields with model_type "gpt_bigcode", or a Llama-family
+   * config's fields as config.json has them (model.py reads them with the engine's defaults).
+   */
+  config: Record<string, unknown>;
+  /** Position ids stay below this: n_positions (GPT-BigCode's wpe rows) or max_position_embeddings. */
+  maxPositions: number;
   tokenizer: CodeTokenizer;
   separatorId: number;
   padId: number;
@@ -124,17 +137,17 @@ export async function loadRecipeModel(files: ModelFiles): Promise<RecipeModel> {
       await source.close?.();
     }
   };
-  const config = parseConfigJson(await read(need('config.json')));
+  const model = recipeModelConfig(await read(need('config.json')), files.label);
   const tokenizerConfig = listing.includes('tokenizer_config.json')
     ? await read('tokenizer_config.json')
     : undefined;
   const tokenizer = loadTokenizer(await read(need('tokenizer.json')), tokenizerConfig, {
-    embeddingRows: config.vocab_size,
-    padTokenId: config.pad_token_id,
-    eosTokenId: config.eos_token_id,
-    bosTokenId: config.bos_token_id,
+    embeddingRows: model.vocabSize,
+    padTokenId: model.tokens.pad,
+    eosTokenId: model.tokens.eos,
+    bosTokenId: model.tokens.bos,
   });
-  const separatorId = tokenizer.eosId ?? config.eos_token_id;
+  const separatorId = tokenizer.eosId ?? model.tokens.eos;
   if (separatorId === undefined || separatorId === null) {
     throw new RecipeError(
       `${files.label} names no end-of-sequence token.`,
@@ -151,7 +164,107 @@ export async function loadRecipeModel(files: ModelFiles): Promise<RecipeModel> {
   const extras = ['config.json', 'tokenizer.json', 'tokenizer_config.json'].filter((f) =>
     listing.includes(f),
   );
-  return { config, tokenizer, separatorId, padId: tokenizer.padId, files: [...extras, ...weights] };
+  return {
+    config: model.config,
+    maxPositions: model.maxPositions,
+    tokenizer,
+    separatorId,
+    padId: tokenizer.padId,
+    files: [...extras, ...weights],
+  };
+}
+
+/** The Llama family's model_type values (src/engine/model/llama-family.ts LLAMA_FAMILIES). */
+const LLAMA_MODEL_TYPES: readonly LlamaFamilyConfig['model_type'][] = ['llama', 'qwen2', 'starcoder2'];
+
+/** The Llama-family config.json fields recipes/torch/model.py reads (`Arch`), copied when present. */
+const LLAMA_FIELDS = [
+  'model_type',
+  'vocab_size',
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'head_dim',
+  'hidden_act',
+  'max_position_embeddings',
+  'rms_norm_eps',
+  'norm_epsilon',
+  'rope_theta',
+  'rope_scaling',
+  'attention_bias',
+  'mlp_bias',
+  'use_bias',
+  'sliding_window',
+  'use_sliding_window',
+  'tie_word_embeddings',
+] as const;
+
+/** A token id of a config (the first of a list: Llama-family configs may name several EOS ids). */
+const tokenId = (v: unknown): number | null => {
+  const id = Array.isArray(v) ? (v[0] as unknown) : v;
+  return typeof id === 'number' ? id : null;
+};
+
+interface RecipeModelConfig {
+  config: Record<string, unknown>;
+  vocabSize: number;
+  maxPositions: number;
+  tokens: { eos: number | null; pad: number | null; bos: number | null };
+}
+
+/**
+ * A model's config.json as recipe.json describes it: GPT-BigCode as the lab parses it (src/io/config.ts),
+ * or a Llama-family config validated as the engine resolves it (describeDecoder) and passed on field
+ * by field (recipes/torch/model.py `Arch` applies the same defaults).
+ */
+function recipeModelConfig(text: string, label: string): RecipeModelConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    raw = undefined; // parseConfigJson below names the problem
+  }
+  const o = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
+  if (LLAMA_MODEL_TYPES.includes(o.model_type as LlamaFamilyConfig['model_type'])) {
+    let maxPositions: number;
+    try {
+      maxPositions = describeDecoder(o as unknown as LlamaFamilyConfig).maxPositions;
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new RecipeError(
+        `${label}/config.json: ${error.message}`,
+        'Pick the model folder the run trained on.',
+      );
+    }
+    const config: Record<string, unknown> = {};
+    for (const field of LLAMA_FIELDS) if (o[field] !== undefined) config[field] = o[field];
+    return {
+      config,
+      vocabSize: o.vocab_size as number,
+      maxPositions,
+      tokens: { eos: tokenId(o.eos_token_id), pad: tokenId(o.pad_token_id), bos: tokenId(o.bos_token_id) },
+    };
+  }
+  const c = parseConfigJson(text) as ResolvedConfig;
+  return {
+    config: {
+      model_type: 'gpt_bigcode',
+      vocab_size: c.vocab_size,
+      n_embd: c.n_embd,
+      n_layer: c.n_layer,
+      n_head: c.n_head,
+      n_inner: c.n_inner,
+      n_positions: c.n_positions,
+      multi_query: c.multi_query,
+      activation_function: c.activation_function,
+      layer_norm_epsilon: c.layer_norm_epsilon,
+    },
+    vocabSize: c.vocab_size,
+    maxPositions: c.n_positions,
+    tokens: { eos: tokenId(c.eos_token_id), pad: tokenId(c.pad_token_id), bos: tokenId(c.bos_token_id) },
+  };
 }
 
 export interface RecipeSplitStats {
@@ -178,7 +291,7 @@ export function prepareRecipe(
   model: RecipeModel,
   about: { modelName: string; modelPath: string; run: string },
 ): PreparedRecipe {
-  const packLength = Math.min(config.batching.packLength, model.config.n_positions);
+  const packLength = Math.min(config.batching.packLength, model.maxPositions);
   const { data, tokenize } = prepareRunData(records, model.tokenizer, config, packLength);
   const splits = {} as Record<SplitName, string>;
   const stats = {} as Record<SplitName, RecipeSplitStats>;
@@ -200,7 +313,6 @@ export function prepareRecipe(
       tokens: data[split].reduce((sum, e) => sum + e.tokens.length, 0),
     };
   }
-  const c = model.config;
   const manifest = {
     format: RECIPE_FORMAT,
     createdBy: 'npm run vulnlab -- export-recipe',
@@ -208,17 +320,7 @@ export function prepareRecipe(
     model: {
       name: about.modelName,
       path: about.modelPath,
-      config: {
-        vocab_size: c.vocab_size,
-        n_embd: c.n_embd,
-        n_layer: c.n_layer,
-        n_head: c.n_head,
-        n_inner: c.n_inner,
-        n_positions: c.n_positions,
-        multi_query: c.multi_query,
-        activation_function: c.activation_function,
-        layer_norm_epsilon: c.layer_norm_epsilon,
-      },
+      config: model.config,
     },
     packLength,
     separatorId: model.separatorId,
