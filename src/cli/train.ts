@@ -12,7 +12,7 @@ import {
 import { configForModel, FIELDS, type RunConfig } from '../train/config.ts';
 import { detectorSettingsFile, exportPeftAdapter } from '../train/export.ts';
 import type { HistoryView } from '../train/history.ts';
-import { prepareRunData } from '../train/prepare.ts';
+import { contextLength, prepareRunData } from '../train/prepare.ts';
 import { TrainingRun, type RunEvent, type RunResult } from '../train/run.ts';
 import { parseFlags, UsageError, type Command } from './flags.ts';
 import { loadCliModel, readRecords } from './inputs.ts';
@@ -285,7 +285,7 @@ export const train: Command = {
     const started = performance.now();
 
     const prepared = await loadCliModel(model);
-    const packLength = Math.min(config.batching.packLength, prepared.model.config.n_positions);
+    const packLength = Math.min(config.batching.packLength, contextLength(prepared.model));
     const { data, splits, tokenize } = prepareRunData(records, prepared.tokenizer, config, packLength);
     const summary = splits.summary.map((s) => `${s.split} ${s.size} (${s.positives} vulnerable)`).join(', ');
     console.log(

@@ -12,7 +12,7 @@
  * CPU holds about one tensor at a time. On any failure every buffer uploaded so far is destroyed.
  */
 import type { GpuContext } from '../engine/gpu/index.ts';
-import type { ResolvedConfig } from '../engine/model/config.ts';
+import type { ModelConfig } from '../engine/model/decoder.ts';
 import {
   GptBigCodeGpu,
   type GptBigCodeUploader,
@@ -25,18 +25,18 @@ import type { CodeTokenizer } from './tokenizer.ts';
 
 export interface GpuLoadOptions
   extends
-    Omit<LoadOptions, 'sink' | 'abort' | 'begin' | 'formatFor'>,
+    Omit<LoadOptions, 'sink' | 'abort' | 'begin' | 'formatFor' | 'objective'>,
     Omit<GpuModelOptions, 'config' | 'weightFormat'> {
   /**
    * Values of the parameters no checkpoint holds — LoRA A/B when `lora`, `score.weight` for 'cls' —
    * for the loaded config (f32, by Hugging Face name).
    */
-  initial?: (config: ResolvedConfig) => ReadonlyMap<string, ArrayLike<number>>;
+  initial?: (config: ModelConfig) => ReadonlyMap<string, ArrayLike<number>>;
 }
 
 export interface GpuLoadedModel {
   model: GptBigCodeGpu;
-  config: ResolvedConfig;
+  config: ModelConfig;
   tokenizer: CodeTokenizer | undefined;
   /** What was read: checkpoint format, files, tensors with their source dtypes, cache state. */
   loaded: LoadedModel;
@@ -54,6 +54,7 @@ export async function loadModelToGpu(
   try {
     const loaded = await loadModel(files, {
       ...load,
+      objective,
       begin: (config) => {
         uploader = GptBigCodeGpu.begin(ctx, {
           config,

@@ -1,5 +1,5 @@
 /**
- * One API to load a GPT-BigCode model from any source and format:
+ * One API to load a model (GPT-BigCode, Llama, Qwen2, StarCoder2) from any source and format:
  *
  *   const model = await loadModel(files, { weightFormat: 'q4_0', sink, onProgress });
  *
@@ -11,10 +11,11 @@
  * sink can free what it already uploaded. `loadModelToGpu` (./load-gpu.ts) is this with the engine's
  * model as the sink.
  */
-import { type ParamSpec, type ResolvedConfig } from '../engine/model/config.ts';
-import { baseParamSpecs } from '../engine/model/decoder.ts';
+import { type ParamSpec } from '../engine/model/config.ts';
+import { baseParamSpecs, describeDecoder, isLlamaFamily, type ModelConfig } from '../engine/model/decoder.ts';
+import type { Objective } from '../shared/batch.ts';
 import type { CacheKey, CachedTensor, CacheWriter, WeightCache } from './cache.ts';
-import { parseConfigJson } from './config.ts';
+import { configEosId, configSummary, parseConfigJson } from './config.ts';
 import { sameFormat, sourceBytes, toF32, fromF32, weightBytes, type WeightFormat } from './convert.ts';
 import { ModelFormatError } from './errors.ts';
 import type { ModelFileInfo, ModelFiles } from './files.ts';
@@ -50,11 +51,16 @@ export interface LoadOptions {
    * Called once the config is known (config.json or the GGUF metadata) and every tensor has been
    * validated, before the first tensor reaches the sink: e.g. to set up what the sink uploads into.
    */
-  begin?: (config: ResolvedConfig) => void | Promise<void>;
+  begin?: (config: ModelConfig) => void | Promise<void>;
   /** Called when loading fails after the sink received tensors, so it can free them. */
   abort?: (error: unknown) => void | Promise<void>;
   /** Load this checkpoint format when the folder holds several; default: safetensors, bin, gguf. */
   prefer?: CheckpointFormat;
+  /**
+   * What the weights are for, deciding an untied LM head (Llama's lm_head.weight): 'cls' skips it
+   * (the classifier replaces it), 'ntp' requires it; unset, it is loaded when the checkpoint has it.
+   */
+  objective?: Objective;
   /** Skip tokenizer.json (e.g. the caller has its own). */
   skipTokenizer?: boolean;
   /** Override the per-tensor format policy. */
@@ -77,7 +83,7 @@ export interface LoadedTensorInfo {
 }
 
 export interface LoadedModel {
-  config: ResolvedConfig;
+  config: ModelConfig;
   tokenizer: CodeTokenizer | undefined;
   format: CheckpointFormat;
   /** Weight files read, in order. */
@@ -130,14 +136,23 @@ export function chooseWeights(
       prefer
         ? `has no ${prefer} weights (found: ${candidates.map((c) => c.format).join(', ') || 'none'}).`
         : 'has no weights: no model.safetensors, pytorch_model.bin or .gguf file.',
-      'Pick a repository or folder with GPT-BigCode weights.',
+      'Pick a repository or folder with model weights (safetensors, pytorch_model.bin or GGUF).',
     );
   }
   return chosen;
 }
 
-/** Normalizes checkpoint names to `transformer.…` (some .bin files omit the prefix). */
-function normalizeName(name: string): string {
+/**
+ * Normalizes checkpoint names to the *ForCausalLM names the engine uses: `transformer.…` for
+ * GPT-BigCode, `model.…` for the Llama family (a bare GPTBigCodeModel / LlamaModel checkpoint omits
+ * the prefix).
+ */
+function normalizeName(name: string, llama: boolean): string {
+  if (llama) {
+    if (name.startsWith('model.') || name.startsWith('lm_head.')) return name;
+    if (/^(embed_tokens|norm|layers\.\d+)\./.test(name)) return `model.${name}`;
+    return name;
+  }
   if (name.startsWith('transformer.') || name.startsWith('lm_head.')) return name;
   if (/^(wte|wpe|ln_f|h\.\d+)\./.test(name)) return `transformer.${name}`;
   return name;
@@ -175,29 +190,79 @@ export function cacheKeyFor(
   return { repo: files.label, revision: files.revision ?? 'local', fileHash: fnv(ids), weightFormat };
 }
 
-const IGNORABLE = [/^transformer\.h\.\d+\.attn\.(masked_)?bias$/];
+/** Buffers some checkpoints hold beside the weights (attention masks, rotary frequencies). */
+const IGNORABLE = [
+  /^transformer\.h\.\d+\.attn\.(masked_)?bias$/,
+  /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/,
+];
 
-/** Matches checkpoint tensors to the config's parameters; every problem is a typed error. */
+/** config.json's name of each configSummary figure, for messages. */
+const CONFIG_FIELDS: Record<
+  'gpt_bigcode' | 'llama',
+  Record<keyof ReturnType<typeof configSummary>, string>
+> = {
+  gpt_bigcode: {
+    family: 'model_type',
+    width: 'n_embd',
+    layers: 'n_layer',
+    heads: 'n_head',
+    kvHeads: 'K/V heads (multi_query)',
+    inner: 'n_inner',
+    vocab: 'vocab_size',
+    maxPositions: 'n_positions',
+  },
+  llama: {
+    family: 'model_type',
+    width: 'hidden_size',
+    layers: 'num_hidden_layers',
+    heads: 'num_attention_heads',
+    kvHeads: 'num_key_value_heads',
+    inner: 'intermediate_size',
+    vocab: 'vocab_size',
+    maxPositions: 'max_position_embeddings',
+  },
+};
+
+/** A family's name for messages. */
+const FAMILY_NAMES: Record<string, string> = {
+  gpt_bigcode: 'GPT-BigCode',
+  llama: 'Llama',
+  qwen2: 'Qwen2',
+  starcoder2: 'StarCoder2',
+};
+
+/**
+ * Matches checkpoint tensors to the config's parameters; every problem is a typed error. An untied
+ * LM head (Llama's lm_head.weight) is skipped for 'cls', required for 'ntp' and, with no objective,
+ * loaded when present.
+ */
 export function matchTensors(
   tensors: TensorEntry[],
-  config: ResolvedConfig,
+  config: ModelConfig,
   file: string,
+  objective?: Objective,
 ): { plan: { spec: ParamSpec; entry: TensorEntry }[]; skipped: string[] } {
-  const specs = baseParamSpecs(config, false);
+  const d = describeDecoder(config);
+  const untiedHead = d.lmHead !== d.tokenEmbedding ? d.lmHead : undefined;
+  const present = new Set(tensors.map((t) => normalizeName(t.name, isLlamaFamily(config))));
+  const specs = baseParamSpecs(config, false).filter(
+    (s) =>
+      s.name !== untiedHead || objective === 'ntp' || (objective === undefined && present.has(untiedHead)),
+  );
   const byName = new Map<string, TensorEntry>();
   const skipped: string[] = [];
   const specNames = new Set(specs.map((s) => s.name));
   for (const t of tensors) {
-    const name = normalizeName(t.name);
+    const name = normalizeName(t.name, isLlamaFamily(config));
     if (byName.has(name))
       throw new ModelFormatError('duplicate-tensor', file, `tensor "${name}" appears twice.`);
     if (!specNames.has(name)) {
       if (name === 'lm_head.weight') {
-        if (t.shape.join() !== [config.vocab_size, config.n_embd].join()) {
+        if (t.shape.join() !== [d.vocab, d.width].join()) {
           throw new ModelFormatError(
             'shape-mismatch',
             file,
-            `lm_head.weight is [${t.shape.join(', ')}], expected [${config.vocab_size}, ${config.n_embd}] from config.json.`,
+            `lm_head.weight is [${t.shape.join(', ')}], expected [${d.vocab}, ${d.width}] from config.json.`,
           );
         }
         skipped.push(name);
@@ -212,7 +277,7 @@ export function matchTensors(
       throw new ModelFormatError(
         'unexpected-tensor',
         file,
-        `tensor "${t.name}" is not a GPT-BigCode parameter for this config (n_layer ${config.n_layer}).`,
+        `tensor "${t.name}" is not a ${FAMILY_NAMES[d.family] ?? d.family} parameter for this config (${d.blocks.length} layers).`,
       );
     }
     byName.set(name, t);
@@ -329,7 +394,7 @@ async function loadModelFrom(
 ): Promise<LoadedModel> {
   const listing = await files.list();
   const weights = chooseWeights(listing, options.prefer, files.label);
-  let config: ResolvedConfig | undefined;
+  let config: ModelConfig | undefined;
   const configSource = await openIfListed(files, listing, 'config.json');
   if (configSource) config = parseConfigJson(await readText(configSource), `${files.label}/config.json`);
 
@@ -401,25 +466,17 @@ async function loadModelFrom(
       case 'gguf': {
         const g = await readGguf(await open(weights.files[0]));
         tensors = g.tensors;
-        // config.json, when the folder has one, is authoritative (activation, token ids); the GGUF's
-        // own figures must agree with it.
+        // config.json, when the folder has one, is authoritative (activation, token ids, rope
+        // scaling); the GGUF's own figures must agree with it.
         if (config) {
-          const gc = g.config;
-          const keys = [
-            'n_embd',
-            'n_layer',
-            'n_head',
-            'n_inner',
-            'n_positions',
-            'multi_query',
-            'vocab_size',
-          ] as const;
-          const diff = keys.filter((k) => gc[k] !== config![k]);
+          const gc = configSummary(g.config);
+          const cc = configSummary(config);
+          const diff = (Object.keys(gc) as (keyof typeof gc)[]).filter((k) => gc[k] !== cc[k]);
           if (diff.length > 0) {
             throw new ModelFormatError(
               'shape-mismatch',
               weights.files[0],
-              `GGUF metadata disagrees with config.json on ${diff.map((k) => `${k} (${gc[k]} vs ${config![k]})`).join(', ')}.`,
+              `GGUF metadata disagrees with config.json on ${diff.map((k) => `${CONFIG_FIELDS[cc.family === 'gpt_bigcode' ? 'gpt_bigcode' : 'llama'][k]} (${gc[k]} vs ${cc[k]})`).join(', ')}.`,
             );
           }
         } else config = g.config;
@@ -444,14 +501,21 @@ async function loadModelFrom(
       tokenizer = loadTokenizer(await readText(tj), tc ? await readText(tc) : undefined, {
         embeddingRows: config.vocab_size,
         padTokenId: config.pad_token_id,
-        eosTokenId: config.eos_token_id,
+        eosTokenId: configEosId(config),
         bosTokenId: config.bos_token_id,
       });
     }
   }
 
   const label = readFiles[0] ?? files.label;
-  const { plan, skipped } = matchTensors(tensors, config, label);
+  // An untied LM head is matched even for 'cls': the classifier does not use it, but the weight cache
+  // keeps it (so that a later next-token run finds a complete entry); the sink never sees it.
+  const cls = options.objective === 'cls';
+  const { plan, skipped } = matchTensors(tensors, config, label, cls ? undefined : options.objective);
+  const decoder = describeDecoder(config);
+  const clsSkips = (name: string): boolean =>
+    cls && decoder.lmHead !== decoder.tokenEmbedding && name === decoder.lmHead;
+  if (plan.some((p) => clsSkips(p.spec.name))) skipped.push(decoder.lmHead);
   const formatFor = options.formatFor ?? defaultFormatFor;
   const targets = plan.map((p) => formatFor(p.spec, options.weightFormat));
   if (inspectOnly) {
@@ -460,13 +524,15 @@ async function loadModelFrom(
       tokenizer,
       format: weights.format,
       files: readFiles,
-      tensors: plan.map(({ spec, entry }, i) => ({
-        name: spec.name,
-        shape: spec.shape,
-        format: targets[i],
-        bytes: weightBytes(targets[i], ...rowsCols(spec.shape)),
-        sourceDtype: entry.dtype,
-      })),
+      tensors: plan
+        .map(({ spec, entry }, i) => ({
+          name: spec.name,
+          shape: spec.shape,
+          format: targets[i],
+          bytes: weightBytes(targets[i], ...rowsCols(spec.shape)),
+          sourceDtype: entry.dtype,
+        }))
+        .filter((t) => !clsSkips(t.name)),
       skipped,
       uploadedBytes: 0,
       cache: 'off',
@@ -490,28 +556,38 @@ async function loadModelFrom(
       : fromCache > 0
         ? 'partial'
         : 'miss';
+  await options.begin?.(config);
+  let writer: CacheWriter | undefined;
+  if (options.cache && key && cacheState !== 'hit') {
+    const cacheTotal = plan.reduce((s, p, i) => s + weightBytes(targets[i], ...rowsCols(p.spec.shape)), 0);
+    writer = await options.cache.writer(key, cacheTotal);
+  }
+  // Without a cache to fill, the head 'cls' skips is not read at all.
+  const streamed = writer ? plan : plan.filter((p) => !clsSkips(p.spec.name));
+  const uploaded = plan.filter((p) => !clsSkips(p.spec.name));
   // Stream in file order (shards in the order they were opened, cached tensors first): sequential
   // reads on disk, fewer seeks on the network.
   const rank = (s: ByteSource): number => weightSources.indexOf(s);
-  const order = [...plan].sort((a, b) =>
+  const order = [...streamed].sort((a, b) =>
     a.entry.source === b.entry.source
       ? a.entry.offset - b.entry.offset
       : rank(a.entry.source) - rank(b.entry.source),
   );
-  const totalBytes = plan.reduce((s, p) => s + p.entry.byteLength, 0);
-  const progress = new ProgressTracker(totalBytes, plan.length, options.onProgress);
-  const uploadTotal = plan.reduce((s, p, i) => s + weightBytes(targets[i], ...rowsCols(p.spec.shape)), 0);
+  const totalBytes = streamed.reduce((s, p) => s + p.entry.byteLength, 0);
+  const progress = new ProgressTracker(totalBytes, streamed.length, options.onProgress);
+  const targetOf = new Map(plan.map((p, i) => [p.spec.name, targets[i]]));
+  const uploadTotal = uploaded.reduce(
+    (s, p) => s + weightBytes(targetOf.get(p.spec.name)!, ...rowsCols(p.spec.shape)),
+    0,
+  );
   progress.setUploadTotal(uploadTotal);
   const cacheFrom = new Set(
     plan.filter((p) => p.entry.offset === 0 && isCacheSource(p.entry.source)).map((p) => p.spec.name),
   );
-  await options.begin?.(config);
-  let writer: CacheWriter | undefined;
-  if (options.cache && key && cacheState !== 'hit') writer = await options.cache.writer(key, uploadTotal);
-  const targetOf = new Map(plan.map((p, i) => [p.spec.name, targets[i]]));
   progress.report('metadata');
 
   const loaded: LoadedTensorInfo[] = [];
+  const cachedOnly: CachedTensor[] = [];
   let sent = 0;
   try {
     for (const { spec, entry } of order) {
@@ -522,6 +598,11 @@ async function loadModelFrom(
       const bytes = await readConverted(entry, format, options.chunkBytes ?? 16 << 20, progress);
       if (fromCacheNow) progress.cachedBytes += entry.byteLength;
       else if (writer) await writer.put(spec.name, spec.shape, format, bytes);
+      if (clsSkips(spec.name)) {
+        cachedOnly.push({ name: spec.name, shape: spec.shape, format, bytes: bytes.byteLength });
+        progress.tensorsDone++;
+        continue;
+      }
       progress.report('upload', spec.name);
       sent++;
       await options.sink(spec.name, spec.shape, format, bytes);
@@ -536,9 +617,15 @@ async function loadModelFrom(
       });
     }
     if (writer) {
-      await writer.commit(
-        loaded.map((t): CachedTensor => ({ name: t.name, shape: t.shape, format: t.format, bytes: t.bytes })),
-      );
+      await writer.commit([
+        ...loaded.map((t): CachedTensor => ({
+          name: t.name,
+          shape: t.shape,
+          format: t.format,
+          bytes: t.bytes,
+        })),
+        ...cachedOnly,
+      ]);
     }
   } catch (err) {
     if (sent > 0) await options.abort?.(err);

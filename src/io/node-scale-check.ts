@@ -18,14 +18,14 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { GpuContext } from '../engine/gpu/index.ts';
 import { createNodeContext } from '../engine/gpu/node.ts';
+import { numel, resolveConfig, type LoraConfig } from '../engine/model/config.ts';
 import {
-  LINEAR_TARGETS,
-  numel,
-  resolveConfig,
-  type GptBigCodeConfig,
-  type LoraConfig,
-} from '../engine/model/config.ts';
-import { baseParamSpecs, loraParamSpecs } from '../engine/model/decoder.ts';
+  baseParamSpecs,
+  describeDecoder,
+  isLlamaFamily,
+  loraParamSpecs,
+  type ModelConfig,
+} from '../engine/model/decoder.ts';
 import { planMemory } from '../engine/model/memory-plan.ts';
 import { f32ToF16, type WeightFormat } from '../engine/quant.ts';
 import { Rng } from '../shared/random.ts';
@@ -36,13 +36,9 @@ import { NodeDirModelFiles } from './node-files.ts';
 import { NodeFileByteSource } from './node-source.ts';
 
 /** Writes `<dir>/config.json` and an F16 `<dir>/model.safetensors` of random weights; returns the file size. */
-export async function writeRandomCheckpoint(
-  dir: string,
-  config: GptBigCodeConfig,
-  seed = 1,
-): Promise<number> {
+export async function writeRandomCheckpoint(dir: string, config: ModelConfig, seed = 1): Promise<number> {
   await mkdir(dir, { recursive: true });
-  const c = resolveConfig(config);
+  const c = isLlamaFamily(config) ? config : resolveConfig(config);
   const specs = baseParamSpecs(c, false);
   // Header first (offsets are known from the shapes), then the tensors one by one.
   let offset = 0;
@@ -58,7 +54,7 @@ export async function writeRandomCheckpoint(
   const { writeFile } = await import('node:fs/promises');
   await writeFile(
     join(dir, 'config.json'),
-    JSON.stringify({ model_type: 'gpt_bigcode', ...config }, null, 2),
+    JSON.stringify(isLlamaFamily(config) ? config : { model_type: 'gpt_bigcode', ...config }, null, 2),
   );
   const fh = await open(join(dir, 'model.safetensors'), 'w');
   try {
@@ -145,7 +141,8 @@ export async function runScaleCheck(
   if (!existsSync(file)) await writeRandomCheckpoint(dir, config);
   const fileBytes = (await stat(file)).size;
   const seq = await sequentialReadMBps(file);
-  const lora: LoraConfig = { r: LORA_RANK, alpha: LORA_RANK, dropout: 0, targets: [...LINEAR_TARGETS] };
+  const targets = describeDecoder(config).loraTargets.filter((t) => t !== 'wte');
+  const lora: LoraConfig = { r: LORA_RANK, alpha: LORA_RANK, dropout: 0, targets };
   const loraSpecs = loraParamSpecs(config, lora);
   (globalThis as { gc?: () => void }).gc?.();
   const baselineRssBytes = process.memoryUsage.rss();

@@ -12,8 +12,24 @@ export type { Objective } from '../shared/batch.ts';
 export type LossKind = 'focal' | 'ce';
 export type Batching = 'packed' | 'padded' | 'paper';
 export type { LoraTarget, Trainable, WeightFormat };
-/** What `lora.targets` may list (the lab's target checkboxes). */
+/** GPT-BigCode's targets (the lab's target checkboxes). */
 export { LORA_TARGETS };
+
+/**
+ * What `lora.targets` may list: every family's targets. Another family's name stands for the
+ * model's linears of the same role (targets.ts familyLoraTargets), so the paper's default, GPT-BigCode's
+ * four block linears, adapts every block linear of a Llama, Qwen2 or StarCoder2 model too.
+ */
+export const ALL_LORA_TARGETS: readonly LoraTarget[] = [
+  ...LORA_TARGETS,
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.o_proj',
+  'mlp.gate_proj',
+  'mlp.up_proj',
+  'mlp.down_proj',
+];
 
 export interface RunConfig {
   model: string;
@@ -78,7 +94,7 @@ const number =
       : `${integer ? 'an integer' : 'a number'} in ${exclusiveMin ? '(' : '['}${min}, ${max}]`;
   };
 const boolean = (v: unknown) => (typeof v === 'boolean' ? undefined : 'true or false');
-const TARGETS: readonly LoraTarget[] = LORA_TARGETS;
+const TARGETS: readonly LoraTarget[] = ALL_LORA_TARGETS;
 
 export const FIELDS: FieldSpec[] = [
   {
@@ -153,7 +169,7 @@ export const FIELDS: FieldSpec[] = [
   {
     path: 'lora.targets',
     description:
-      'modules that get adapters: the block linears (paper: all four) and wte, the token embedding',
+      'modules that get adapters: the block linears (paper: all four; GPT-BigCode names adapt the same roles of Llama, Qwen2, StarCoder2: q/k/v, o, gate/up, down) and wte, the token embedding',
     default: LINEAR_TARGETS,
     check: (v) =>
       Array.isArray(v) && v.length > 0 && v.every((t) => TARGETS.includes(t)) && new Set(v).size === v.length

@@ -5,11 +5,12 @@
  */
 import {
   baseParamSpecs,
+  describeDecoder,
   type GptBigCodeGpu,
   type GpuContext,
-  LORA_TARGETS,
   type LoraConfig,
   type LoraTarget,
+  type ModelConfig,
   TrainStep,
   type WeightFormat,
 } from '../engine/index.ts';
@@ -34,10 +35,30 @@ export interface DetectorOptions {
   answers?: NtpAnswers;
 }
 
-const LORA_NAME =
-  /^transformer\.h\.(\d+)\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.lora_[AB]\.weight$/;
-/** The token embedding's adapter (target `wte`). */
-const EMBEDDING_LORA_NAME = /^transformer\.wte\.lora_embedding_[AB]$/;
+/**
+ * The LoRA tensor names of a model (its family's: `transformer.h.0.attn.c_attn.lora_A.weight`,
+ * `model.layers.0.self_attn.q_proj.lora_A.weight`, the token embedding's `…lora_embedding_A`) → their
+ * targets.
+ */
+function loraNames(config: ModelConfig): Map<string, LoraTarget> {
+  const d = describeDecoder(config);
+  const names = new Map<string, LoraTarget>();
+  for (const block of d.blocks) {
+    const { attention, mlp } = block;
+    const linears = [
+      ...attention.projections,
+      attention.output,
+      ...(mlp.kind === 'gelu' ? [mlp.up, mlp.down] : [mlp.gate, mlp.up, mlp.down]),
+    ];
+    for (const l of linears) {
+      names.set(`${l.module}.lora_A.weight`, l.target);
+      names.set(`${l.module}.lora_B.weight`, l.target);
+    }
+  }
+  names.set(d.embeddingLora.a, 'wte');
+  names.set(d.embeddingLora.b, 'wte');
+  return names;
+}
 
 export class Detector {
   private constructor(
@@ -63,22 +84,23 @@ export class Detector {
         'Import an adapter trained for sequence classification (task_type SEQ_CLS) or, with the paper’s prompt, a CAUSAL_LM one — as the lab and its recipes export.',
       );
     }
+    const decoder = describeDecoder(source.config);
     const baseNames = new Set(baseParamSpecs(source.config, false).map((spec) => spec.name));
+    const loraTargets = loraNames(source.config);
     const targets = new Set<LoraTarget>();
     const unknown: string[] = [];
     for (const name of tensors.keys()) {
-      const match = LORA_NAME.exec(name);
-      if (match) targets.add(match[2] as LoraTarget);
-      else if (EMBEDDING_LORA_NAME.test(name)) targets.add('wte');
-      else if (name !== 'score.weight' && !baseNames.has(name)) unknown.push(name);
+      const target = loraTargets.get(name);
+      if (target) targets.add(target);
+      else if (name !== decoder.score && !baseNames.has(name)) unknown.push(name);
     }
     if (unknown.length > 0) {
       throw new RunError(
         `The adapter holds tensors this model does not have: ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ` and ${unknown.length - 3} more` : ''}.`,
-        `Import an adapter made for ${adapter.config.baseModel || 'this base model'} (GPT-BigCode names).`,
+        `Import an adapter made for ${adapter.config.baseModel || 'this base model'} (${decoder.family === 'gpt_bigcode' ? 'GPT-BigCode names: transformer.h.N.…' : `${decoder.family} names: model.layers.N.…`}).`,
       );
     }
-    const packLength = Math.min(options.packLength ?? 1024, source.config.n_positions);
+    const packLength = Math.min(options.packLength ?? 1024, decoder.maxPositions);
     const packs = options.packs ?? 1;
     const mode = options.mode ?? 'packed';
     const lora: LoraConfig | null =
@@ -87,7 +109,7 @@ export class Detector {
             r: adapter.config.r,
             alpha: adapter.config.alpha,
             dropout: 0,
-            targets: LORA_TARGETS.filter((t) => targets.has(t)),
+            targets: decoder.loraTargets.filter((t) => targets.has(t)),
           }
         : null;
     // Without LoRA tensors the adapter is a full finetune: its base weights replace the model's.

@@ -1,12 +1,16 @@
 /**
  * PEFT-format adapter export: `adapter_config.json` + `adapter_model.safetensors` with the key names
- * Python's peft writes for GPTBigCodeForSequenceClassification, so `PeftModel.from_pretrained` loads it.
+ * Python's peft writes for GPTBigCodeForSequenceClassification (`base_model.model.transformer.h.0.
+ * attn.c_attn.lora_A.weight`) or, for the Llama family, LlamaForSequenceClassification /
+ * Qwen2… / Starcoder2… (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`; the head
+ * `base_model.model.score.weight` in both), so `PeftModel.from_pretrained` loads it.
  */
 import { toF32 } from '../io/convert.ts';
 import { readSafetensorsHeader, writeSafetensors, type SafetensorsWriteEntry } from '../io/safetensors.ts';
 import { MemoryByteSource } from '../io/source.ts';
 import { readTensorBytes } from '../io/tensors.ts';
 import type { RunConfig } from './config.ts';
+import { peftTargetModules } from './targets.ts';
 import { RunError } from './types.ts';
 
 export interface ExportedFile {
@@ -16,7 +20,10 @@ export interface ExportedFile {
 
 const PEFT_PREFIX = 'base_model.model.';
 
-/** `transformer.h.0.attn.c_attn.lora_A.weight` → `base_model.model.transformer.h.0.attn.c_attn.lora_A.weight`. */
+/**
+ * `transformer.h.0.attn.c_attn.lora_A.weight` → `base_model.model.transformer.h.0.attn.c_attn.lora_A.weight`;
+ * `model.layers.0.self_attn.q_proj.lora_A.weight` → `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`.
+ */
 export const peftKey = (name: string): string => PEFT_PREFIX + name;
 
 export function exportPeftAdapter(
@@ -39,7 +46,9 @@ export function exportPeftAdapter(
     r: config.lora.r,
     lora_alpha: config.lora.alpha,
     lora_dropout: config.lora.dropout,
-    target_modules: config.lora.targets,
+    // PEFT's module names: GPT-BigCode's as the config names them (attn.c_attn, …, wte), the Llama
+    // family's leaf names of the adapted modules (q_proj, …, down_proj, embed_tokens).
+    target_modules: peftTargetModules(trainables.keys()) ?? config.lora.targets,
     modules_to_save: config.objective === 'ntp' ? null : ['score'],
     bias: 'none',
     fan_in_fan_out: false,

@@ -4,11 +4,11 @@
  * adapted model starts equal to the base model); the embedding's adapter the other way round
  * (PEFT: `lora_embedding_A` = 0, `lora_embedding_B` ~ N(0, 1)); the score head ~ N(0, 0.02).
  */
-import { type GptBigCodeConfig, type LoraConfig, loraParamSpecs } from '../engine/index.ts';
+import { describeDecoder, type LoraConfig, loraParamSpecs, type ModelConfig } from '../engine/index.ts';
 import { Rng } from '../shared/random.ts';
 
 export function initialTrainables(
-  config: GptBigCodeConfig,
+  config: ModelConfig,
   lora: LoraConfig | null,
   withScore: boolean,
   seed: number,
@@ -27,9 +27,10 @@ export function initialTrainables(
     values.set(spec.name, data);
   }
   if (withScore) {
-    const score = new Float32Array(2 * config.n_embd);
+    const d = describeDecoder(config);
+    const score = new Float32Array(2 * d.width);
     for (let i = 0; i < score.length; i++) score[i] = 0.02 * rng.normal();
-    values.set('score.weight', score);
+    values.set(d.score, score);
   }
   return values;
 }

@@ -2,12 +2,13 @@
  * From files to a run's inputs, shared by the worker and the CLI: the model's weights and tokenizer
  * through src/io, the dataset through src/data (splits, normalization, tokenization with truncation).
  */
-import { decodeWeight } from '../engine/index.ts';
+import { decodeWeight, describeDecoder } from '../engine/index.ts';
 import { assignSplits, type SplitResult } from '../data/splits.ts';
 import { tokenizeRecords, type TokenizeStats } from '../data/tokenize.ts';
 import type { DataRecord, SplitName } from '../data/types.ts';
 import type { WeightCache } from '../io/cache.ts';
 import type { ModelFiles } from '../io/files.ts';
+import { configEosId } from '../io/config.ts';
 import { inspectModel, loadModel, parameterCount, type LoadedModel } from '../io/load.ts';
 import { rowsCols } from '../io/tensors.ts';
 import type { ProgressCallback } from '../io/progress.ts';
@@ -69,7 +70,7 @@ export async function loadRunModel(
       'Pick a model folder or repository with tokenizer.json.',
     );
   }
-  const separatorId = tokenizer.eosId ?? config.eos_token_id;
+  const separatorId = tokenizer.eosId ?? configEosId(config);
   if (separatorId === undefined || separatorId === null) {
     throw new RunError(
       `${name} names no end-of-sequence token.`,
@@ -90,6 +91,11 @@ export async function loadRunModel(
   };
 }
 
+/** The model's context: position ids stay below it (GPT-BigCode's n_positions, max_position_embeddings). */
+export function contextLength(model: Pick<RunModel, 'config'>): number {
+  return describeDecoder(model.config).maxPositions;
+}
+
 /**
  * The paper's next-token-prediction prompt: `Question: <code>\n\nAnswer:` followed by " YES" or
  * " NO". The answer's leading space belongs to its token (byte-level BPE), so the prompt ends at the
@@ -97,10 +103,21 @@ export async function loadRunModel(
  */
 export const NTP_PROMPT = { before: 'Question: ', after: '\n\nAnswer:', yes: ' YES', no: ' NO' } as const;
 
-/** The first token of " YES" and of " NO": they must differ for the answer to be readable. */
+/**
+ * The first token of " YES" and of " NO" as they follow the prompt: they must differ for the answer
+ * to be readable. Read in context (the prompt's end followed by the answer, less the prompt's end's
+ * own tokens), since a SentencePiece-style tokenizer (Llama) writes a lone " YES" as "▁" + "▁YES";
+ * byte-level BPEs give the same token either way.
+ */
 export function ntpAnswers(tokenizer: Pick<CodeTokenizer, 'encode'>): NtpAnswers {
-  const [yes] = tokenizer.encode(NTP_PROMPT.yes);
-  const [no] = tokenizer.encode(NTP_PROMPT.no);
+  const after = tokenizer.encode(NTP_PROMPT.after);
+  const answer = (text: string): number | undefined => {
+    const ids = tokenizer.encode(NTP_PROMPT.after + text);
+    const inContext = ids.length > after.length && after.every((id, i) => ids[i] === id);
+    return inContext ? ids[after.length] : tokenizer.encode(text)[0];
+  };
+  const yes = answer(NTP_PROMPT.yes);
+  const no = answer(NTP_PROMPT.no);
   if (yes === undefined || no === undefined || yes === no) {
     throw new RunError(
       'This tokenizer cannot tell " YES" from " NO" by their first token.',

@@ -5,13 +5,13 @@
  * next step and are recorded with that step.
  */
 import {
-  EMBEDDING_LORA_A,
-  EMBEDDING_LORA_B,
+  describeDecoder,
   focalLossRef,
   ModelOptimizer,
   TrainStep,
   type GpuContext,
   type GptBigCodeGpu,
+  type DecoderDesc,
   type LoraConfig,
 } from '../engine/index.ts';
 import type { Batch } from '../data/batching.ts';
@@ -22,6 +22,7 @@ import { chooseThreshold, evaluateScores, type ScoredExample } from './evaluate.
 import { RunHistory } from './history.ts';
 import { initialTrainables } from './init.ts';
 import { learningRate } from './schedule.ts';
+import { familyLoraTargets } from './targets.ts';
 import {
   RunError,
   type RunData,
@@ -136,14 +137,16 @@ export class TrainingRun {
         );
       }
     }
-    const packLength = Math.min(config.batching.packLength, source.config.n_positions);
+    const decoder = describeDecoder(source.config);
+    const packLength = Math.min(config.batching.packLength, decoder.maxPositions);
     const lora: LoraConfig | null =
       config.trainable === 'lora'
         ? {
             r: config.lora.r,
             alpha: config.lora.alpha,
             dropout: config.lora.dropout,
-            targets: config.lora.targets,
+            // The model family's modules (GPT-BigCode names stand for the same roles in the others).
+            targets: familyLoraTargets(config.lora.targets, source.config),
           }
         : null;
     const extra = initialTrainables(source.config, lora, cls, config.seed);
@@ -178,7 +181,7 @@ export class TrainingRun {
         weight_decay: config.optimizer.weightDecay,
         max_grad_norm: config.optimizer.maxGradNorm,
         accumulate: config.batching.accumulate,
-        lrScales: embeddingLrScales(config),
+        lrScales: embeddingLrScales(config, decoder),
       });
       const run = new TrainingRun(config, model, trainStep, optimizer, source, data, emit, options);
       if (resume) run.restore(resume);
@@ -481,10 +484,11 @@ export class TrainingRun {
 }
 
 /** The token embedding's adapter trains at its own learning rate when the config gives one. */
-function embeddingLrScales(config: RunConfig): Map<string, number> | undefined {
+function embeddingLrScales(config: RunConfig, decoder: DecoderDesc): Map<string, number> | undefined {
   const { embeddingLr, lr } = config.optimizer;
   if (embeddingLr === null || !config.lora.targets.includes('wte')) return undefined;
-  return new Map([EMBEDDING_LORA_A, EMBEDDING_LORA_B].map((name) => [name, embeddingLr / lr]));
+  const { a, b } = decoder.embeddingLora;
+  return new Map([a, b].map((name) => [name, embeddingLr / lr]));
 }
 
 function focalOf(config: RunConfig) {

@@ -5,7 +5,7 @@
  * (run.ts imports them); run.ts re-exports them for its users.
  */
 import { VulnLabError } from '../shared/errors.ts';
-import type { GptBigCodeConfig } from '../engine/index.ts';
+import type { ModelConfig } from '../engine/index.ts';
 import type { WeightCache } from '../io/cache.ts';
 import type { ModelFiles } from '../io/files.ts';
 import type { ProgressCallback } from '../io/progress.ts';
@@ -14,7 +14,8 @@ import type { EvalMetrics, ScoredExample } from './evaluate.ts';
 export interface RunModel {
   /** "demo", a Hub id or a folder: recorded in exports. */
   name: string;
-  config: GptBigCodeConfig;
+  /** GPT-BigCode's config or a Llama family's (describeDecoder gives its width, vocabulary, context…). */
+  config: ModelConfig;
   /** Base weights by Hugging Face name (f32 values); empty when they stream from `files`. */
   weights: ReadonlyMap<string, ArrayLike<number>>;
   /** Set for models too large to keep in memory: every upload streams the checkpoint (upload.ts). */

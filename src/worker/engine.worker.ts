@@ -30,6 +30,7 @@ import {
 import { Detector } from '../train/detector.ts';
 import { DEFAULT_IG_STEPS } from '../train/explain.ts';
 import {
+  contextLength as modelContext,
   loadRunModel,
   NTP_PROMPT,
   ntpAnswers,
@@ -275,7 +276,7 @@ function applySplit(
 ): DatasetInfo {
   const { records, splits, info: split } = splitDataset(imported, requested);
   const contextLength =
-    contextLengthArg ?? (state.model ? Math.min(2048, state.model.model.config.n_positions) : 2048);
+    contextLengthArg ?? (state.model ? Math.min(2048, modelContext(state.model.model)) : 2048);
   const quality = qualityReport(records, {
     tokenizer: state.model?.tokenizer,
     contextLength,
@@ -314,7 +315,7 @@ async function startRun(
   if (!state.dataset) throw new RunError('No dataset is loaded.', 'Import a dataset in the Data panel.');
   const config = resolveConfig(request.config);
   const ctx = await gpu();
-  const packLength = Math.min(config.batching.packLength, state.model.model.config.n_positions);
+  const packLength = Math.min(config.batching.packLength, modelContext(state.model.model));
   const { data, splits } = prepareRunData(
     state.dataset.records,
     state.model.tokenizer,
@@ -467,7 +468,7 @@ async function resumeRun(runId: string): Promise<EngineResponses['resumeRun']> {
   }
   const ctx = await gpu();
   const config = checkpoint.config;
-  const packLength = Math.min(config.batching.packLength, state.model.model.config.n_positions);
+  const packLength = Math.min(config.batching.packLength, modelContext(state.model.model));
   // The saved records carry the splits the run was given, so the training data is the same.
   const { data } = prepareRunData(saved.records, state.model.tokenizer, config, packLength, (done, total) =>
     emit({ kind: 'data-progress', stage: 'tokenize', done, total }),

@@ -5,7 +5,7 @@
  */
 import type { AdapterSummary as EngineAdapterSummary, KernelSet } from '../engine/gpu/context.ts';
 import type { VulnLabErrorCode } from '../engine/errors.ts';
-import type { GptBigCodeConfig } from '../engine/model/config.ts';
+import type { ModelConfig } from '../engine/model/decoder.ts';
 import type { FieldMapping } from '../data/fields.ts';
 import type { QualityReport } from '../data/quality.ts';
 import type { GroupKey, SplitFractions, SplitStrategy, SplitSummary } from '../data/splits.ts';
@@ -50,7 +50,8 @@ export type ModelSource =
 
 export interface ModelInfo {
   name: string;
-  config: GptBigCodeConfig;
+  /** GPT-BigCode's config or a Llama family's (model_type llama, qwen2, starcoder2). */
+  config: ModelConfig;
   parameters: number;
   format: string;
   tensors: number;

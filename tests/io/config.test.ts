@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, parseConfigJson } from '../../src/io/config.ts';
+import { parseConfig, parseConfigJson, type ResolvedConfig } from '../../src/io/config.ts';
 import { ModelIoError } from '../../src/io/errors.ts';
 import { DEMO_DIR } from './helpers/fixtures.ts';
 
@@ -33,7 +33,7 @@ describe('config.json', () => {
   });
 
   it('n_inner null means 4·n_embd; multi_query false gives 3·n_embd qkv', () => {
-    const c = parseConfig({ ...wizard1b, n_inner: null, multi_query: false });
+    const c = parseConfig({ ...wizard1b, n_inner: null, multi_query: false }) as ResolvedConfig;
     expect(c.n_inner).toBe(4 * 2048);
     expect(c.qkvDim).toBe(3 * 2048);
     expect(c.kvHeads).toBe(16);
@@ -54,9 +54,9 @@ describe('config.json', () => {
     ['an array', '[]', 'bad-config', /JSON object/],
     [
       'another architecture',
-      JSON.stringify({ ...wizard1b, model_type: 'llama' }),
+      JSON.stringify({ ...wizard1b, model_type: 'mistral' }),
       'unsupported-architecture',
-      /"llama"/,
+      /"mistral"/,
     ],
     [
       'an unsupported activation',
