@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
-  baseParamSpecs,
   checkParams,
-  loraParamSpecs,
   loraScaling,
   numel,
   resolveConfig,
-  trainableSpecs,
   type GptBigCodeConfig,
 } from '../../src/engine/model/config.ts';
+import { baseParamSpecs, loraParamSpecs, trainableSpecs } from '../../src/engine/model/decoder.ts';
 import { planMemory, type WeightFormat } from '../../src/engine/model/memory-plan.ts';
 
 const wizard1b: GptBigCodeConfig = {
