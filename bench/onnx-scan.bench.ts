@@ -25,6 +25,7 @@ import { prepareRunData } from '../src/train/prepare.ts';
 import { launchChromium } from '../tests/e2e/browser.ts';
 import { exportDetector, loadDemo, randomAdapter, tempDir, writeExport } from '../tests/onnx/helpers.ts';
 import { median, type Bench, type BenchRow } from './harness.ts';
+import { describeDecoder } from '../src/engine/model/decoder.ts';
 
 const ORT_DIST = resolve('node_modules/onnxruntime-web/dist');
 const TYPES: Record<string, string> = {
@@ -112,7 +113,7 @@ export const bench: Bench = {
     const demo = await loadDemo();
     const adapter = randomAdapter(demo.model.config, 2024);
     const config = configForModel(findPreset('demo')?.runDefaults);
-    const packLength = Math.min(config.batching.packLength, demo.model.config.n_positions);
+    const packLength = Math.min(config.batching.packLength, describeDecoder(demo.model.config).maxPositions);
     const { records } = await importDataset({
       name: 'java-vulns.jsonl',
       data: new Uint8Array(readFileSync('public/demo/java-vulns.jsonl')),

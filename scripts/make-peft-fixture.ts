@@ -8,7 +8,7 @@
  * Run: npx tsx scripts/make-peft-fixture.ts && /usr/bin/python3 scripts/peft_roundtrip.py
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { loraParamSpecs } from '../src/engine/model/decoder.ts';
+import { describeDecoder, loraParamSpecs } from '../src/engine/model/decoder.ts';
 import { Rng } from '../src/engine/random.ts';
 import { makeBatches } from '../src/data/batching.ts';
 import { NodeDirModelFiles } from '../src/io/node-files.ts';
@@ -36,7 +36,7 @@ for (const spec of loraParamSpecs(prepared.model.config, lora)) {
   );
   shapes.set(spec.name, spec.shape);
 }
-const D = prepared.model.config.n_embd;
+const D = describeDecoder(prepared.model.config).width;
 trainables.set(
   'score.weight',
   Float32Array.from({ length: 2 * D }, () => 0.5 * rng.normal()),
