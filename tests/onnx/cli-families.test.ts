@@ -1,0 +1,85 @@
+/**
+ * `npm run vulnlab -- export-onnx` on Llama-family checkpoints (tests/fixtures/families/<family>: HF
+ * config.json, safetensors, tokenizer): an adapter as the lab exports it (exportPeftAdapter, PEFT names,
+ * LoRA on every target of the family and the embedding) → the detector; onnxruntime-node's logits
+ * against the float64 reference of the loaded weights with the LoRA branch unmerged.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import type { LoraTarget } from '../../src/engine/model/config.ts';
+import { describeDecoder, loraParamSpecs } from '../../src/engine/model/decoder.ts';
+import { Rng } from '../../src/engine/random.ts';
+import type { ParamMap } from '../../src/engine/reference/model.ts';
+import { NodeDirModelFiles } from '../../src/io/node-files.ts';
+import { configForModel } from '../../src/train/config.ts';
+import { exportPeftAdapter, importPeftAdapter } from '../../src/train/export.ts';
+import { loadRunModel } from '../../src/train/prepare.ts';
+import { randomRows, referenceLogits } from './family-helpers.ts';
+import { maxAbsDiff, randomAdapter, scoreWithOrtNode, tempDir } from './helpers.ts';
+
+const run = promisify(execFile);
+
+describe('vulnlab export-onnx on Llama-family checkpoints', () => {
+  for (const family of ['llama', 'qwen2', 'starcoder2'] as const) {
+    it(`${family}: the exported detector scores as the float64 reference`, async () => {
+      const modelDir = `tests/fixtures/families/${family}`;
+      const model = (await loadRunModel(new NodeDirModelFiles(modelDir), family)).model;
+      const d = describeDecoder(model.config);
+      const lora = { r: 4, alpha: 8, dropout: 0, targets: [...d.loraTargets] as LoraTarget[] };
+      const trained = randomAdapter(model.config, 61);
+      const shapes = new Map(loraParamSpecs(model.config, lora).map((s) => [s.name, s.shape]));
+      shapes.set(d.score, [2, d.width]);
+      const adapterDir = join(tempDir(`cli-${family}`), 'adapter');
+      mkdirSync(adapterDir);
+      for (const file of exportPeftAdapter(
+        trained.tensors,
+        shapes,
+        configForModel(undefined, { lora }),
+        family,
+      )) {
+        writeFileSync(join(adapterDir, file.name), file.bytes);
+      }
+      const out = join(tempDir(`cli-${family}-out`), `${family}.onnx`);
+      const { stdout } = await run(
+        'node',
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'export-onnx',
+          '--model',
+          modelDir,
+          '--adapter',
+          adapterDir,
+          '--out',
+          out,
+        ],
+        { timeout: 120_000 },
+      );
+      expect(stdout).toMatch(/f32 weights/);
+      expect(stdout).toMatch(/operators: .*Cos/);
+      const described = JSON.parse(readFileSync(join(out, '..', 'detector.json'), 'utf8'));
+      expect(described.model.model_type).toBe(family);
+      expect(described.lora).toEqual({ r: 4, alpha: 8, targets: expect.any(Array) });
+
+      // The adapter as the CLI read it (PEFT names back to the lab's), unmerged, in float64.
+      const adapter = await importPeftAdapter(
+        readFileSync(join(adapterDir, 'adapter_config.json'), 'utf8'),
+        new Uint8Array(readFileSync(join(adapterDir, 'adapter_model.safetensors'))),
+      );
+      expect([...adapter.tensors.keys()].sort()).toEqual([...trained.tensors.keys()].sort());
+      const params: ParamMap = new Map();
+      for (const [name, v] of model.weights) params.set(name, Float64Array.from(v));
+      for (const [name, v] of adapter.tensors) params.set(name, Float64Array.from(v));
+      const rows = randomRows(new Rng(62), d.vocab, [1, 12, 57, 4, 30]);
+      const got = (await scoreWithOrtNode(out, rows, model.padId)).map((s) => s.logits);
+      const want = referenceLogits(model.config, params, lora, rows);
+      const error = maxAbsDiff(got.flat(), want.flat()) / Math.max(...want.flat().map(Math.abs));
+      console.log(`export-onnx ${family}: max |Δlogit| / max |logit| = ${error.toExponential(2)}`);
+      expect(error).toBeLessThan(1e-5);
+    });
+  }
+});
