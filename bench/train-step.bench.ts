@@ -20,7 +20,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GpuContext } from '../src/engine/gpu/index.ts';
 import {
-  GptBigCodeGpu,
+  DecoderGpu,
   ModelOptimizer,
   Rng,
   TrainStep,
@@ -63,7 +63,7 @@ export async function oursTrainStep(ctx: GpuContext, setup: TrainStepSetup): Pro
     dropout: spec.lora.dropout ?? 0,
     targets: spec.lora.targets as LoraTarget[],
   };
-  const model = await GptBigCodeGpu.create(
+  const model = await DecoderGpu.create(
     ctx,
     {
       config: spec.config as GptBigCodeConfig,
@@ -399,8 +399,8 @@ function initialValues(spec: ParamSpec, random: FastRandom): Float32Array {
 }
 
 /** The model of a workload on the GPU, tensor by tensor (nothing but one tensor is held on the CPU). */
-async function buildShapeModel(ctx: GpuContext, w: ShapeWorkload): Promise<GptBigCodeGpu> {
-  const uploader = GptBigCodeGpu.begin(ctx, {
+async function buildShapeModel(ctx: GpuContext, w: ShapeWorkload): Promise<DecoderGpu> {
+  const uploader = DecoderGpu.begin(ctx, {
     config: w.config,
     lora: w.lora,
     mode: 'packed',

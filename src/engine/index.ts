@@ -45,8 +45,8 @@ export type {
 export { matrixBytes, planMemory } from './model/memory-plan.ts';
 export type { MemoryPlan, MemoryPlanOptions } from './model/memory-plan.ts';
 export { parameterCount } from './model/sizes.ts';
-export { GptBigCodeGpu } from './model/gpt-bigcode.ts';
-export type { GpuModelOptions } from './model/gpt-bigcode.ts';
+export { DecoderGpu } from './model/decoder-gpu.ts';
+export type { GpuModelOptions } from './model/decoder-gpu.ts';
 export { TrainStep } from './model/train-step.ts';
 export type { StepShape } from './model/train-step.ts';
 export {

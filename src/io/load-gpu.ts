@@ -7,18 +7,18 @@
  *   });
  *
  * `loadModel` reads and validates the checkpoint (any source, safetensors / .bin / GGUF, the weight
- * cache) and streams it tensor by tensor into `GptBigCodeGpu.begin`'s uploader: each tensor arrives in
+ * cache) and streams it tensor by tensor into `DecoderGpu.begin`'s uploader: each tensor arrives in
  * its storage format (block linears in `weightFormat`, the rest f32), is uploaded and dropped, so the
  * CPU holds about one tensor at a time. On any failure every buffer uploaded so far is destroyed.
  */
 import type { GpuContext } from '../engine/gpu/index.ts';
 import type { ModelConfig } from '../engine/model/decoder.ts';
 import {
-  GptBigCodeGpu,
-  type GptBigCodeUploader,
+  DecoderGpu,
+  type DecoderUploader,
   type GpuModelOptions,
   type UploadStats,
-} from '../engine/model/gpt-bigcode.ts';
+} from '../engine/model/decoder-gpu.ts';
 import type { ModelFiles } from './files.ts';
 import { loadModel, type LoadedModel, type LoadOptions } from './load.ts';
 import type { CodeTokenizer } from './tokenizer.ts';
@@ -35,7 +35,7 @@ export interface GpuLoadOptions
 }
 
 export interface GpuLoadedModel {
-  model: GptBigCodeGpu;
+  model: DecoderGpu;
   config: ModelConfig;
   tokenizer: CodeTokenizer | undefined;
   /** What was read: checkpoint format, files, tensors with their source dtypes, cache state. */
@@ -50,13 +50,13 @@ export async function loadModelToGpu(
   options: GpuLoadOptions,
 ): Promise<GpuLoadedModel> {
   const { initial, lora, mode, objective, trainable, seed, ...load } = options;
-  let uploader: GptBigCodeUploader | undefined;
+  let uploader: DecoderUploader | undefined;
   try {
     const loaded = await loadModel(files, {
       ...load,
       objective,
       begin: (config) => {
-        uploader = GptBigCodeGpu.begin(ctx, {
+        uploader = DecoderGpu.begin(ctx, {
           config,
           lora,
           mode,

@@ -16,20 +16,61 @@ export type { LoraTarget, Trainable, WeightFormat };
 export { LORA_TARGETS };
 
 /**
- * What `lora.targets` may list: every family's targets. Another family's name stands for the
- * model's linears of the same role (targets.ts familyLoraTargets), so the paper's default, GPT-BigCode's
- * four block linears, adapts every block linear of a Llama, Qwen2 or StarCoder2 model too.
+ * LoRA targets across model families. A run config names targets before the model is known (the
+ * paper's default is GPT-BigCode's four block linears), so a target of another family is read by its
+ * role in a block: GPT-BigCode's fused attn.c_attn is the Llama family's q/k/v projections, attn.c_proj
+ * its o_proj, mlp.c_fc the gate and up projections (StarCoder2: its own c_fc), mlp.c_proj the down
+ * projection (StarCoder2: c_proj); and the other way round. `wte` is every family's token embedding.
+ * The trainer (targets.ts) and the lab's form (ui/loraTargets.ts) both map through `mapLoraTargets`.
  */
-export const ALL_LORA_TARGETS: readonly LoraTarget[] = [
-  ...LORA_TARGETS,
-  'self_attn.q_proj',
-  'self_attn.k_proj',
-  'self_attn.v_proj',
-  'self_attn.o_proj',
-  'mlp.gate_proj',
-  'mlp.up_proj',
-  'mlp.down_proj',
-];
+const TARGET_ROLE: Record<
+  LoraTarget,
+  'qkv' | 'attention output' | 'MLP input' | 'MLP output' | 'token embedding'
+> = {
+  'attn.c_attn': 'qkv',
+  'attn.c_proj': 'attention output',
+  'mlp.c_fc': 'MLP input',
+  'mlp.c_proj': 'MLP output',
+  wte: 'token embedding',
+  'self_attn.q_proj': 'qkv',
+  'self_attn.k_proj': 'qkv',
+  'self_attn.v_proj': 'qkv',
+  'self_attn.o_proj': 'attention output',
+  'mlp.gate_proj': 'MLP input',
+  'mlp.up_proj': 'MLP input',
+  'mlp.down_proj': 'MLP output',
+};
+
+/** What `lora.targets` may list: every family's targets (GPT-BigCode's first). */
+export const ALL_LORA_TARGETS = Object.keys(TARGET_ROLE) as readonly LoraTarget[];
+
+export interface TargetMapping {
+  /** The targets in the model's own names and order. */
+  targets: LoraTarget[];
+  /** Each requested target the model does not have, and what it stands for on this model. */
+  changes: { from: LoraTarget; to: LoraTarget[] }[];
+}
+
+/**
+ * `requested` in the names of a model that offers `offered` (its family's targets, in its order): a
+ * target it has stays; another family's stands for every target of the model with the same role.
+ */
+export function mapLoraTargets(
+  requested: readonly LoraTarget[],
+  offered: readonly LoraTarget[],
+): TargetMapping {
+  const chosen = new Set<LoraTarget>();
+  const changes: TargetMapping['changes'] = [];
+  for (const target of requested) {
+    if (offered.includes(target)) chosen.add(target);
+    else {
+      const to = offered.filter((o) => TARGET_ROLE[o] === TARGET_ROLE[target]);
+      to.forEach((o) => chosen.add(o));
+      changes.push({ from: target, to });
+    }
+  }
+  return { targets: offered.filter((o) => chosen.has(o)), changes };
+}
 
 export interface RunConfig {
   model: string;

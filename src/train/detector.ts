@@ -6,7 +6,7 @@
 import {
   baseParamSpecs,
   describeDecoder,
-  type GptBigCodeGpu,
+  type DecoderGpu,
   type GpuContext,
   type LoraConfig,
   type LoraTarget,
@@ -62,7 +62,7 @@ function loraNames(config: ModelConfig): Map<string, LoraTarget> {
 
 export class Detector {
   private constructor(
-    private readonly model: GptBigCodeGpu,
+    private readonly model: DecoderGpu,
     private readonly step: TrainStep,
     private readonly packing: StepPacking,
     /** Set for next-token (CAUSAL_LM) adapters: examples are prompts (prepare.ts NTP_PROMPT). */

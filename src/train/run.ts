@@ -10,7 +10,7 @@ import {
   ModelOptimizer,
   TrainStep,
   type GpuContext,
-  type GptBigCodeGpu,
+  type DecoderGpu,
   type DecoderDesc,
   type LoraConfig,
 } from '../engine/index.ts';
@@ -75,7 +75,7 @@ export class TrainingRun {
 
   private constructor(
     private config: RunConfig,
-    private readonly model: GptBigCodeGpu,
+    private readonly model: DecoderGpu,
     private readonly trainStep: TrainStep,
     private readonly optimizer: ModelOptimizer,
     private readonly source: RunModel,

@@ -4,7 +4,7 @@
  * the tensors the checkpoint lacks or that replace its values: LoRA A/B, the score head, a resumed or
  * imported adapter.
  */
-import { GptBigCodeGpu, type GpuContext, type GpuModelOptions } from '../engine/index.ts';
+import { DecoderGpu, type GpuContext, type GpuModelOptions } from '../engine/index.ts';
 import { loadModelToGpu } from '../io/load-gpu.ts';
 import { RunError, type RunModel } from './types.ts';
 
@@ -15,9 +15,9 @@ export async function uploadRunModel(
   source: RunModel,
   options: Omit<GpuModelOptions, 'config'>,
   extra: ReadonlyMap<string, ArrayLike<number>>,
-): Promise<GptBigCodeGpu> {
+): Promise<DecoderGpu> {
   if (!source.files) {
-    return GptBigCodeGpu.create(
+    return DecoderGpu.create(
       ctx,
       { ...options, config: source.config },
       new Map([...source.weights, ...extra]),

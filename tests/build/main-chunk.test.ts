@@ -88,7 +88,7 @@ describe('the built page', () => {
         `${root}src/train/config.ts`,
         `${root}src/worker/client.ts`,
         `${root}src/engine/kernels/attention.ts`,
-        `${root}src/engine/model/gpt-bigcode.ts`,
+        `${root}src/engine/model/decoder-gpu.ts`,
         `${root}shaders/attention.wgsl?raw`,
         `${root}src/io/load.ts`,
         `${root}src/train/run.ts`,
@@ -96,7 +96,7 @@ describe('the built page', () => {
       ]),
     ).toEqual([
       'src/engine/kernels/attention.ts',
-      'src/engine/model/gpt-bigcode.ts',
+      'src/engine/model/decoder-gpu.ts',
       'shaders/attention.wgsl?raw',
       'src/io/load.ts',
       'src/train/run.ts',

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { fill } from '../../src/engine/kernels/add.ts';
-import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { DecoderGpu } from '../../src/engine/model/decoder-gpu.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import { parseGoldenCase, type GoldenCase } from '../../src/engine/model/golden.ts';
 import { planMemory } from '../../src/engine/model/memory-plan.ts';
@@ -49,7 +49,7 @@ function packOf(batch: PackedBatch, k: number): PackedBatch {
 
 async function build(gc: GoldenCase, packs: number, accumulate?: number) {
   const ctx = gpu();
-  const model = await GptBigCodeGpu.create(
+  const model = await DecoderGpu.create(
     ctx,
     { config: gc.config, lora: gc.lora, mode: gc.mode, objective: gc.objective, trainable: gc.trainable },
     gc.params,

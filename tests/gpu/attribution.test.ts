@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { attributeBatch, type ScoreTerm } from '../../src/engine/model/attribution.ts';
-import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { DecoderGpu } from '../../src/engine/model/decoder-gpu.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import { gptBigCodeCase, parseGoldenCase, type GptBigCodeGoldenCase } from '../../src/engine/model/golden.ts';
 import {
@@ -35,7 +35,7 @@ const FD_TOL = 1e-5;
 
 async function build(gc: GptBigCodeGoldenCase, recompute: boolean) {
   const ctx = gpu();
-  const model = await GptBigCodeGpu.create(
+  const model = await DecoderGpu.create(
     ctx,
     { config: gc.config, lora: gc.lora, mode: gc.mode, objective: gc.objective, trainable: gc.trainable },
     gc.params,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu/index.ts';
 import { baseParamSpecs } from '../../src/engine/model/decoder.ts';
-import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { DecoderGpu } from '../../src/engine/model/decoder-gpu.ts';
 import { decodeWeight, encodeWeight, type WeightFormat } from '../../src/engine/quant.ts';
 import { forwardRef, type ParamMap } from '../../src/engine/reference/model.ts';
 import { MemoryModelFiles, type ModelFiles } from '../../src/io/files.ts';
@@ -232,7 +232,7 @@ describe('a failing load leaves nothing on the GPU', () => {
     const config = JSON.parse(new TextDecoder().decode(demoFiles().get('config.json')));
     const before = ctx.liveBuffers;
     const begin = () =>
-      GptBigCodeGpu.begin(ctx, { config, lora: null, mode: 'packed', objective: 'ntp', trainable: 'all' });
+      DecoderGpu.begin(ctx, { config, lora: null, mode: 'packed', objective: 'ntp', trainable: 'all' });
     const bias = new Uint8Array(64 * 4);
     const cases: [string, (u: ReturnType<typeof begin>) => Promise<unknown>, RegExp][] = [
       ['shape', (u) => u.put('transformer.h.0.ln_1.bias', [32], 'f32', bias), /\[32\].*\[64\]/],

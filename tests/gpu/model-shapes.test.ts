@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { numel, type GptBigCodeConfig, type LoraConfig } from '../../src/engine/model/config.ts';
 import { baseParamSpecs, loraParamSpecs } from '../../src/engine/model/decoder.ts';
-import { GptBigCodeGpu, type Objective } from '../../src/engine/model/gpt-bigcode.ts';
+import { DecoderGpu, type Objective } from '../../src/engine/model/decoder-gpu.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import {
   lossAndGradsRef,
@@ -120,7 +120,7 @@ describe('GPU model vs float64 reference at awkward shapes', { timeout: 600_000 
       const batch = randomBatch(rng, 2, L, config.vocab_size, mode);
       const focal = { gamma: 2, alpha: 0.25 };
       ctx.device.pushErrorScope('validation');
-      const model = await GptBigCodeGpu.create(
+      const model = await DecoderGpu.create(
         ctx,
         { config, lora, mode, objective, trainable: 'lora' },
         params,

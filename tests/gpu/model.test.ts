@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/engine/gpu/index.ts';
-import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { DecoderGpu } from '../../src/engine/model/decoder-gpu.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import { parseGoldenCase, type GoldenCase } from '../../src/engine/model/golden.ts';
 import { planMemory } from '../../src/engine/model/memory-plan.ts';
@@ -48,7 +48,7 @@ async function build(gc: GoldenCase, o: BuildOptions = {}) {
   const { params = gc.params, weightFormat, recompute = false, seed = 0, attentionHeadGroups } = o;
   const ctx = gpu();
   return noValidationErrors(ctx, async () => {
-    const model = await GptBigCodeGpu.create(
+    const model = await DecoderGpu.create(
       ctx,
       {
         config: gc.config,
@@ -336,12 +336,7 @@ describe(
           objective: gc.objective,
           trainable: gc.trainable,
         };
-        const fromBytes = await GptBigCodeGpu.create(
-          ctx,
-          { ...options, weightFormat: format },
-          floats,
-          encoded,
-        );
+        const fromBytes = await DecoderGpu.create(ctx, { ...options, weightFormat: format }, floats, encoded);
         const step2 = await TrainStep.create(fromBytes, {
           packs: 2,
           packLength: gc.batch.inputIds[0].length,
@@ -351,7 +346,7 @@ describe(
         step2.setFocal(gc.focal);
         await step2.run();
         expect(await step2.readLoss()).toBe(await step.readLoss());
-        await expect(GptBigCodeGpu.create(ctx, { ...options, weightFormat: format }, floats)).rejects.toThrow(
+        await expect(DecoderGpu.create(ctx, { ...options, weightFormat: format }, floats)).rejects.toThrow(
           /missing transformer.h.0.attn.c_attn.weight/,
         );
         for (const st of [step, step2]) st.destroy();
@@ -400,7 +395,7 @@ describe(
       step.destroy();
       model.destroy();
       await expect(
-        GptBigCodeGpu.create(
+        DecoderGpu.create(
           gpu(),
           {
             config: gc.config,

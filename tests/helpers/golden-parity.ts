@@ -8,7 +8,7 @@
  * no test framework here — it returns a report and the callers assert on it.
  */
 import type { GpuContext, KernelSet } from '../../src/engine/gpu/context.ts';
-import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { DecoderGpu } from '../../src/engine/model/decoder-gpu.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import type { GoldenCase } from '../../src/engine/model/golden.ts';
 import { isLlamaFamily } from '../../src/engine/model/decoder.ts';
@@ -144,12 +144,12 @@ export async function goldenParity(
 
   const kernelsBefore = ctx.kernels;
   ctx.kernels = kernels; // read when the model and step create their dispatches
-  let model: GptBigCodeGpu | undefined;
+  let model: DecoderGpu | undefined;
   let step: TrainStep | undefined;
   let opt: ModelOptimizer | undefined;
   try {
     await scoped('build', async () => {
-      model = await GptBigCodeGpu.create(
+      model = await DecoderGpu.create(
         ctx,
         {
           config: gc.config,

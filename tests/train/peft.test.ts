@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { GptBigCodeGpu } from '../../src/engine/model/gpt-bigcode.ts';
+import { DecoderGpu } from '../../src/engine/model/decoder-gpu.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
 import type { LoraTarget } from '../../src/engine/model/config.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
@@ -40,7 +40,7 @@ describe('PEFT adapter round trip with the PyTorch reference', () => {
       targets: adapter.config.targets as LoraTarget[],
     };
     const ctx = gpu();
-    const model = await GptBigCodeGpu.create(
+    const model = await DecoderGpu.create(
       ctx,
       { config: prepared.model.config, lora, mode: 'packed', objective: 'cls', trainable: 'lora' },
       values,

@@ -19,7 +19,8 @@ vi.hoisted(() => {
 import { findPreset, PRESETS, type ModelConfig } from '../../src/io/presets.ts';
 import { LINEAR_TARGETS } from '../../src/engine/model/config.ts';
 import { LORA_TARGETS, resolveConfig, type LoraTarget } from '../../src/train/config.ts';
-import { chosenModelConfig, mapTargets, targetsForModel, targetsOffered } from '../../src/ui/loraTargets.ts';
+import { chosenModelConfig, targetsForModel, targetsOffered } from '../../src/ui/loraTargets.ts';
+import { mapLoraTargets } from '../../src/train/config.ts';
 import { targetChoices, toggleTarget } from '../../src/ui/panels/ConfigForm.tsx';
 import { draftForModel, useLab } from '../../src/ui/store.ts';
 
@@ -66,18 +67,18 @@ describe('the targets a model offers', () => {
 
 describe('carrying targets to another family', () => {
   it('maps GPT-BigCode’s linears by role: every linear stays every linear, wte stays wte', () => {
-    expect(mapTargets(LINEAR_TARGETS, targetsOffered(QWEN)).targets).toEqual(SWIGLU);
-    expect(mapTargets([...LINEAR_TARGETS, 'wte'], targetsOffered(SC2)).targets).toEqual([
+    expect(mapLoraTargets(LINEAR_TARGETS, targetsOffered(QWEN)).targets).toEqual(SWIGLU);
+    expect(mapLoraTargets([...LINEAR_TARGETS, 'wte'], targetsOffered(SC2)).targets).toEqual([
       ...STARCODER2,
       'wte',
     ]);
     // StarCoder2 has c_fc/c_proj itself: only the attention's names change.
-    expect(mapTargets(LINEAR_TARGETS, targetsOffered(SC2)).changes).toEqual([
+    expect(mapLoraTargets(LINEAR_TARGETS, targetsOffered(SC2)).changes).toEqual([
       { from: 'attn.c_attn', to: ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'] },
       { from: 'attn.c_proj', to: ['self_attn.o_proj'] },
     ]);
     // Part of a block: the fused c_attn is q, k and v; c_fc is gate and up.
-    expect(mapTargets(['attn.c_attn', 'mlp.c_fc'], targetsOffered(LLAMA)).targets).toEqual([
+    expect(mapLoraTargets(['attn.c_attn', 'mlp.c_fc'], targetsOffered(LLAMA)).targets).toEqual([
       'self_attn.q_proj',
       'self_attn.k_proj',
       'self_attn.v_proj',
@@ -85,12 +86,12 @@ describe('carrying targets to another family', () => {
       'mlp.up_proj',
     ]);
     // And back: Llama's q_proj and down_proj on GPT-BigCode.
-    expect(mapTargets(['self_attn.q_proj', 'mlp.down_proj'], targetsOffered(WIZ)).targets).toEqual([
+    expect(mapLoraTargets(['self_attn.q_proj', 'mlp.down_proj'], targetsOffered(WIZ)).targets).toEqual([
       'attn.c_attn',
       'mlp.c_proj',
     ]);
     // Own names pass unchanged.
-    expect(mapTargets(SWIGLU, targetsOffered(QWEN))).toEqual({ targets: SWIGLU, changes: [] });
+    expect(mapLoraTargets(SWIGLU, targetsOffered(QWEN))).toEqual({ targets: SWIGLU, changes: [] });
   });
 
   it('says what it changed, naming the model and its family', () => {
@@ -163,7 +164,7 @@ describe('the store', () => {
   it('every preset’s run defaults are its own family’s targets', () => {
     for (const p of PRESETS) {
       const draft = draftForModel(resolveConfig({}), p.id);
-      expect(mapTargets(draft.lora.targets, targetsOffered(p.config)).changes, p.id).toEqual([]);
+      expect(mapLoraTargets(draft.lora.targets, targetsOffered(p.config)).changes, p.id).toEqual([]);
     }
   });
 });

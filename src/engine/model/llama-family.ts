@@ -38,6 +38,10 @@ export interface LlamaFamilyConfig {
   use_bias?: boolean;
   /** starcoder2 (and qwen2 when use_sliding_window): keys per query, itself included. */
   sliding_window?: number | null;
+  /**
+   * qwen2: the window on every layer. Hugging Face's Qwen2 windows only the layers from
+   * max_window_layers on; src/io/config.ts turns that into all or none (or refuses a mix) first.
+   */
   use_sliding_window?: boolean;
   tie_word_embeddings?: boolean;
   pad_token_id?: number | null;

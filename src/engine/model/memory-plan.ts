@@ -1,7 +1,7 @@
 /**
  * Estimates the GPU memory of a training step before anything is allocated, so the lab can refuse a
  * configuration (or suggest q4_0, recompute, a shorter pack) instead of failing half-way. The plan
- * mirrors the buffers `GptBigCodeGpu`, `TrainStep` (train-step.ts) and `ModelOptimizer` allocate for any
+ * mirrors the buffers `DecoderGpu`, `TrainStep` (train-step.ts) and `ModelOptimizer` allocate for any
  * decoder description (decoder.ts) (a GPU test checks
  * the figures against the real allocations on a tiny model):
  * - weights: every parameter buffer — the block linears in `weightFormat` (GGUF block sizes, rows

@@ -18,7 +18,7 @@ import { add } from '../kernels/add.ts';
 import { AdamWHyper, adamw } from '../kernels/adamw.ts';
 import { gradNorm, type GradNorm } from '../kernels/gradnorm.ts';
 import { ConfigError } from './config.ts';
-import type { GptBigCodeGpu } from './gpt-bigcode.ts';
+import type { DecoderGpu } from './decoder-gpu.ts';
 
 export interface OptimizerState {
   /** Optimizer steps taken. */
@@ -45,7 +45,7 @@ export class ModelOptimizer {
   private step = 0;
 
   private constructor(
-    private readonly model: GptBigCodeGpu,
+    private readonly model: DecoderGpu,
     private readonly hyper: AdamWHyper,
     private readonly norm: GradNorm,
     /** Adam's first and second moments per trainable tensor, in `model.trainableNames` order. */
@@ -59,7 +59,7 @@ export class ModelOptimizer {
     this.dispatches = dispatches;
   }
 
-  static async create(model: GptBigCodeGpu, options: OptimizerOptions): Promise<ModelOptimizer> {
+  static async create(model: DecoderGpu, options: OptimizerOptions): Promise<ModelOptimizer> {
     const { ctx } = model;
     const [beta1, beta2] = options.betas ?? [0.9, 0.999];
     const N = options.accumulate ?? 1;

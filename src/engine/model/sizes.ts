@@ -1,9 +1,10 @@
 /**
  * Size arithmetic of the model with no GPU in it: parameter counts, the attention's K/V head layout
- * and the dK/dV pass's head groups and workspace. The GPU model (`gpt-bigcode.ts`), the attention
- * kernels, the loaders and the memory planner (`memory-plan.ts`) share these; the page bundles them
- * through the model presets (`io/presets.ts`), so this module imports only the config and types: no
- * GPU context, kernel, shader or loader (a lint rule and tests/build/main-chunk.test.ts hold the page to that).
+ * and the dK/dV pass's head groups and workspace. The GPU model (`decoder-gpu.ts`, `train-step.ts`),
+ * the attention kernels, the loaders and the memory planner (`memory-plan.ts`) share these; the page
+ * bundles them through the model presets (`io/presets.ts`), so this module imports only the config and
+ * types: no GPU context, kernel, shader or loader (a lint rule and tests/build/main-chunk.test.ts hold
+ * the page to that).
  */
 import { ShapeError } from '../errors.ts';
 import type { AttentionShape } from '../reference/attention.ts';

@@ -50,7 +50,7 @@ import {
   type MlpDesc,
   type NormDesc,
 } from './decoder.ts';
-import type { GptBigCodeGpu } from './gpt-bigcode.ts';
+import type { DecoderGpu } from './decoder-gpu.ts';
 import { attentionPartialsBytes, resolveHeadGroups } from './sizes.ts';
 
 export interface StepShape {
@@ -188,13 +188,13 @@ export class TrainStep {
   private zeroNtpLogits: Dispatch | null = null;
 
   private constructor(
-    readonly model: GptBigCodeGpu,
+    readonly model: DecoderGpu,
     readonly shape: Required<StepShape>,
   ) {
     this.T = shape.packs * shape.packLength;
   }
 
-  static async create(model: GptBigCodeGpu, shape: StepShape): Promise<TrainStep> {
+  static async create(model: DecoderGpu, shape: StepShape): Promise<TrainStep> {
     const { packs, packLength } = shape;
     if (!Number.isInteger(packs) || packs < 1 || !Number.isInteger(packLength) || packLength < 1) {
       throw new ConfigError(`Batch shape must be whole packs (got ${packs} × ${packLength}).`);

@@ -2,7 +2,7 @@
  * Float64 reference of input attributions: the score's gradient with respect to the embedding output
  * x0 = wte[ids] + wpe[pos] [T, D], gradient × input and integrated gradients, for tiny models (tests).
  *
- * It composes the float64 model of gptbigcode.ts unchanged: a forward from an arbitrary x0 is the same
+ * It composes the float64 model of model.ts unchanged: a forward from an arbitrary x0 is the same
  * model with one extra vocabulary row per token holding that token's x0 (ids V..V+T−1) and an all-zero
  * position table, so `forwardRef` computes the model at x0 and `backwardRef` leaves d(score)/d(x0[t])
  * in the extra row V+t (each is used by exactly one token). The extra rows only add logit columns the

@@ -3,20 +3,15 @@ import type { ModelConfig } from '../../io/presets.ts';
 import {
   FIELDS,
   getField,
+  mapLoraTargets,
   withField,
   type FieldSpec,
   type LoraTarget,
   type RunConfig,
+  type TargetMapping,
 } from '../../train/config.ts';
 import { formatValue } from '../format.ts';
-import {
-  chosenModelConfig,
-  describeChanges,
-  familyLabel,
-  mapTargets,
-  targetsOffered,
-  type TargetMapping,
-} from '../loraTargets.ts';
+import { chosenModelConfig, describeChanges, familyLabel, targetsOffered } from '../loraTargets.ts';
 import { useLab } from '../store.ts';
 
 const GROUPS: { title: string; prefix: (path: string) => boolean }[] = [
@@ -70,7 +65,7 @@ export function targetChoices(
   model: ModelConfig | undefined,
 ): { offered: readonly LoraTarget[]; checked: LoraTarget[]; changes: TargetMapping['changes'] } {
   const offered = targetsOffered(model);
-  const { targets, changes } = mapTargets(list, offered);
+  const { targets, changes } = mapLoraTargets(list, offered);
   return { offered, checked: targets, changes };
 }
 

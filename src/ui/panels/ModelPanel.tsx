@@ -6,10 +6,10 @@ import {
   type ModelPreset,
   type TrainingShape,
 } from '../../io/presets.ts';
-import type { RunConfig, WeightFormat } from '../../train/config.ts';
+import { mapLoraTargets, type RunConfig, type WeightFormat } from '../../train/config.ts';
 import { ErrorBox } from '../errors.tsx';
 import { formatBytes, formatCount, formatDuration, formatPercent } from '../format.ts';
-import { mapTargets, targetsOffered } from '../loraTargets.ts';
+import { targetsOffered } from '../loraTargets.ts';
 import { architectureSummary, factsOf } from '../modelFacts.ts';
 import type { ModelInfo } from '../../worker/protocol.ts';
 import { useLab } from '../store.ts';
@@ -68,7 +68,7 @@ export function presetTrainingShape(draft: RunConfig, preset: ModelPreset): Trai
     packLength: draft.batching.packLength,
     packsPerStep: draft.batching.packsPerStep,
     recompute: draft.recompute,
-    loraTargets: mapTargets(draft.lora.targets, targetsOffered(preset.config)).targets,
+    loraTargets: mapLoraTargets(draft.lora.targets, targetsOffered(preset.config)).targets,
   };
 }
 

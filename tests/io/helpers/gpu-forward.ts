@@ -5,7 +5,7 @@
  */
 import type { GpuContext } from '../../../src/engine/gpu/index.ts';
 import { LORA_TARGETS, type LoraConfig } from '../../../src/engine/model/config.ts';
-import type { Objective } from '../../../src/engine/model/gpt-bigcode.ts';
+import type { Objective } from '../../../src/engine/model/decoder-gpu.ts';
 import { TrainStep } from '../../../src/engine/model/train-step.ts';
 import type { WeightFormat } from '../../../src/engine/quant.ts';
 import type { PackedBatch } from '../../../src/engine/reference/model.ts';

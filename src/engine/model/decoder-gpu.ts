@@ -1,7 +1,8 @@
 /**
- * GPT-BigCode's parameters on the GPU, uploaded tensor by tensor under their Hugging Face names (block
- * linears in the chosen weight format), with gradient buffers for the trainable ones and the model's
- * decoder description (decoder.ts), from which train-step.ts wires the forward and backward.
+ * A decoder's parameters on the GPU (any family: GPT-BigCode or the Llama family), uploaded tensor by
+ * tensor under their Hugging Face names (block linears in the chosen weight format), with gradient
+ * buffers for the trainable ones and the model's decoder description (decoder.ts), from which
+ * train-step.ts wires the forward and backward.
  */
 import type { GpuContext } from '../gpu/index.ts';
 import { uploadWeight, type LinearWeight } from '../kernels/linear.ts';
@@ -41,7 +42,7 @@ interface Param {
 }
 
 /** The model's parameters on the GPU: base weights, LoRA adapters and the score head. */
-export class GptBigCodeGpu {
+export class DecoderGpu {
   /** What the training step wires: ops and parameter names per block. */
   readonly decoder: DecoderDesc;
   readonly weightFormat: WeightFormat;
@@ -63,10 +64,10 @@ export class GptBigCodeGpu {
   }
 
   /**
-   * Starts building the model one tensor at a time (see `GptBigCodeUploader`): the streaming path of
+   * Starts building the model one tensor at a time (see `DecoderUploader`): the streaming path of
    * model loading, where the CPU never holds more than the tensor being uploaded.
    */
-  static begin(ctx: GpuContext, options: GpuModelOptions): GptBigCodeUploader {
+  static begin(ctx: GpuContext, options: GpuModelOptions): DecoderUploader {
     const weightFormat = options.weightFormat ?? 'f32';
     if (options.trainable === 'all' && weightFormat !== 'f32') {
       throw new ConfigError(
@@ -74,8 +75,8 @@ export class GptBigCodeGpu {
         'Train LoRA adapters on quantized weights, or load f32 weights for full finetuning.',
       );
     }
-    const model = new GptBigCodeGpu(ctx, options);
-    return new GptBigCodeUploader(model, (spec, buffer, linear) => {
+    const model = new DecoderGpu(ctx, options);
+    return new DecoderUploader(model, (spec, buffer, linear) => {
       model.params.set(spec.name, { spec, buffer, grad: null });
       if (linear) model.linears.set(spec.name, linear);
       return (grad) => void (model.params.get(spec.name)!.grad = grad);
@@ -93,8 +94,8 @@ export class GptBigCodeGpu {
     options: GpuModelOptions,
     values: ReadonlyMap<string, ArrayLike<number>>,
     encoded: ReadonlyMap<string, Uint8Array> = new Map(),
-  ): Promise<GptBigCodeGpu> {
-    const uploader = GptBigCodeGpu.begin(ctx, options);
+  ): Promise<DecoderGpu> {
+    const uploader = DecoderGpu.begin(ctx, options);
     try {
       for (const [name, bytes] of encoded) {
         const spec = uploader.spec(name);
@@ -221,7 +222,7 @@ type Register = (
 ) => (grad: GPUBuffer) => void;
 
 /**
- * Builds a `GptBigCodeGpu` tensor by tensor (from `GptBigCodeGpu.begin`). `put` takes one tensor in
+ * Builds a `DecoderGpu` tensor by tensor (from `DecoderGpu.begin`). `put` takes one tensor in
  * any weight format, stores it in its format on the GPU — the block linears in the model's
  * `weightFormat` (f32/f16/q8_0/q4_0, as `uploadWeight` lays them out), everything else in f32 —
  * converting only when the formats differ, and keeps no reference to it. `finish` uploads what the
@@ -229,7 +230,7 @@ type Register = (
  * Any failure (a bad tensor, an allocation, a missing parameter) or `abort()` destroys every buffer
  * uploaded so far: nothing half-loaded stays on the GPU.
  */
-export class GptBigCodeUploader {
+export class DecoderUploader {
   readonly stats: UploadStats = { tensors: 0, gpuBytes: 0, peakHeldBytes: 0 };
   private readonly pending = new Map<string, ParamSpec>();
   private readonly trainable: Set<string>;
@@ -239,7 +240,7 @@ export class GptBigCodeUploader {
   private held = 0;
 
   constructor(
-    readonly model: GptBigCodeGpu,
+    readonly model: DecoderGpu,
     private readonly register: Register,
   ) {
     const { config, lora, objective } = model.options;
@@ -311,7 +312,7 @@ export class GptBigCodeUploader {
    * Uploads the parameters still missing from `rest` (LoRA A/B, score head: f32 values), checks
    * that nothing is missing and returns the model. Names already uploaded are ignored in `rest`.
    */
-  finish(rest: ReadonlyMap<string, ArrayLike<number>> = new Map()): Promise<GptBigCodeGpu> {
+  finish(rest: ReadonlyMap<string, ArrayLike<number>> = new Map()): Promise<DecoderGpu> {
     return this.guard(async () => {
       const missing = this.missing;
       checkParams(missing, rest);
