@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
-import { preview, type PreviewServer } from 'vite';
+import { build, preview, type PreviewServer } from 'vite';
 
 export const RESULTS_DIR = 'test-results';
 
@@ -29,6 +29,37 @@ export async function launchChromium({ webgpu = true } = {}): Promise<Browser> {
 /** Serves the production build (`dist/`, made by `npm run test:e2e`) on a free localhost port. */
 export async function serveBuild(): Promise<{ server: PreviewServer; url: string }> {
   const server = await preview({
+    preview: { host: '127.0.0.1', port: 0, strictPort: false },
+    logLevel: 'warn',
+  });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('vite preview did not report a local URL');
+  return { server, url };
+}
+
+/**
+ * Builds a test-only page (the index.html and script in `root`, never part of the app) into `outDir`,
+ * lets `addFiles(outDir)` put beside it what the page fetches, and serves that folder on a free
+ * localhost port.
+ */
+export async function serveTestPage(
+  root: string,
+  outDir: string,
+  addFiles: (outDir: string) => void,
+): Promise<{ server: PreviewServer; url: string }> {
+  await build({
+    configFile: false,
+    root,
+    base: './',
+    publicDir: false,
+    logLevel: 'warn',
+    build: { outDir, emptyOutDir: true, target: 'es2022' },
+  });
+  addFiles(outDir);
+  const server = await preview({
+    configFile: false,
+    root,
+    build: { outDir },
     preview: { host: '127.0.0.1', port: 0, strictPort: false },
     logLevel: 'warn',
   });

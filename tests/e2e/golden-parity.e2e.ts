@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
+import type { PreviewServer } from 'vite';
 import type { KernelSet } from '../../src/engine/gpu/context.ts';
 import {
   FORWARD_TOL,
@@ -20,7 +20,7 @@ import {
   type ParityKind,
 } from '../helpers/golden-parity.ts';
 import type { PageReport } from './golden-parity/page.ts';
-import { launchChromium, RESULTS_DIR } from './browser.ts';
+import { launchChromium, RESULTS_DIR, serveTestPage } from './browser.ts';
 
 const ROOT = resolve('tests/e2e/golden-parity');
 const OUT = resolve(RESULTS_DIR, 'golden-parity-page');
@@ -41,29 +41,15 @@ describe(
     let fixtures: string[];
 
     beforeAll(async () => {
-      await build({
-        configFile: false,
-        root: ROOT,
-        base: './',
-        publicDir: false,
-        logLevel: 'warn',
-        build: { outDir: OUT, emptyOutDir: true, target: 'es2022' },
-      });
       // The fixtures served beside the page (fetched and parsed there with the engine's parseGoldenCase).
-      const dir = join(OUT, 'fixtures');
-      mkdirSync(dir, { recursive: true });
       fixtures = readdirSync(FIXTURES)
         .filter((f) => f.endsWith('.json'))
         .sort();
-      for (const f of fixtures) copyFileSync(join(FIXTURES, f), join(dir, f));
-      server = await preview({
-        configFile: false,
-        root: ROOT,
-        build: { outDir: OUT },
-        preview: { host: '127.0.0.1', port: 0, strictPort: false },
-        logLevel: 'warn',
-      });
-      url = server.resolvedUrls!.local[0];
+      ({ server, url } = await serveTestPage(ROOT, OUT, (out) => {
+        const dir = join(out, 'fixtures');
+        mkdirSync(dir, { recursive: true });
+        for (const f of fixtures) copyFileSync(join(FIXTURES, f), join(dir, f));
+      }));
       browser = await launchChromium();
     });
 

@@ -9,11 +9,11 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
+import type { PreviewServer } from 'vite';
 import { DEMO_DIR, FIXTURES } from '../io/helpers/fixtures.ts';
 import { logitTolerance } from '../io/helpers/gpu-forward.ts';
 import type { PageCase, PageReport } from './model-load/page.ts';
-import { launchChromium, RESULTS_DIR } from './browser.ts';
+import { launchChromium, RESULTS_DIR, serveTestPage } from './browser.ts';
 
 const ROOT = resolve('tests/e2e/model-load');
 const OUT = resolve(RESULTS_DIR, 'model-load-page');
@@ -31,29 +31,15 @@ describe('loading the demo model in the page (safetensors, .bin, GGUF over HTTP 
   let url: string;
 
   beforeAll(async () => {
-    await build({
-      configFile: false,
-      root: ROOT,
-      base: './',
-      publicDir: false,
-      logLevel: 'warn',
-      build: { outDir: OUT, emptyOutDir: true, target: 'es2022' },
-    });
     // The three checkpoints side by side in one served folder (the .bin and GGUF are test fixtures).
-    const models = join(OUT, 'models/demo');
-    mkdirSync(models, { recursive: true });
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
-      copyFileSync(join(DEMO_DIR, f), join(models, f));
-    for (const f of ['pytorch_model.bin', 'demo-q8_0.gguf'])
-      copyFileSync(join(FIXTURES, 'demo', f), join(models, f));
-    server = await preview({
-      configFile: false,
-      root: ROOT,
-      build: { outDir: OUT },
-      preview: { host: '127.0.0.1', port: 0, strictPort: false },
-      logLevel: 'warn',
-    });
-    url = server.resolvedUrls!.local[0];
+    ({ server, url } = await serveTestPage(ROOT, OUT, (out) => {
+      const models = join(out, 'models/demo');
+      mkdirSync(models, { recursive: true });
+      for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
+        copyFileSync(join(DEMO_DIR, f), join(models, f));
+      for (const f of ['pytorch_model.bin', 'demo-q8_0.gguf'])
+        copyFileSync(join(FIXTURES, 'demo', f), join(models, f));
+    }));
     browser = await launchChromium();
   });
 

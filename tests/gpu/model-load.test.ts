@@ -24,7 +24,8 @@ import { rowsCols } from '../../src/io/tensors.ts';
 import { initialTrainables } from '../../src/train/init.ts';
 import { useGpu } from '../helpers/gpu.ts';
 import { demoFiles } from '../io/helpers/fixtures.ts';
-import { batchOf, LORA, loadAndForward, logitTolerance, relativeError } from '../io/helpers/gpu-forward.ts';
+import { batchOf, LORA, loadAndForward, logitTolerance } from '../io/helpers/gpu-forward.ts';
+import { relativeError } from '../helpers/relative-error.ts';
 
 const gpu = useGpu();
 const demo = (): ModelFiles => new MemoryModelFiles(demoFiles('all'), 'demo');

@@ -20,15 +20,8 @@ import type { CheckpointFormat } from '../../src/io/load.ts';
 import type { Objective } from '../../src/shared/batch.ts';
 import { initialTrainables } from '../../src/train/init.ts';
 import { useGpu } from '../helpers/gpu.ts';
-import {
-  batchOf,
-  FAMILIES,
-  familyDir,
-  familyFiles,
-  JAVA,
-  loadParams,
-  relativeError,
-} from './helpers/families.ts';
+import { batchOf, FAMILIES, familyDir, familyFiles, JAVA, loadParams } from './helpers/families.ts';
+import { relativeError } from '../helpers/relative-error.ts';
 
 const gpu = useGpu();
 

@@ -22,15 +22,8 @@ import { readTensorBytes, rowsCols } from '../../src/io/tensors.ts';
 import { toF32 } from '../../src/io/convert.ts';
 import { ntpAnswers } from '../../src/train/prepare.ts';
 import { readBytes } from './helpers/fixtures.ts';
-import {
-  batchOf,
-  FAMILIES,
-  familyDir,
-  familyFiles,
-  JAVA,
-  loadParams,
-  relativeError,
-} from './helpers/families.ts';
+import { batchOf, FAMILIES, familyDir, familyFiles, JAVA, loadParams } from './helpers/families.ts';
+import { relativeError } from '../helpers/relative-error.ts';
 
 const configOf = (family: LlamaFamily): Record<string, unknown> =>
   JSON.parse(readFileSync(join(familyDir(family), 'config.json'), 'utf8')) as Record<string, unknown>;

@@ -28,6 +28,7 @@ import {
   tempDir,
   writeExport,
 } from './helpers.ts';
+import { randomRows, referenceLogits } from './family-helpers.ts';
 
 describe('weight layouts', () => {
   const rng = new Rng(11);
@@ -119,8 +120,8 @@ describe('the demo detector in onnxruntime-node against the PyTorch reference', 
   }
 });
 
-/** Float64 reference logits of each function alone (one pack each, no LoRA merge). */
-function referenceLogits(
+/** Float64 reference logits of each function alone (one pack each, the adapter unmerged). */
+function adapterLogits(
   config: ModelConfig,
   base: ReadonlyMap<string, ArrayLike<number>>,
   adapter: ImportedAdapter,
@@ -129,34 +130,9 @@ function referenceLogits(
   const params: ParamMap = new Map();
   for (const [name, v] of base) params.set(name, Float64Array.from(v));
   for (const [name, v] of adapter.tensors) params.set(name, Float64Array.from(v));
-  const spec = {
-    config,
-    lora: {
-      r: adapter.config.r,
-      alpha: adapter.config.alpha,
-      dropout: 0,
-      targets: adapter.config.targets as LoraTarget[],
-    },
-    mode: 'packed' as const,
-  };
-  return rows.map((tokens) => {
-    const fwd = forwardRef(
-      spec,
-      params,
-      {
-        inputIds: [tokens],
-        segmentIds: [tokens.map(() => 0)],
-        positionIds: [tokens.map((_, i) => i)],
-        functions: [{ pack: 0, last: tokens.length - 1, label: 0, weight: 1 }],
-      },
-      'cls',
-    );
-    return [fwd.logits[0], fwd.logits[1]];
-  });
-}
-
-function randomRows(rng: Rng, vocab: number, lengths: number[]): number[][] {
-  return lengths.map((n) => Array.from({ length: n }, () => rng.int(vocab)));
+  const { r, alpha } = adapter.config;
+  const lora = { r, alpha, dropout: 0, targets: adapter.config.targets as LoraTarget[] };
+  return referenceLogits(config, params, lora, rows);
 }
 
 describe('the graph against the float64 reference model (padding, attention kinds, GELU kinds)', () => {
@@ -182,7 +158,7 @@ describe('the graph against the float64 reference model (padding, attention kind
     );
     // One run with every row padded to 48: padding must not reach the real tokens.
     const scores = await scoreWithOrtNode(path, rows, 60);
-    const want = referenceLogits(multiHead, base, adapter, rows);
+    const want = adapterLogits(multiHead, base, adapter, rows);
     const got = scores.map((s) => s.logits);
     const scale = Math.max(...want.flat().map(Math.abs));
     expect(maxAbsDiff(got.flat(), want.flat()) / scale).toBeLessThan(1e-5);
@@ -194,7 +170,7 @@ describe('the graph against the float64 reference model (padding, attention kind
     const rows = randomRows(new Rng(7), demo.model.config.vocab_size, [3, 40, 1, 25]);
     const path = writeExport(exportDetector(demo.model, adapter, 'f32'), tempDir('mqa'));
     const got = (await scoreWithOrtNode(path, rows, demo.model.padId)).map((s) => s.logits);
-    const want = referenceLogits(demo.model.config, demo.model.weights, adapter, rows);
+    const want = adapterLogits(demo.model.config, demo.model.weights, adapter, rows);
     const scale = Math.max(...want.flat().map(Math.abs));
     expect(maxAbsDiff(got.flat(), want.flat()) / scale).toBeLessThan(1e-5);
   });

@@ -8,7 +8,8 @@ import { createBrowserContext } from '../../../src/engine/gpu/browser.ts';
 import type { WeightFormat } from '../../../src/engine/quant.ts';
 import { StaticHttpModelFiles } from '../../../src/io/files.ts';
 import type { CheckpointFormat } from '../../../src/io/load.ts';
-import { loadAndForward, relativeError } from '../../io/helpers/gpu-forward.ts';
+import { loadAndForward } from '../../io/helpers/gpu-forward.ts';
+import { relativeError } from '../../helpers/relative-error.ts';
 
 export interface PageCase {
   checkpoint: CheckpointFormat;
