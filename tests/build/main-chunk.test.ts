@@ -17,7 +17,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const FORBIDDEN: readonly RegExp[] = [
   /^src\/engine\/(gpu|kernels|reference)\//,
   /^src\/engine\/index\.ts$/,
-  /^src\/engine\/model\/(gpt-bigcode|optimizer|golden)\.ts$/,
+  /^src\/engine\/model\/(decoder-gpu|train-step|optimizer|golden|attribution)\.ts$/,
   /^shaders\//,
   /\.wgsl($|\?)/,
   /^src\/io\/(load|load-gpu|gguf|pickle|zip|torch-bin|tokenizer|safetensors|hub)\.ts$/,
