@@ -78,14 +78,26 @@ async function run(
 
 const vulnlab = (args: string[]) => run('node', ['--import', 'tsx', 'src/cli/main.ts', ...args]);
 
-/** torchrun on a recipe through its launch.sh, as a user starts it. */
-const launch = (recipe: string, out: string, processes: number, ...args: string[]) =>
-  run('bash', [join(recipe, 'launch.sh'), '--device', 'cpu', '--threads', '1', ...args], {
-    NPROC_PER_NODE: String(processes),
-    OUT: out,
-    PYTHON,
-    TORCHRUN: `${PYTHON} -m torch.distributed.run`,
-  });
+/**
+ * torchrun on a recipe through its launch.sh, as a user starts it. On the loaded 2-core CI machine a
+ * 2-process gloo run has once finished every step and written its outputs, then exited 1 with nothing
+ * on stderr (torch 1.13's elastic agent at teardown): such a run — complete output, failed exit — is
+ * run once more, and said so; any other failure, or the same one twice, fails the test.
+ */
+async function launch(recipe: string, out: string, processes: number, ...args: string[]): Promise<Outcome> {
+  const start = () =>
+    run('bash', [join(recipe, 'launch.sh'), '--device', 'cpu', '--threads', '1', ...args], {
+      NPROC_PER_NODE: String(processes),
+      OUT: out,
+      PYTHON,
+      TORCHRUN: `${PYTHON} -m torch.distributed.run`,
+    });
+  const first = await start();
+  const finishedThenFailed = first.code !== 0 && processes > 1 && /outputs in /.test(first.stdout);
+  if (!finishedThenFailed) return first;
+  console.warn(`torchrun (${processes} processes) exited ${first.code} after its outputs; running it again`);
+  return start();
+}
 
 interface StepLoss {
   step: number;
