@@ -40,7 +40,7 @@ const WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wg, nwg) * WG + lid;
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   if (params.skipNonFinite != 0u && clip[3] != 0.0) { return; }
   let g = G[i] * clip[2];

@@ -21,10 +21,6 @@ struct Params {
 
 const WG: u32 = 256u;
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return workgroupIndex(wg, nwg) * WG + lid;
-}
-
 /** scaleA·A[i] + scaleB·B[i], reading an operand only when its scale is non-zero. */
 fn scaledSum(i: u32) -> f32 {
   var r = 0.0;
@@ -36,7 +32,7 @@ fn scaledSum(i: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   A[i] = scaledSum(i);
 }
@@ -44,7 +40,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(WG)
 fn add_out(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   C[i] = scaledSum(i);
 }
@@ -52,7 +48,7 @@ fn add_out(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   A[i] = params.value;
 }

@@ -29,7 +29,7 @@ var<workgroup> partial: array<array<f32, COLS>, LANES>;
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wg, nwg) * WG + lid;
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.T * params.C) { return; }
   Y[i] += b[i % params.C];
 }

@@ -21,10 +21,6 @@ struct Params {
 
 const WG: u32 = 256u;
 
-fn linear(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return workgroupIndex(wg, nwg) * WG + lid;
-}
-
 /** The index in the wide [T, rowStride] buffer of compact element i = t·width + j. */
 fn wide(i: u32) -> u32 {
   let t = i / params.width;
@@ -35,7 +31,7 @@ fn wide(i: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.T * params.width) { return; }
   dst[wide(i)] = src[i];
 }
@@ -43,7 +39,7 @@ fn place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn take(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.T * params.width) { return; }
   dst[i] = src[wide(i)];
 }

@@ -36,39 +36,36 @@ struct Params {
 
 const WG: u32 = 256u;
 
-fn linear(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return workgroupIndex(wg, nwg) * WG + lid;
+// The index in the token table of element i = t·C + c of X: row ids[t] (clamped), column c.
+fn tableIndex(i: u32, t: u32) -> u32 {
+  let id = u32(clamp(ids[t], 0, i32(params.V) - 1));
+  return id * params.C + (i - t * params.C);
 }
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   let C = params.C;
   if (i >= params.T * C) { return; }
   let t = i / C;
-  let c = i - t * C;
-  let id = u32(clamp(ids[t], 0, i32(params.V) - 1));
   let p = u32(clamp(pos[t], 0, i32(params.P) - 1));
-  X[i] = wte[id * C + c] + wpe[p * C + c];
+  X[i] = wte[tableIndex(i, t)] + wpe[p * C + (i - t * C)];
 }
 
 @compute @workgroup_size(WG)
 fn tokens(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   let C = params.C;
   if (i >= params.T * C) { return; }
-  let t = i / C;
-  let c = i - t * C;
-  let id = u32(clamp(ids[t], 0, i32(params.V) - 1));
-  tokX[i] = tokWte[id * C + c];
+  tokX[i] = tokWte[tableIndex(i, i / C)];
 }
 
 @compute @workgroup_size(WG)
 fn scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   let C = params.C;
   let T = params.T;
   if (i >= T * C) { return; }

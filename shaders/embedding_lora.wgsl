@@ -32,14 +32,10 @@ struct Params {
 
 const WG: u32 = 256u;
 
-fn linear(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return workgroupIndex(wg, nwg) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   let R = params.R;
   if (i >= params.T * R) { return; }
   let t = i / R;
@@ -51,7 +47,7 @@ fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = linear(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   let R = params.R;
   let T = params.T;
   if (i >= T * R) { return; }

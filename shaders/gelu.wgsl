@@ -78,14 +78,10 @@ fn gelu_grad(x: f32) -> f32 {
   return left_derivative + right_derivative;
 }
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return workgroupIndex(wg, nwg) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   Y[i] = gelu(X[i]);
 }
@@ -93,7 +89,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   dX[i] = dY[i] * gelu_grad(X[i]);
 }
@@ -101,7 +97,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn backward_inplace(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   G[i] = G[i] * gelu_grad(X[i]);
 }
@@ -110,7 +106,7 @@ fn backward_inplace(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(WG)
 fn erf_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   Y[i] = erf_f32(X[i]);
 }

@@ -65,7 +65,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(256)
 fn backward_hidden(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-  let idx = workgroupIndex(wg, nwg) * 256u + lid;
+  let idx = invocationIndex(wg, nwg, lid, 256u);
   if (idx >= params.T * params.D) { return; }
   let t = idx / params.D;
   let i = idx % params.D;
@@ -81,7 +81,7 @@ fn backward_hidden(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(256)
 fn backward_score(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let idx = workgroupIndex(wg, nwg) * 256u + lid;
+  let idx = invocationIndex(wg, nwg, lid, 256u);
   if (idx >= 2u * params.D) { return; }
   let j = idx / params.D;
   let i = idx % params.D;

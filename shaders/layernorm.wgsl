@@ -18,14 +18,10 @@
 const WG: u32 = 64u;
 const BLOCK: u32 = 64u; // terms per partial sum
 
-fn invocation_index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return workgroupIndex(wg, nwg) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let row = invocation_index(wg, nwg, lid);
+  let row = invocationIndex(wg, nwg, lid, WG);
   if (row >= params.T) { return; }
   let C = params.C;
   let base = row * C;
@@ -58,7 +54,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let row = invocation_index(wg, nwg, lid);
+  let row = invocationIndex(wg, nwg, lid, WG);
   if (row >= params.T) { return; }
   let C = params.C;
   let base = row * C;
@@ -87,7 +83,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-  let col = invocation_index(wg, nwg, lid);
+  let col = invocationIndex(wg, nwg, lid, WG);
   let C = params.C;
   if (col >= C) { return; }
   var s = vec2<f32>(0.0, 0.0); // (dgamma, dbeta)

@@ -31,29 +31,11 @@
 
 // #include "lib/layernorm_io"
 
-const WG: u32 = 128u; // threads per row (forward, backward); a power of two
-const COLS: u32 = 32u; // columns per workgroup (backward_params)
-const LANES: u32 = 8u; // row lanes per column (backward_params); a power of two
-const BLOCK: u32 = 64u; // terms per partial sum within a lane (backward_params)
+// #include "lib/row_reduce"
 
-var<workgroup> red: array<f32, WG>;
 var<workgroup> red2: array<vec2<f32>, WG>;
-var<workgroup> redP: array<vec2<f32>, COLS * LANES>;
 
-// Σ of the WG values each thread put in red[lid]; every thread gets the total. Called in uniform
-// control flow; the closing barrier lets the caller overwrite red afterwards.
-fn reduce(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-
+// reduce (lib/row_reduce) of a pair of sums.
 fn reduce2(lid: u32, v: vec2<f32>) -> vec2<f32> {
   red2[lid] = v;
   workgroupBarrier();
@@ -139,15 +121,8 @@ fn backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
       s += b;
     }
   }
-  let slot = lane * COLS + id.x;
-  redP[slot] = s;
-  workgroupBarrier();
-  for (var h = LANES / 2u; h > 0u; h >>= 1u) {
-    if (lane < h) { redP[slot] += redP[slot + h * COLS]; }
-    workgroupBarrier();
-  }
+  var total = reduceLanes(id, s);
   if (lane == 0u && col < C) {
-    var total = redP[id.x];
     if (params.accumulate != 0u) { total += vec2<f32>(dgamma[col], dbeta[col]); }
     dgamma[col] = total.x;
     dbeta[col] = total.y;

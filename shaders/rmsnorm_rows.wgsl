@@ -24,27 +24,7 @@
 
 // #include "lib/rmsnorm_io"
 
-const WG: u32 = 128u; // threads per row (forward, backward); a power of two
-const COLS: u32 = 32u; // columns per workgroup (backward_params)
-const LANES: u32 = 8u; // row lanes per column (backward_params); a power of two
-const BLOCK: u32 = 64u; // terms per partial sum within a lane (backward_params)
-
-var<workgroup> red: array<f32, WG>;
-var<workgroup> redP: array<f32, COLS * LANES>;
-
-// Σ of the WG values each thread put in red[lid]; every thread gets the total. Called in uniform
-// control flow; the closing barrier lets the caller overwrite red afterwards.
-fn reduce(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+// #include "lib/row_reduce"
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -107,15 +87,8 @@ fn backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
       s += b;
     }
   }
-  let slot = lane * COLS + id.x;
-  redP[slot] = s;
-  workgroupBarrier();
-  for (var h = LANES / 2u; h > 0u; h >>= 1u) {
-    if (lane < h) { redP[slot] += redP[slot + h * COLS]; }
-    workgroupBarrier();
-  }
+  var total = reduceLanes(id, vec2<f32>(s, 0.0)).x;
   if (lane == 0u && col < C) {
-    var total = redP[id.x];
     if (params.accumulate != 0u) { total += dweight[col]; }
     dweight[col] = total;
   }

@@ -67,7 +67,7 @@ fn sincos(a: f32) -> vec2<f32> {
 fn rope(wg: vec3<u32>, nwg: vec3<u32>, lid: u32, sign: f32) {
   let half = params.half;
   let slots = params.n_head + params.n_kv_head;
-  let i = workgroupIndex(wg, nwg) * WG + lid;
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.T * slots * half) { return; }
   let per_token = slots * half;
   let t = i / per_token;

@@ -33,14 +33,10 @@ fn sigmoid_pair(z: f32) -> vec2<f32> {
   return select(pair.yx, pair, z >= 0.0);
 }
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return workgroupIndex(wg, nwg) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   let z = G[i];
   H[i] = (z * sigmoid_pair(z).x) * U[i];
@@ -49,7 +45,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+  let i = invocationIndex(wg, nwg, lid, WG);
   if (i >= params.n) { return; }
   let z = G[i];
   let s = sigmoid_pair(z);
