@@ -7,8 +7,9 @@
  * i.e. the log-odds of the detector's probability.
  *
  * - 'grad' (gradient × input): per token, the L2 norm over the embedding dimension of
- *   d(score)/d(x0) ⊙ x0, x0 = wte[id] + wpe[pos] the embedding output. Unsigned; one backward.
- * - 'ig' (integrated gradients): baseline = the pad token's embedding at the same position
+ *   d(score)/d(x0) ⊙ x0, x0 the embedding output (wte[id], + wpe[pos] with learned positions, + the
+ *   token embedding's LoRA branch when adapted; rotary positions act later). Unsigned; one backward.
+ * - 'ig' (integrated gradients): baseline = the pad token's embedding output at the same position
  *   (wte[pad] + wpe[pos]); per token Σ_d (x0 − baseline)·mean_k grad(baseline + α_k (x0 − baseline)),
  *   midpoint Riemann sum α_k = (k + ½)/steps. Signed (positive pushes toward "vulnerable"); the
  *   attributions sum to margin(x0) − margin(baseline) up to an O(1/steps²) error. steps + 2 passes

@@ -6,8 +6,8 @@
 import { BadInputError } from '../errors.ts';
 import type { AttentionMode, Objective, PackedBatch, ParamMap } from '../reference/model.ts';
 import type { FocalOptions } from '../reference/loss.ts';
-import type { GptBigCodeConfig, LoraConfig, Trainable } from './config.ts';
-import { isLlamaFamily, type ModelConfig } from './decoder.ts';
+import type { LoraConfig, Trainable } from './config.ts';
+import type { ModelConfig } from './decoder.ts';
 
 export interface GoldenCase {
   name: string;
@@ -115,14 +115,4 @@ export function parseGoldenCase(json: unknown): GoldenCase {
       ntpLossTokens: e.ntp_loss_tokens ?? null,
     },
   };
-}
-
-export type GptBigCodeGoldenCase = GoldenCase & { config: GptBigCodeConfig };
-
-/** The case, typed as a GPT-BigCode one; throws for a Llama-family case (for GPT-BigCode-only tests). */
-export function gptBigCodeCase(gc: GoldenCase): GptBigCodeGoldenCase {
-  if (isLlamaFamily(gc.config)) {
-    throw new BadInputError(`golden case ${gc.name}: a ${gc.config.model_type} case, not GPT-BigCode`);
-  }
-  return gc as GptBigCodeGoldenCase;
 }

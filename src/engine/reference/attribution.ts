@@ -1,12 +1,16 @@
 /**
  * Float64 reference of input attributions: the score's gradient with respect to the embedding output
- * x0 = wte[ids] + wpe[pos] [T, D], gradient × input and integrated gradients, for tiny models (tests).
+ * x0 [T, D] (wte[ids], + wpe[pos] where the family has learned positions, + the token embedding's LoRA
+ * branch where it is adapted), gradient × input and integrated gradients, for tiny models of every
+ * family (tests).
  *
  * It composes the float64 model of model.ts unchanged: a forward from an arbitrary x0 is the same
- * model with one extra vocabulary row per token holding that token's x0 (ids V..V+T−1) and an all-zero
- * position table, so `forwardRef` computes the model at x0 and `backwardRef` leaves d(score)/d(x0[t])
- * in the extra row V+t (each is used by exactly one token). The extra rows only add logit columns the
- * next-token score never reads, so the tied lm_head is unchanged where it matters.
+ * model with one extra token-table row per token holding that token's x0 (ids V..V+T−1), an all-zero
+ * position table (learned positions; rotary positions still come from the batch's position ids) and
+ * no embedding adapter (x0 already holds its output), so `forwardRef` computes the model at x0 and
+ * `backwardRef` leaves d(score)/d(x0[t]) in the extra row V+t (each is used by exactly one token).
+ * The extra rows add logit columns the next-token score never reads: a tied LM head gets them from
+ * the table, an untied one gets as many zero rows.
  *
  * Score (the GPU's `TrainStep.scoreInputGradient`): Σ weight · margin over the terms, margin =
  * logit(vulnerable) − logit(not) — for cls the head's logit 1 − logit 0 of function `at`, for ntp the
@@ -14,11 +18,12 @@
  * (p = sigmoid(margin)).
  */
 import { InternalError } from '../errors.ts';
-import { resolveConfig } from '../model/config.ts';
+import { describeDecoder } from '../model/decoder.ts';
+import { embeddingLoraRef } from './embedding-lora.ts';
 import {
   backwardRef,
   forwardRef,
-  type GptBigCodeSpec as ModelSpec,
+  type ModelSpec,
   type Objective,
   type PackedBatch,
   type ParamMap,
@@ -37,20 +42,44 @@ export interface ScoreOptionsRef {
   answers?: { yes: number; no: number };
 }
 
-/** x0 = wte[ids] + wpe[pos] [T, D] of the batch, or of `ids` at the batch's positions. */
+const table = (params: ParamMap, name: string): Float64Array => {
+  const t = params.get(name);
+  if (!t) throw new InternalError(`attribution reference: no parameter ${name}`);
+  return t;
+};
+
+/** The embedding output x0 [T, D] of the batch, or of `ids` at the batch's positions. */
 export function embeddingsRef(
   spec: ModelSpec,
   params: ParamMap,
   batch: PackedBatch,
   ids: ArrayLike<number> = batch.inputIds.flat(),
 ): Float64Array {
-  const D = resolveConfig(spec.config).n_embd;
+  const d = describeDecoder(spec.config);
+  const D = d.width;
   const pos = batch.positionIds.flat();
-  const wte = params.get('transformer.wte.weight')!;
-  const wpe = params.get('transformer.wpe.weight')!;
-  const x = new Float64Array(pos.length * D);
-  for (let t = 0; t < pos.length; t++) {
-    for (let i = 0; i < D; i++) x[t * D + i] = wte[ids[t] * D + i] + wpe[pos[t] * D + i];
+  const T = pos.length;
+  const wte = table(params, d.tokenEmbedding);
+  const wpe = d.positionEmbedding ? table(params, d.positionEmbedding.weight) : null;
+  const x = new Float64Array(T * D);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < D; i++) x[t * D + i] = wte[ids[t] * D + i] + (wpe ? wpe[pos[t] * D + i] : 0);
+  }
+  if (spec.lora?.targets.includes('wte')) {
+    const { y } = embeddingLoraRef(
+      {
+        ids: Int32Array.from(ids),
+        a: table(params, d.embeddingLora.a),
+        b: table(params, d.embeddingLora.b),
+        T,
+        D,
+        V: d.vocab,
+        rank: spec.lora.r,
+        alpha: spec.lora.alpha,
+      },
+      new Float64Array(T * D),
+    );
+    for (let i = 0; i < x.length; i++) x[i] += y[i];
   }
   return x;
 }
@@ -62,19 +91,25 @@ function atEmbeddings(
   batch: PackedBatch,
   x0: ArrayLike<number>,
 ): { spec: ModelSpec; params: ParamMap; batch: PackedBatch; V: number } {
-  const c = resolveConfig(spec.config);
-  const V = c.vocab_size;
-  const D = c.n_embd;
+  const d = describeDecoder(spec.config);
+  const V = d.vocab;
+  const D = d.width;
   const T = x0.length / D;
-  const wte = new Float64Array((V + T) * D);
-  wte.set(params.get('transformer.wte.weight')!);
-  wte.set(x0, V * D);
   const rewritten: ParamMap = new Map(params);
-  rewritten.set('transformer.wte.weight', wte);
-  rewritten.set('transformer.wpe.weight', new Float64Array(c.n_positions * D));
+  const wte = new Float64Array((V + T) * D);
+  wte.set(table(params, d.tokenEmbedding));
+  wte.set(x0, V * D);
+  rewritten.set(d.tokenEmbedding, wte);
+  if (d.positionEmbedding) rewritten.set(d.positionEmbedding.weight, new Float64Array(d.maxPositions * D));
+  if (d.lmHead !== d.tokenEmbedding && params.has(d.lmHead)) {
+    const head = new Float64Array((V + T) * D);
+    head.set(table(params, d.lmHead));
+    rewritten.set(d.lmHead, head);
+  }
+  const lora = spec.lora && { ...spec.lora, targets: spec.lora.targets.filter((t) => t !== 'wte') };
   const L = batch.inputIds[0].length;
   return {
-    spec: { ...spec, config: { ...spec.config, vocab_size: V + T } },
+    spec: { ...spec, lora, config: { ...spec.config, vocab_size: V + T } },
     params: rewritten,
     batch: { ...batch, inputIds: batch.inputIds.map((row, b) => row.map((_, j) => V + b * L + j)) },
     V,
@@ -116,7 +151,7 @@ export function scoreAtRef(
 ): { score: number; margins: Float64Array } {
   const m = atEmbeddings(spec, params, batch, x0);
   const fwd = forwardRef(m.spec, m.params, m.batch, options.objective);
-  const { margins: out } = margins(fwd.logits, options, m.V + x0.length / resolveConfig(spec.config).n_embd);
+  const { margins: out } = margins(fwd.logits, options, m.V + x0.length / describeDecoder(spec.config).width);
   let score = 0;
   options.terms.forEach(({ weight }, i) => (score += weight * out[i]));
   return { score, margins: out };
@@ -131,13 +166,13 @@ export function scoreInputGradientRef(
   options: ScoreOptionsRef,
 ): { score: number; margins: Float64Array; grad: Float64Array } {
   const m = atEmbeddings(spec, params, batch, x0);
-  const D = resolveConfig(spec.config).n_embd;
+  const D = describeDecoder(spec.config).width;
   const fwd = forwardRef(m.spec, m.params, m.batch, options.objective);
   const { margins: out, dlogits } = margins(fwd.logits, options, m.V + x0.length / D);
   let score = 0;
   options.terms.forEach(({ weight }, i) => (score += weight * out[i]));
   const grads = backwardRef(m.spec, m.params, fwd.cache, dlogits);
-  const grad = grads.get('transformer.wte.weight')!.slice(m.V * D, m.V * D + x0.length);
+  const grad = table(grads, describeDecoder(spec.config).tokenEmbedding).slice(m.V * D, m.V * D + x0.length);
   return { score, margins: out, grad };
 }
 
@@ -167,7 +202,7 @@ export function integratedGradientsRef(
   options: ScoreOptionsRef,
   steps: number,
 ): Float64Array {
-  const D = resolveConfig(spec.config).n_embd;
+  const D = describeDecoder(spec.config).width;
   const n = x0.length;
   const mean = new Float64Array(n);
   const x = new Float64Array(n);

@@ -17,7 +17,7 @@
  * tiny configs (tests, fixtures).
  */
 import { BadInputError, ShapeError } from '../errors.ts';
-import { loraScaling, type GptBigCodeConfig, type LoraConfig } from '../model/config.ts';
+import { loraScaling, type LoraConfig } from '../model/config.ts';
 import {
   describeDecoder,
   loraParamSpecs,
@@ -69,9 +69,6 @@ export interface ModelSpec {
    */
   dropout?: { seed: number; step: number };
 }
-
-/** A spec of a GPT-BigCode model (learned positions wte/wpe; what attribution.ts rewrites). */
-export type GptBigCodeSpec = ModelSpec & { config: GptBigCodeConfig };
 
 export interface ForwardResult {
   /** Final hidden states [T, D] (after the final norm). */
