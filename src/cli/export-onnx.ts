@@ -6,14 +6,15 @@ import { formatBytes } from '../shared/errors.ts';
 import { resolveConfig } from '../train/config.ts';
 import { exportOnnxDetector, readTokenizerFiles, type OnnxExportFile } from '../train/onnx/export.ts';
 import { ONNX_WEIGHT_FORMATS, type OnnxWeightFormat } from '../train/onnx/weights.ts';
-import { loadRunModel } from '../train/prepare.ts';
+import { codeTokensPerPack, loadRunModel, ntpPrompt } from '../train/prepare.ts';
 import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
 import { modelFiles, readAdapterDir } from './inputs.ts';
 
 const HELP = `Usage: npm run vulnlab -- export-onnx --model demo|DIR|HUB_ID --adapter DIR --out FILE.onnx [options]
 
   --model demo|DIR|ID    the base model the adapter was trained on
-  --adapter DIR          a PEFT adapter folder (adapter_config.json, adapter_model.safetensors), e.g. RUN/adapter
+  --adapter DIR          a PEFT adapter folder (adapter_config.json, adapter_model.safetensors), e.g. RUN/adapter;
+                         SEQ_CLS (score head) or CAUSAL_LM (next-token: " YES"/" NO" after the paper's prompt)
   --out FILE.onnx        the model to write; tokenizer.json, detector.json and README.md go next to it
                          (and FILE.onnx.data when the weights exceed --max-inline-bytes)
   --format f32|f16|int8|int4
@@ -80,16 +81,20 @@ export const exportOnnx: Command = {
       settings?.packLength ?? 1024,
       describeDecoder(prepared.model.config).maxPositions,
     );
+    // A next-token (CAUSAL_LM) adapter answers " YES"/" NO" after the paper's prompt.
+    const prompt = adapter.config.taskType === 'CAUSAL_LM' ? ntpPrompt(prepared.tokenizer) : null;
     const out = resolve(values.out);
     const exported = exportOnnxDetector(prepared.model, adapter, {
       format,
       threshold: threshold ?? settings?.threshold ?? null,
       tokenization: {
-        maxTokens: packLength - 1,
+        maxTokens: codeTokensPerPack(packLength, prompt),
         truncation: settings?.truncation ?? defaults.truncation,
         normalize: settings?.normalize ?? defaults.normalize,
         padId: prepared.model.padId,
+        ...(prompt && { prompt: { before: prompt.before, after: prompt.after } }),
       },
+      answers: prompt?.answers,
       tokenizerFiles,
       modelFile: basename(out),
       maxInlineBytes: maxInline,

@@ -14,7 +14,7 @@ import {
   type AttributionMethod,
   type ExplainOptions,
 } from '../train/explain.ts';
-import { NTP_PROMPT } from '../train/prepare.ts';
+import { codeTokensPerPack, ntpPrompt } from '../train/prepare.ts';
 import type { RunExample } from '../train/run.ts';
 import { openDetector, type OpenDetector } from './detect.ts';
 import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
@@ -130,10 +130,7 @@ async function truncations(
   );
   const { tokenizer } = await inspectModel(modelFiles(model));
   if (!tokenizer) return found;
-  const reserved = ntp
-    ? tokenizer.encode(NTP_PROMPT.before).length + tokenizer.encode(NTP_PROMPT.after).length + 1
-    : 0;
-  const capacity = packLength - 1 - reserved;
+  const capacity = codeTokensPerPack(packLength, ntp ? ntpPrompt(tokenizer) : null);
   const kept = config.truncation === 'tail' ? 'tail' : 'head';
   for (const e of candidates) {
     const total = tokenizer.encode(normalizeCode(records[e.exampleIndex].code, config.normalize)).length;
@@ -162,8 +159,9 @@ async function explainLines(
     settings ? { truncation: settings.truncation, normalize: settings.normalize } : {},
   );
   const ntp = open.detector.answers !== undefined;
-  const before = ntp ? tokenizer.encode(NTP_PROMPT.before).length : 0;
-  const after = ntp ? tokenizer.encode(NTP_PROMPT.after).length : 0;
+  const prompt = ntp ? ntpPrompt(tokenizer) : null;
+  const before = prompt?.before.length ?? 0;
+  const after = prompt?.after.length ?? 0;
   progress.start('explaining', explained.length);
   const attributions = await open.detector.explain(
     explained.map((e) => e.example),

@@ -127,6 +127,29 @@ export function ntpAnswers(tokenizer: Pick<CodeTokenizer, 'encode'>): NtpAnswers
   return { yes, no };
 }
 
+/** The paper's prompt around a function's code, as token ids, and its answer tokens. */
+export interface NtpPrompt {
+  before: number[];
+  after: number[];
+  answers: NtpAnswers;
+}
+
+export function ntpPrompt(tokenizer: Pick<CodeTokenizer, 'encode'>): NtpPrompt {
+  return {
+    before: tokenizer.encode(NTP_PROMPT.before),
+    after: tokenizer.encode(NTP_PROMPT.after),
+    answers: ntpAnswers(tokenizer),
+  };
+}
+
+/**
+ * Code tokens a function may keep in a pack of `packLength`: one goes to the separator, and with the
+ * next-token objective the prompt and (in training) the answer token share the pack.
+ */
+export function codeTokensPerPack(packLength: number, prompt: NtpPrompt | null): number {
+  return packLength - 1 - (prompt ? prompt.before.length + prompt.after.length + 1 : 0);
+}
+
 export interface PreparedData {
   data: RunData;
   splits: SplitResult;
@@ -145,31 +168,30 @@ export function prepareRunData(
   onProgress?: (done: number, total: number) => void,
 ): PreparedData {
   const splits = assignSplits(records, { strategy: 'auto', seed: config.seed });
-  const ntp = config.objective === 'ntp';
-  const before = ntp ? tokenizer.encode(NTP_PROMPT.before) : [];
-  const after = ntp ? tokenizer.encode(NTP_PROMPT.after) : [];
-  // The prompt and (in training) the answer token share the pack with the code and its separator.
-  const reserved = ntp ? before.length + after.length + 1 : 0;
-  if (packLength - 1 - reserved < 1) {
+  const prompt = config.objective === 'ntp' ? ntpPrompt(tokenizer) : null;
+  const maxTokens = codeTokensPerPack(packLength, prompt);
+  if (maxTokens < 1) {
     throw new RunError(
       `A pack of ${packLength} tokens leaves no room for code after the prompt.`,
       'Use a longer pack length.',
     );
   }
   const { examples, stats } = tokenizeRecords(records, tokenizer, {
-    maxTokens: packLength - 1 - reserved,
+    maxTokens,
     truncation:
       config.truncation === 'head' ? 'keep-head' : config.truncation === 'tail' ? 'keep-tail' : 'drop',
     normalize: config.normalize,
     onProgress,
   });
   const data: RunData = { train: [], validation: [], test: [] };
-  if (ntp) data.answers = ntpAnswers(tokenizer);
+  if (prompt) data.answers = prompt.answers;
   for (const example of examples) {
     const record = records[example.exampleIndex];
     const split: SplitName = splits.assignment[example.exampleIndex];
     const item: RunExample = {
-      tokens: ntp ? Int32Array.from([...before, ...example.tokens, ...after]) : example.tokens,
+      tokens: prompt
+        ? Int32Array.from([...prompt.before, ...example.tokens, ...prompt.after])
+        : example.tokens,
       label: example.label,
       weight: example.weight,
       cwe: record.cwe,

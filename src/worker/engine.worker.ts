@@ -31,9 +31,10 @@ import { Detector } from '../train/detector.ts';
 import { DEFAULT_IG_STEPS } from '../train/explain.ts';
 import {
   contextLength as modelContext,
+  codeTokensPerPack,
   loadRunModel,
-  NTP_PROMPT,
   ntpAnswers,
+  ntpPrompt,
   prepareRunData,
   type PreparedModel,
 } from '../train/prepare.ts';
@@ -655,9 +656,9 @@ async function explain(request: EngineApi['explain'][0]): Promise<EngineResponse
   const { data } = prepareRunData(records, tokenizer, config, detector.packLength);
   const steps = request.method === 'ig' ? (request.steps ?? DEFAULT_IG_STEPS) : undefined;
   const attributions = await detector.explain(data.test, { method: request.method, steps });
-  const ntp = detector.answers !== undefined;
-  const before = ntp ? tokenizer.encode(NTP_PROMPT.before).length : 0;
-  const after = ntp ? tokenizer.encode(NTP_PROMPT.after).length : 0;
+  const prompt = detector.answers !== undefined ? ntpPrompt(tokenizer) : null;
+  const before = prompt?.before.length ?? 0;
+  const after = prompt?.after.length ?? 0;
   const byIndex = new Map(
     data.test.map((e, i) => [e.exampleIndex, { example: e, attribution: attributions[i] }]),
   );
@@ -723,19 +724,23 @@ async function exportOnnx(format: OnnxWeightFormat): Promise<EngineResponses['ex
     throw new RunError('There is no finished run to export.', 'Train a run first.');
   }
   const { result, run: finished, config } = state.lastResult;
+  // A next-token run's detector answers " YES"/" NO" after the paper's prompt.
+  const prompt = config.objective === 'ntp' ? ntpPrompt(state.model.tokenizer) : null;
   const adapter: ImportedAdapter = {
-    config: { ...config.lora, baseModel: state.model.model.name, taskType: 'SEQ_CLS' },
+    config: { ...config.lora, baseModel: state.model.model.name, taskType: prompt ? 'CAUSAL_LM' : 'SEQ_CLS' },
     tensors: result.trainables,
   };
   const exported = exportOnnxDetector(state.model.model, adapter, {
     format,
     threshold: result.threshold,
     tokenization: {
-      maxTokens: finished.packLength - 1,
+      maxTokens: codeTokensPerPack(finished.packLength, prompt),
       truncation: config.truncation,
       normalize: config.normalize,
       padId: state.model.model.padId,
+      ...(prompt && { prompt: { before: prompt.before, after: prompt.after } }),
     },
+    answers: prompt?.answers,
     tokenizerFiles: await readTokenizerFiles(modelFiles(state.modelSource).files),
   });
   return {

@@ -2,7 +2,8 @@
  * `npm run vulnlab -- export-onnx` on Llama-family checkpoints (tests/fixtures/families/<family>: HF
  * config.json, safetensors, tokenizer): an adapter as the lab exports it (exportPeftAdapter, PEFT names,
  * LoRA on every target of the family and the embedding) → the detector; onnxruntime-node's logits
- * against the float64 reference of the loaded weights with the LoRA branch unmerged.
+ * against the float64 reference of the loaded weights with the LoRA branch unmerged. Next-token
+ * (CAUSAL_LM) adapters too: the logits are the LM head's " NO"/" YES" rows after the paper's prompt.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,33 +17,42 @@ import type { ParamMap } from '../../src/engine/reference/model.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { configForModel } from '../../src/train/config.ts';
 import { exportPeftAdapter, importPeftAdapter } from '../../src/train/export.ts';
-import { loadRunModel } from '../../src/train/prepare.ts';
+import { loadRunModel, ntpPrompt } from '../../src/train/prepare.ts';
 import { randomRows, referenceLogits } from './family-helpers.ts';
 import { maxAbsDiff, randomAdapter, scoreWithOrtNode, tempDir } from './helpers.ts';
 
 const run = promisify(execFile);
 
+const CASES = [
+  { family: 'llama', objective: 'cls' },
+  { family: 'qwen2', objective: 'cls' },
+  { family: 'starcoder2', objective: 'cls' },
+  { family: 'llama', objective: 'ntp' }, // untied LM head
+  { family: 'qwen2', objective: 'ntp' }, // tied: the token table's rows
+] as const;
+
 describe('vulnlab export-onnx on Llama-family checkpoints', () => {
-  for (const family of ['llama', 'qwen2', 'starcoder2'] as const) {
-    it(`${family}: the exported detector scores as the float64 reference`, async () => {
+  for (const { family, objective } of CASES) {
+    it(`${family}, ${objective}: the exported detector scores as the float64 reference`, async () => {
       const modelDir = `tests/fixtures/families/${family}`;
-      const model = (await loadRunModel(new NodeDirModelFiles(modelDir), family)).model;
+      const { model, tokenizer } = await loadRunModel(new NodeDirModelFiles(modelDir), family);
       const d = describeDecoder(model.config);
       const lora = { r: 4, alpha: 8, dropout: 0, targets: [...d.loraTargets] as LoraTarget[] };
       const trained = randomAdapter(model.config, 61);
+      if (objective === 'ntp') trained.tensors.delete(d.score);
       const shapes = new Map(loraParamSpecs(model.config, lora).map((s) => [s.name, s.shape]));
       shapes.set(d.score, [2, d.width]);
-      const adapterDir = join(tempDir(`cli-${family}`), 'adapter');
+      const adapterDir = join(tempDir(`cli-${family}-${objective}`), 'adapter');
       mkdirSync(adapterDir);
       for (const file of exportPeftAdapter(
         trained.tensors,
         shapes,
-        configForModel(undefined, { lora }),
+        configForModel(undefined, { lora, objective }),
         family,
       )) {
         writeFileSync(join(adapterDir, file.name), file.bytes);
       }
-      const out = join(tempDir(`cli-${family}-out`), `${family}.onnx`);
+      const out = join(tempDir(`cli-${family}-${objective}-out`), `${family}.onnx`);
       const { stdout } = await run(
         'node',
         [
@@ -64,6 +74,12 @@ describe('vulnlab export-onnx on Llama-family checkpoints', () => {
       const described = JSON.parse(readFileSync(join(out, '..', 'detector.json'), 'utf8'));
       expect(described.model.model_type).toBe(family);
       expect(described.lora).toEqual({ r: 4, alpha: 8, targets: expect.any(Array) });
+      expect(described.objective).toBe(objective);
+      const prompt = objective === 'ntp' ? ntpPrompt(tokenizer) : null;
+      if (prompt) {
+        expect(described.answers).toEqual(prompt.answers);
+        expect(described.tokenizer.prompt).toEqual({ before: prompt.before, after: prompt.after });
+      }
 
       // The adapter as the CLI read it (PEFT names back to the lab's), unmerged, in float64.
       const adapter = await importPeftAdapter(
@@ -76,9 +92,11 @@ describe('vulnlab export-onnx on Llama-family checkpoints', () => {
       for (const [name, v] of adapter.tensors) params.set(name, Float64Array.from(v));
       const rows = randomRows(new Rng(62), d.vocab, [1, 12, 57, 4, 30]);
       const got = (await scoreWithOrtNode(out, rows, model.padId)).map((s) => s.logits);
-      const want = referenceLogits(model.config, params, lora, rows);
+      const want = referenceLogits(model.config, params, lora, rows, prompt?.answers);
       const error = maxAbsDiff(got.flat(), want.flat()) / Math.max(...want.flat().map(Math.abs));
-      console.log(`export-onnx ${family}: max |Δlogit| / max |logit| = ${error.toExponential(2)}`);
+      console.log(
+        `export-onnx ${family} ${objective}: max |Δlogit| / max |logit| = ${error.toExponential(2)}`,
+      );
       expect(error).toBeLessThan(1e-5);
     });
   }

@@ -121,12 +121,16 @@ export function randomRows(rng: Rng, vocab: number, lengths: number[]): number[]
   return lengths.map((n) => Array.from({ length: n }, () => rng.int(vocab)));
 }
 
-/** Float64 reference logits [rows][2] of each token list alone (one pack, positions 0..n−1). */
+/**
+ * Float64 reference logits [rows][2] of each token list alone (one pack, positions 0..n−1): the score
+ * head's, or with `answers` (a next-token detector) the LM head's " NO" and " YES" logits at the last token.
+ */
 export function referenceLogits(
   config: ModelConfig,
   params: ParamMap,
   lora: LoraConfig | null,
   rows: number[][],
+  answers?: { yes: number; no: number },
 ): number[][] {
   return rows.map((tokens) => {
     const fwd = forwardRef(
@@ -138,9 +142,11 @@ export function referenceLogits(
         positionIds: [tokens.map((_, i) => i)],
         functions: [{ pack: 0, last: tokens.length - 1, label: 0, weight: 1 }],
       },
-      'cls',
+      answers ? 'ntp' : 'cls',
     );
-    return [fwd.logits[0], fwd.logits[1]];
+    if (!answers) return [fwd.logits[0], fwd.logits[1]];
+    const at = (tokens.length - 1) * describeDecoder(config).vocab;
+    return [fwd.logits[at + answers.no], fwd.logits[at + answers.yes]];
   });
 }
 

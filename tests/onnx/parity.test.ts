@@ -10,9 +10,10 @@ import { describeDecoder } from '../../src/engine/model/decoder.ts';
 import { configForModel } from '../../src/train/config.ts';
 import { Detector } from '../../src/train/detector.ts';
 import { evaluateScores } from '../../src/train/evaluate.ts';
-import { scoreWithSession, type OrtTensorConstructor } from '../../src/train/onnx/scan.ts';
+import { detectorTokens, scoreWithSession, type OrtTensorConstructor } from '../../src/train/onnx/scan.ts';
 import type { OnnxWeightFormat } from '../../src/train/onnx/weights.ts';
-import { prepareRunData, type PreparedModel } from '../../src/train/prepare.ts';
+import { codeTokensPerPack, ntpPrompt, prepareRunData, type PreparedModel } from '../../src/train/prepare.ts';
+import type { DataRecord } from '../../src/data/types.ts';
 import type { RunExample } from '../../src/train/run.ts';
 import { findPreset } from '../../src/io/presets.ts';
 import { useGpu } from '../helpers/gpu.ts';
@@ -136,5 +137,108 @@ describe('the exported demo detector agrees with the lab engine on the demo test
     } finally {
       await session.release();
     }
+  });
+});
+
+describe('a next-token (CAUSAL_LM) detector exports and agrees with the lab engine', () => {
+  it('f32 in onnxruntime-node: the prompt around the code, the LM head’s " NO"/" YES" rows as logits', async () => {
+    const demo = await loadDemo();
+    const config = { ...configForModel(findPreset('demo')?.runDefaults), objective: 'ntp' as const };
+    const packLength = Math.min(config.batching.packLength, describeDecoder(demo.model.config).maxPositions);
+    const { records } = await importDataset({
+      name: 'java-vulns.jsonl',
+      data: new Uint8Array(readFileSync('public/demo/java-vulns.jsonl')),
+    });
+    const examples = prepareRunData(records, demo.tokenizer, config, packLength).data.test;
+    // The seeded adapter without its score head: a causal-LM adapter (LoRA on every target and wte).
+    const seeded = randomAdapter(demo.model.config, 2025);
+    seeded.tensors.delete('score.weight');
+    const adapter = { ...seeded, config: { ...seeded.config, taskType: 'CAUSAL_LM' } };
+    const prompt = ntpPrompt(demo.tokenizer);
+
+    const detector = await Detector.create(gpu(), demo.model, adapter, {
+      packLength,
+      answers: prompt.answers,
+    });
+    let lab: number[];
+    try {
+      const scored = await detector.score(examples);
+      const byIndex = new Map(scored.map((s) => [s.exampleIndex, s.score]));
+      lab = examples.map((e) => byIndex.get(e.exampleIndex)!);
+    } finally {
+      detector.destroy();
+    }
+
+    const exported = exportDetector(demo.model, adapter, 'f32', {
+      tokenization: {
+        maxTokens: codeTokensPerPack(packLength, prompt),
+        truncation: config.truncation,
+        normalize: config.normalize,
+        padId: demo.model.padId,
+        prompt: { before: prompt.before, after: prompt.after },
+      },
+      answers: prompt.answers,
+    });
+    expect(exported.metadata).toMatchObject({ objective: 'ntp', answers: prompt.answers });
+    expect(Buffer.concat(exported.files.find((f) => f.name === 'README.md')!.chunks).toString()).toContain(
+      'next-token',
+    );
+    // A scanner tokenizes the code as the run did: the prompt around the code, cut as in training.
+    const rows = examples.map((e) =>
+      detectorTokens(
+        (records[e.exampleIndex] as DataRecord).code,
+        demo.tokenizer,
+        exported.metadata.tokenizer,
+      ),
+    );
+    rows.forEach((row, i) => expect(Array.from(row), `example ${i}`).toEqual(Array.from(examples[i].tokens)));
+
+    const scores = await scoreWithOrtNode(
+      writeExport(exported, tempDir('parity-ntp')),
+      rows,
+      demo.model.padId,
+    );
+    const onnxP = scores.map((s) => s.probability);
+    const diff = maxAbsDiff(onnxP, lab);
+    console.log(
+      `parity ntp f32: max |p_onnx − p_lab| = ${diff.toExponential(2)} over ${examples.length} functions, p in [${Math.min(...lab).toFixed(3)}, ${Math.max(...lab).toFixed(3)}]`,
+    );
+    // As the classification detector's f32 bound (measured 3e-7 there).
+    expect(diff).toBeLessThan(1e-5);
+    expect(Math.max(...lab) - Math.min(...lab)).toBeGreaterThan(0.01);
+    const auc = (p: number[]) =>
+      evaluateScores(
+        examples.map((e, i) => ({ score: p[i], label: e.label, exampleIndex: e.exampleIndex })),
+        0.5,
+      ).rocAuc!;
+    expectRocAucClose(auc(onnxP), auc(lab), {
+      scores: lab,
+      labels: examples.map((e) => e.label),
+      scoreTol: diff,
+      what: 'ntp ROC AUC, onnxruntime-node vs lab',
+    });
+  });
+
+  it('refuses a next-token export without its prompt, and a causal-LM adapter without answer tokens', async () => {
+    const demo = await loadDemo();
+    const seeded = randomAdapter(demo.model.config, 7);
+    seeded.tensors.delete('score.weight');
+    const answers = ntpPrompt(demo.tokenizer).answers;
+    expect(() => exportDetector(demo.model, seeded, 'f32', { answers })).toThrow(
+      /answer tokens and its prompt/,
+    );
+    expect(() => exportDetector(demo.model, seeded, 'f32')).toThrow(/score\.weight is missing/);
+    expect(() =>
+      exportDetector(demo.model, seeded, 'f32', {
+        answers: { yes: 1e9, no: 3 },
+        tokenization: {
+          maxTokens: 9,
+          truncation: 'head',
+          normalize: {},
+          padId: 0,
+          prompt: { before: [], after: [] },
+        },
+      }),
+    ).toThrow(/outside the vocabulary/);
   });
 });

@@ -21,6 +21,7 @@ import {
 import type { LlamaFamily } from '../../engine/model/llama-family.ts';
 import type { NormalizeOptions } from '../../data/normalize.ts';
 import type { ModelFiles } from '../../io/files.ts';
+import type { NtpAnswers } from '../types.ts';
 import {
   BLOCK_SIZE,
   INPUT_NAMES,
@@ -71,6 +72,11 @@ export interface DetectorTokenization {
   normalize: NormalizeOptions;
   /** Id used for right padding (masked out, any id works). */
   padId: number;
+  /**
+   * Next-token detectors: the paper's prompt as token ids, placed before and after the (cut) code
+   * (prepare.ts ntpPrompt). Absent for classification detectors.
+   */
+  prompt?: { before: number[]; after: number[] };
 }
 
 export interface DetectorMetadata {
@@ -83,6 +89,13 @@ export interface DetectorMetadata {
   inputs: Record<(typeof INPUT_NAMES)[number], string>;
   outputs: Record<(typeof OUTPUT_NAMES)[number], string>;
   tokenizer: DetectorTokenization & { file: string };
+  /**
+   * 'cls': the adapter's score head; 'ntp': a next-token (CAUSAL_LM) adapter, its two logits the LM
+   * head's " NO" and " YES" logits after the prompt.
+   */
+  objective: 'cls' | 'ntp';
+  /** ntp: the answer tokens whose LM-head rows are the two logits. */
+  answers?: NtpAnswers;
   model: DetectorModelInfo;
   lora: { r: number; alpha: number; targets: string[] } | null;
   opsets: Record<string, number>;
@@ -171,6 +184,12 @@ const FAMILY_NAMES: Record<Family, string> = {
 export interface OnnxExportOptions {
   format: OnnxWeightFormat;
   tokenization: DetectorTokenization;
+  /**
+   * A next-token (CAUSAL_LM) adapter's answer tokens: the detector's logits become the LM head's rows
+   * for " NO" and " YES" at the prompt's last token (the lab's next-token score). Needs
+   * `tokenization.prompt`.
+   */
+  answers?: NtpAnswers;
   /** The model's tokenizer.json (and tokenizer_config.json when it has one), copied next to the model. */
   tokenizerFiles: { name: string; bytes: Uint8Array }[];
   threshold?: number | null;
@@ -281,6 +300,7 @@ export function detectorWeights(
   adapter: DetectorAdapter | null,
   format: OnnxWeightFormat,
   onProgress?: (done: number, total: number) => void,
+  answers?: NtpAnswers,
 ): DetectorWeights {
   const d = describeDecoder(source.config);
   const D = d.width;
@@ -373,6 +393,22 @@ export function detectorWeights(
     return format === 'f32' ? bytesOf(merged) : toF16Bytes(merged);
   };
 
+  /** The LM head's rows of " NO" and " YES" [2, D] (the tied head reads the unadapted table). */
+  const answerRows = ({ yes, no }: NtpAnswers): Float32Array => {
+    const head = read.get(d.lmHead);
+    checkLength(d.lmHead, head, d.vocab * D);
+    const rows = new Float32Array(2 * D);
+    for (const [row, id] of [no, yes].entries()) {
+      if (!Number.isInteger(id) || id < 0 || id >= d.vocab) {
+        throw new OnnxExportError(
+          `The answer token ${id} is outside the vocabulary (${d.vocab}).`,
+          'Export with the tokenizer of the model the adapter was trained on.',
+        );
+      }
+      for (let i = 0; i < D; i++) rows[row * D + i] = head[id * D + i];
+    }
+    return rows;
+  };
   const blocks: BlockWeights[] = [];
   d.blocks.forEach((block, l) => {
     blocks.push({
@@ -390,7 +426,7 @@ export function detectorWeights(
     wpe: d.positionEmbedding ? embedding(d.positionEmbedding.weight, d.maxPositions) : null,
     blocks,
     finalNorm: norm(d.finalNorm),
-    scoreT: transpose(vector(d.score, 2 * D), 2, D),
+    scoreT: transpose(answers ? answerRows(answers) : vector(d.score, 2 * D), 2, D),
   };
   const unused = read.unused();
   if (unused.length > 0) {
@@ -443,7 +479,7 @@ function readme(m: DetectorMetadata): string {
   const family = 'model_type' in m.model ? FAMILY_NAMES[m.model.model_type] : FAMILY_NAMES.gpt_bigcode;
   return `# VulnLab vulnerability detector (ONNX)
 
-${family} (${m.baseModel}) finetuned with LoRA to classify Java functions as vulnerable; the adapter is
+${family} (${m.baseModel}) finetuned with LoRA to classify Java functions as vulnerable${m.objective === 'ntp' ? ' (next-token objective: it answers " YES" or " NO" after the paper\'s prompt)' : ''}; the adapter is
 merged into the base weights. Weights: ${m.weightFormat}. Opsets: ai.onnx ${m.opsets['ai.onnx']}, com.microsoft ${m.opsets[MS_DOMAIN]}
 (ONNX Runtime 1.20 or later).
 
@@ -454,7 +490,14 @@ Files: \`${m.files.model}\`${m.files.externalData ? ` + \`${m.files.externalData
 - \`attention_mask\`: ${m.inputs.attention_mask}
 
 One Java method per row. Tokenize with \`tokenizer.json\` (Hugging Face tokenizers), no special tokens;
-${m.tokenizer.normalize.stripComments ? 'strip comments; ' : ''}${m.tokenizer.normalize.collapseWhitespace ? 'collapse whitespace outside literals to one space; ' : ''}keep at most ${m.tokenizer.maxTokens} tokens (the ${m.tokenizer.truncation === 'tail' ? 'last' : 'first'} ones).
+${m.tokenizer.normalize.stripComments ? 'strip comments; ' : ''}${m.tokenizer.normalize.collapseWhitespace ? 'collapse whitespace outside literals to one space; ' : ''}keep at most ${m.tokenizer.maxTokens} tokens (the ${m.tokenizer.truncation === 'tail' ? 'last' : 'first'} ones).${
+    m.tokenizer.prompt
+      ? `
+A next-token detector: wrap the code's ids in the prompt it was trained with ("Question: " before,
+"\\n\\nAnswer:" after), as ids: ${JSON.stringify(m.tokenizer.prompt.before)} before and
+${JSON.stringify(m.tokenizer.prompt.after)} after.`
+      : ''
+  }
 Pad on the right with any id (e.g. ${m.tokenizer.padId}) and mask 0.
 
 ## Outputs
@@ -476,7 +519,7 @@ quantizes the activations to int8 (faster, less exact); the session option
 import numpy as np, onnxruntime as ort
 from tokenizers import Tokenizer
 tok = Tokenizer.from_file("${m.files.tokenizer}")
-ids = tok.encode(java_method, add_special_tokens=False).ids[:${m.tokenizer.maxTokens}]
+ids = ${m.tokenizer.prompt ? `${JSON.stringify(m.tokenizer.prompt.before)} + ` : ''}tok.encode(java_method, add_special_tokens=False).ids[:${m.tokenizer.maxTokens}]${m.tokenizer.prompt ? ` + ${JSON.stringify(m.tokenizer.prompt.after)}` : ''}
 session = ort.InferenceSession("${m.files.model}")
 p = session.run(["probability"], {"input_ids": np.array([ids], np.int64),
                                   "attention_mask": np.ones((1, len(ids)), np.int64)})[0][0]
@@ -500,7 +543,14 @@ export function exportOnnxDetector(
       'Load a model with tokenizer.json.',
     );
   }
-  const weights = detectorWeights(source, adapter, options.format, options.onProgress);
+  const { answers } = options;
+  if (!answers !== !options.tokenization.prompt) {
+    throw new OnnxExportError(
+      'A next-token detector needs both its answer tokens and its prompt.',
+      'Export a CAUSAL_LM adapter with the tokenizer of its model (the CLI and the lab do).',
+    );
+  }
+  const weights = detectorWeights(source, adapter, options.format, options.onProgress, answers);
   const { graph, initializers, operators } = buildDetectorGraph(d, weights);
   const { tensors, external } = placeInitializers(
     initializers,
@@ -518,10 +568,14 @@ export function exportOnnxDetector(
       attention_mask: 'int64 [batch, sequence]: 1 for real tokens, 0 for padding',
     },
     outputs: {
-      logits: 'float32 [batch, 2]: class logits (not vulnerable, vulnerable) at the last real token',
+      logits: answers
+        ? 'float32 [batch, 2]: the next-token logits of " NO" and " YES" at the last real token (the prompt\'s end)'
+        : 'float32 [batch, 2]: class logits (not vulnerable, vulnerable) at the last real token',
       probability: 'float32 [batch]: softmax(logits)[:, 1], the probability that the method is vulnerable',
     },
     tokenizer: { ...options.tokenization, file: 'tokenizer.json' },
+    objective: answers ? 'ntp' : 'cls',
+    ...(answers && { answers }),
     model: detectorModelInfo(source.config),
     // A full finetune's adapter carries weights, not LoRA pairs: nothing was merged.
     lora:
