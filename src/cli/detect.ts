@@ -30,6 +30,8 @@ export async function openDetector(
   const detector = await Detector.create(ctx, prepared.model, adapter, {
     packLength: settings?.packLength,
     mode: settings?.batching === 'paper' ? 'paper' : 'packed',
+    // The base as the run held it: the same scores, the same memory.
+    weightFormat: settings?.weightFormat,
     answers: ntp ? ntpAnswers(prepared.tokenizer) : undefined,
   });
   const config: RunConfig = resolveConfig({

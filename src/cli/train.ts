@@ -214,6 +214,7 @@ async function writeOutputs(
       batching: config.batching.mode,
       truncation: config.truncation,
       normalize: config.normalize,
+      weightFormat: config.weightFormat,
       baseModel: model,
       validation: { rocAuc: result.validation.rocAuc, n: result.validation.n },
     }),

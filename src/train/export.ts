@@ -5,6 +5,7 @@
  * Qwen2… / Starcoder2… (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`; the head
  * `base_model.model.score.weight` in both), so `PeftModel.from_pretrained` loads it.
  */
+import { WEIGHT_FORMATS } from '../engine/index.ts';
 import { toF32 } from '../io/convert.ts';
 import { readSafetensorsHeader, writeSafetensors, type SafetensorsWriteEntry } from '../io/safetensors.ts';
 import { MemoryByteSource } from '../io/source.ts';
@@ -74,6 +75,12 @@ export interface DetectorSettings {
   truncation: RunConfig['truncation'];
   normalize: RunConfig['normalize'];
   baseModel: string;
+  /**
+   * The frozen base's format in the run (f32, f16, q8_0, q4_0): eval and scan load the base so, which
+   * scores as the run did and needs the memory it did. Absent in files from before it was recorded
+   * (then f32).
+   */
+  weightFormat?: RunConfig['weightFormat'];
   validation?: { rocAuc: number | null; n: number };
 }
 
@@ -100,6 +107,12 @@ export function readDetectorSettings(json: string): DetectorSettings {
     throw new RunError(
       `${DETECTOR_SETTINGS_FILE} has no threshold in [0, 1].`,
       'Export the adapter again from its run, or delete the file to score without a threshold.',
+    );
+  }
+  if (raw.weightFormat !== undefined && !WEIGHT_FORMATS.includes(raw.weightFormat)) {
+    throw new RunError(
+      `${DETECTOR_SETTINGS_FILE} names weight format "${String(raw.weightFormat)}"; known: ${WEIGHT_FORMATS.join(', ')}.`,
+      'Export the adapter again from its run, or delete the field to score on f32 weights.',
     );
   }
   return raw as DetectorSettings;

@@ -523,10 +523,12 @@ async function importAdapter(files: File[]): Promise<EngineResponses['importAdap
   const settingsFile = byName.get(DETECTOR_SETTINGS_FILE);
   const settings = settingsFile ? readDetectorSettings(await settingsFile.text()) : undefined;
   const ntp = adapter.config.taskType === 'CAUSAL_LM';
-  // Scored as its run scored: its pack length and attention mode, truncation and normalization.
+  // Scored as its run scored: its pack length, attention mode and base weight format, truncation and
+  // normalization.
   const detector = await Detector.create(await gpu(), state.model.model, adapter, {
     packLength: settings?.packLength,
     mode: settings?.batching === 'paper' ? 'paper' : 'packed',
+    weightFormat: settings?.weightFormat,
     answers: ntp ? ntpAnswers(state.model.tokenizer) : undefined,
   });
   const baseModel = settings?.baseModel ?? adapter.config.baseModel;
@@ -713,6 +715,7 @@ function exportAdapter(): EngineResponses['exportAdapter'] {
       batching: config.batching.mode,
       truncation: config.truncation,
       normalize: config.normalize,
+      weightFormat: config.weightFormat,
       baseModel: state.model.model.name,
       validation: { rocAuc: result.validation.rocAuc, n: result.validation.n },
     }),

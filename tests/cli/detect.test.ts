@@ -5,7 +5,7 @@
  * folder of the run's test methods flags what the run flags.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Log } from 'sarif';
@@ -115,6 +115,43 @@ describe('vulnlab CLI: resume, eval and scan', () => {
     expect(evaluated.eval.threshold).toBe(run.valid.threshold);
     expect(evaluated.threshold_source).toMatch(/validation/);
   }, 300_000);
+
+  it('eval loads the base in the run’s weight format (q8_0) and gives the run’s test scores', async () => {
+    const q8 = join(root, 'q8');
+    const trained = await vulnlab(['train', ...FLAGS, '--weight-format', 'q8_0', '--out', q8]);
+    expect(trained.code, trained.stderr).toBe(0);
+    const settingsPath = join(q8, 'adapter', 'vulnlab_detector.json');
+    expect(JSON.parse(readFileSync(settingsPath, 'utf8')).weightFormat).toBe('q8_0');
+    const testRows = (file: string) =>
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('test,'));
+    const evaluate = async (adapter: string, out: string) => {
+      const result = await vulnlab([
+        'eval',
+        '--adapter',
+        adapter,
+        '--data',
+        join(q8, 'data.jsonl'),
+        '--split',
+        'test',
+        '--out',
+        out,
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      return testRows(join(out, 'scores.csv'));
+    };
+    expect(await evaluate(join(q8, 'adapter'), join(root, 'q8-eval'))).toEqual(
+      testRows(join(q8, 'scores.csv')),
+    );
+    // Without the recorded format (a file from before it was recorded) the base loads as f32: other scores.
+    const asF32 = join(root, 'q8-adapter-f32');
+    cpSync(join(q8, 'adapter'), asF32, { recursive: true });
+    const { weightFormat: _dropped, ...older } = JSON.parse(readFileSync(settingsPath, 'utf8'));
+    writeFileSync(join(asF32, 'vulnlab_detector.json'), JSON.stringify(older));
+    expect(await evaluate(asF32, join(root, 'q8-eval-f32'))).not.toEqual(testRows(join(q8, 'scores.csv')));
+  }, 600_000);
 
   it('scan ranks every method of Java files, skipping a file that does not parse', async () => {
     const good = join(root, 'Accounts.java');
