@@ -6,7 +6,7 @@ import { formatBytes } from '../shared/errors.ts';
 import { resolveConfig } from '../train/config.ts';
 import { exportOnnxDetector, readTokenizerFiles, type OnnxExportFile } from '../train/onnx/export.ts';
 import { ONNX_WEIGHT_FORMATS, type OnnxWeightFormat } from '../train/onnx/weights.ts';
-import { codeTokensPerPack, loadRunModel, ntpPrompt } from '../train/prepare.ts';
+import { codeFrame, codeTokensPerPack, loadRunModel } from '../train/prepare.ts';
 import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
 import { modelFiles, readAdapterDir } from './inputs.ts';
 
@@ -81,20 +81,21 @@ export const exportOnnx: Command = {
       settings?.packLength ?? 1024,
       describeDecoder(prepared.model.config).maxPositions,
     );
-    // A next-token (CAUSAL_LM) adapter answers " YES"/" NO" after the paper's prompt.
-    const prompt = adapter.config.taskType === 'CAUSAL_LM' ? ntpPrompt(prepared.tokenizer) : null;
+    // Code framed as in the run: the tokenizer's BOS, and for a next-token (CAUSAL_LM) adapter the
+    // paper's prompt it answers " YES"/" NO" after.
+    const frame = codeFrame(prepared.tokenizer, adapter.config.taskType === 'CAUSAL_LM' ? 'ntp' : 'cls');
     const out = resolve(values.out);
     const exported = exportOnnxDetector(prepared.model, adapter, {
       format,
       threshold: threshold ?? settings?.threshold ?? null,
       tokenization: {
-        maxTokens: codeTokensPerPack(packLength, prompt),
+        maxTokens: codeTokensPerPack(packLength, frame),
         truncation: settings?.truncation ?? defaults.truncation,
         normalize: settings?.normalize ?? defaults.normalize,
         padId: prepared.model.padId,
-        ...(prompt && { prompt: { before: prompt.before, after: prompt.after } }),
+        frame: { before: frame.before, after: frame.after },
       },
-      answers: prompt?.answers,
+      answers: frame.answers ?? undefined,
       tokenizerFiles,
       modelFile: basename(out),
       maxInlineBytes: maxInline,

@@ -14,7 +14,7 @@ import {
   type AttributionMethod,
   type ExplainOptions,
 } from '../train/explain.ts';
-import { codeTokensPerPack, ntpPrompt } from '../train/prepare.ts';
+import { codeFrame, codeTokensPerPack } from '../train/prepare.ts';
 import type { RunExample } from '../train/run.ts';
 import { openDetector, type OpenDetector } from './detect.ts';
 import { parseFlags, probabilityFlag, UsageError, type Command } from './flags.ts';
@@ -119,7 +119,7 @@ async function truncations(
 ): Promise<Map<number, Truncation>> {
   const ntp = open.detector.answers !== undefined;
   const packLength = open.detector.packLength;
-  // A pack holds the code (+ the prompt for ntp) and one separator; ntp examples leave out the answer token.
+  // A pack holds the framed code (BOS, the prompt for ntp) and one separator; ntp examples leave out the answer token.
   const full = packLength - 1 - (ntp ? 1 : 0);
   const candidates = examples.filter((e) => e.tokens.length >= full);
   const found = new Map<number, Truncation>();
@@ -130,7 +130,7 @@ async function truncations(
   );
   const { tokenizer } = await inspectModel(modelFiles(model));
   if (!tokenizer) return found;
-  const capacity = codeTokensPerPack(packLength, ntp ? ntpPrompt(tokenizer) : null);
+  const capacity = codeTokensPerPack(packLength, codeFrame(tokenizer, ntp ? 'ntp' : 'cls'));
   const kept = config.truncation === 'tail' ? 'tail' : 'head';
   for (const e of candidates) {
     const total = tokenizer.encode(normalizeCode(records[e.exampleIndex].code, config.normalize)).length;
@@ -159,9 +159,9 @@ async function explainLines(
     settings ? { truncation: settings.truncation, normalize: settings.normalize } : {},
   );
   const ntp = open.detector.answers !== undefined;
-  const prompt = ntp ? ntpPrompt(tokenizer) : null;
-  const before = prompt?.before.length ?? 0;
-  const after = prompt?.after.length ?? 0;
+  const frame = codeFrame(tokenizer, ntp ? 'ntp' : 'cls');
+  const before = frame.before.length;
+  const after = frame.after.length;
   progress.start('explaining', explained.length);
   const attributions = await open.detector.explain(
     explained.map((e) => e.example),

@@ -12,6 +12,12 @@ export interface CodeTokenizer {
   readonly padId: number;
   readonly eosId: number | undefined;
   readonly bosId: number | undefined;
+  /**
+   * The special tokens the tokenizer puts before a text (its post-processor: Llama's and
+   * DeepSeek-Coder's BOS; none for byte-level BPEs such as StarCoder's and Qwen2's). Runs put them
+   * before each function, as the model saw text in pretraining and as `transformers` would.
+   */
+  readonly prefixIds: readonly number[];
   /** Ids without special tokens added. */
   encode(text: string): number[];
   /** Text from ids, no clean-up; special tokens kept unless `skipSpecial`. */
@@ -49,6 +55,17 @@ function tokenName(v: unknown): string | undefined {
     return (v as { content: string }).content;
   }
   return undefined;
+}
+
+/** What encoding with special tokens puts before a text's own ids. */
+function specialPrefix(tok: Tokenizer): number[] {
+  const probe = 'a';
+  const plain = tok.encode(probe, { add_special_tokens: false }).ids;
+  const special = tok.encode(probe, { add_special_tokens: true }).ids;
+  for (let start = 0; start + plain.length <= special.length; start++) {
+    if (plain.every((id, k) => special[start + k] === id)) return special.slice(0, start);
+  }
+  return [];
 }
 
 export function loadTokenizer(
@@ -106,6 +123,7 @@ export function loadTokenizer(
     padId,
     eosId,
     bosId,
+    prefixIds: specialPrefix(tok),
     encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
     // The library refuses an empty id list; an empty sequence decodes to the empty string.
     decode: (ids, skipSpecial = false) =>

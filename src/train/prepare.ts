@@ -127,27 +127,38 @@ export function ntpAnswers(tokenizer: Pick<CodeTokenizer, 'encode'>): NtpAnswers
   return { yes, no };
 }
 
-/** The paper's prompt around a function's code, as token ids, and its answer tokens. */
-export interface NtpPrompt {
+/**
+ * How a function's code sits in a pack: after the special tokens the tokenizer puts before a text
+ * (Llama's BOS; none for byte-level BPEs) and, with the next-token objective, inside the paper's
+ * prompt, answered by one of two tokens. Training, evaluation, scanning and exported detectors all
+ * frame code so.
+ */
+export interface CodeFrame {
   before: number[];
   after: number[];
-  answers: NtpAnswers;
+  /** Next-token objective: the answer tokens (vulnerable = yes); null for classification. */
+  answers: NtpAnswers | null;
 }
 
-export function ntpPrompt(tokenizer: Pick<CodeTokenizer, 'encode'>): NtpPrompt {
+export function codeFrame(
+  tokenizer: Pick<CodeTokenizer, 'encode'> & Partial<Pick<CodeTokenizer, 'prefixIds'>>,
+  objective: RunConfig['objective'],
+): CodeFrame {
+  const prefix = [...(tokenizer.prefixIds ?? [])];
+  if (objective !== 'ntp') return { before: prefix, after: [], answers: null };
   return {
-    before: tokenizer.encode(NTP_PROMPT.before),
+    before: [...prefix, ...tokenizer.encode(NTP_PROMPT.before)],
     after: tokenizer.encode(NTP_PROMPT.after),
     answers: ntpAnswers(tokenizer),
   };
 }
 
 /**
- * Code tokens a function may keep in a pack of `packLength`: one goes to the separator, and with the
- * next-token objective the prompt and (in training) the answer token share the pack.
+ * Code tokens a function may keep in a pack of `packLength`: one goes to the separator, and the
+ * frame and (in training) the answer token share the pack.
  */
-export function codeTokensPerPack(packLength: number, prompt: NtpPrompt | null): number {
-  return packLength - 1 - (prompt ? prompt.before.length + prompt.after.length + 1 : 0);
+export function codeTokensPerPack(packLength: number, frame: CodeFrame): number {
+  return packLength - 1 - frame.before.length - frame.after.length - (frame.answers ? 1 : 0);
 }
 
 export interface PreparedData {
@@ -168,11 +179,11 @@ export function prepareRunData(
   onProgress?: (done: number, total: number) => void,
 ): PreparedData {
   const splits = assignSplits(records, { strategy: 'auto', seed: config.seed });
-  const prompt = config.objective === 'ntp' ? ntpPrompt(tokenizer) : null;
-  const maxTokens = codeTokensPerPack(packLength, prompt);
+  const frame = codeFrame(tokenizer, config.objective);
+  const maxTokens = codeTokensPerPack(packLength, frame);
   if (maxTokens < 1) {
     throw new RunError(
-      `A pack of ${packLength} tokens leaves no room for code after the prompt.`,
+      `A pack of ${packLength} tokens leaves no room for code after the ${frame.answers ? 'prompt' : 'special tokens'}.`,
       'Use a longer pack length.',
     );
   }
@@ -184,14 +195,15 @@ export function prepareRunData(
     onProgress,
   });
   const data: RunData = { train: [], validation: [], test: [] };
-  if (prompt) data.answers = prompt.answers;
+  if (frame.answers) data.answers = frame.answers;
   for (const example of examples) {
     const record = records[example.exampleIndex];
     const split: SplitName = splits.assignment[example.exampleIndex];
     const item: RunExample = {
-      tokens: prompt
-        ? Int32Array.from([...prompt.before, ...example.tokens, ...prompt.after])
-        : example.tokens,
+      tokens:
+        frame.before.length + frame.after.length > 0
+          ? Int32Array.from([...frame.before, ...example.tokens, ...frame.after])
+          : example.tokens,
       label: example.label,
       weight: example.weight,
       cwe: record.cwe,

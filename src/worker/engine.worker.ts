@@ -34,7 +34,7 @@ import {
   codeTokensPerPack,
   loadRunModel,
   ntpAnswers,
-  ntpPrompt,
+  codeFrame,
   prepareRunData,
   type PreparedModel,
 } from '../train/prepare.ts';
@@ -658,9 +658,9 @@ async function explain(request: EngineApi['explain'][0]): Promise<EngineResponse
   const { data } = prepareRunData(records, tokenizer, config, detector.packLength);
   const steps = request.method === 'ig' ? (request.steps ?? DEFAULT_IG_STEPS) : undefined;
   const attributions = await detector.explain(data.test, { method: request.method, steps });
-  const prompt = detector.answers !== undefined ? ntpPrompt(tokenizer) : null;
-  const before = prompt?.before.length ?? 0;
-  const after = prompt?.after.length ?? 0;
+  const frame = codeFrame(tokenizer, detector.answers !== undefined ? 'ntp' : 'cls');
+  const before = frame.before.length;
+  const after = frame.after.length;
   const byIndex = new Map(
     data.test.map((e, i) => [e.exampleIndex, { example: e, attribution: attributions[i] }]),
   );
@@ -727,23 +727,27 @@ async function exportOnnx(format: OnnxWeightFormat): Promise<EngineResponses['ex
     throw new RunError('There is no finished run to export.', 'Train a run first.');
   }
   const { result, run: finished, config } = state.lastResult;
-  // A next-token run's detector answers " YES"/" NO" after the paper's prompt.
-  const prompt = config.objective === 'ntp' ? ntpPrompt(state.model.tokenizer) : null;
+  // Code framed as in the run: the tokenizer's BOS, and for a next-token run the paper's prompt.
+  const frame = codeFrame(state.model.tokenizer, config.objective);
   const adapter: ImportedAdapter = {
-    config: { ...config.lora, baseModel: state.model.model.name, taskType: prompt ? 'CAUSAL_LM' : 'SEQ_CLS' },
+    config: {
+      ...config.lora,
+      baseModel: state.model.model.name,
+      taskType: frame.answers ? 'CAUSAL_LM' : 'SEQ_CLS',
+    },
     tensors: result.trainables,
   };
   const exported = exportOnnxDetector(state.model.model, adapter, {
     format,
     threshold: result.threshold,
     tokenization: {
-      maxTokens: codeTokensPerPack(finished.packLength, prompt),
+      maxTokens: codeTokensPerPack(finished.packLength, frame),
       truncation: config.truncation,
       normalize: config.normalize,
       padId: state.model.model.padId,
-      ...(prompt && { prompt: { before: prompt.before, after: prompt.after } }),
+      frame: { before: frame.before, after: frame.after },
     },
-    answers: prompt?.answers,
+    answers: frame.answers ?? undefined,
     tokenizerFiles: await readTokenizerFiles(modelFiles(state.modelSource).files),
   });
   return {

@@ -20,7 +20,8 @@ import { inspectModel, loadModel } from '../../src/io/load.ts';
 import { readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensors.ts';
 import { readTensorBytes, rowsCols } from '../../src/io/tensors.ts';
 import { toF32 } from '../../src/io/convert.ts';
-import { ntpAnswers } from '../../src/train/prepare.ts';
+import { configForModel } from '../../src/train/config.ts';
+import { codeFrame, codeTokensPerPack, ntpAnswers, prepareRunData } from '../../src/train/prepare.ts';
 import { readBytes } from './helpers/fixtures.ts';
 import { batchOf, FAMILIES, familyDir, familyFiles, JAVA, loadParams } from './helpers/families.ts';
 import { relativeError } from '../helpers/relative-error.ts';
@@ -442,8 +443,33 @@ describe('Llama-family tokenizers', () => {
       expect(t.padId).toBe(t.tokenToId(specials.pad));
       // Newlines and tabs outside Llama's pieces fall back to bytes.
       if (family === 'llama') expect(t.encode('\t')).toContain(t.tokenToId('<0x09>'));
+      // What its post-processor puts before a text (and runs put before each function): Llama's BOS,
+      // nothing for the byte-level BPEs.
+      expect(t.prefixIds).toEqual(family === 'llama' ? [t.bosId] : []);
     },
   );
+
+  it('frames each function of a run with the tokenizer’s prefix: Llama’s BOS, then the code', async () => {
+    const { tokenizer } = await inspectModel(familyFiles('llama', 'safetensors'));
+    const t = tokenizer!;
+    const records = [
+      { code: JAVA, label: 1 as const, split: 'train' as const },
+      { code: 'int f() { return 1; }', label: 0 as const, split: 'train' as const },
+    ];
+    for (const objective of ['cls', 'ntp'] as const) {
+      const { data } = prepareRunData(records, t, configForModel(undefined, { objective }), 64);
+      const examples = [...data.train, ...data.validation, ...data.test];
+      expect(examples).toHaveLength(2);
+      const frame = codeFrame(t, objective);
+      expect(frame.before[0]).toBe(t.bosId);
+      for (const e of examples) {
+        expect(e.tokens[0]).toBe(t.bosId);
+        const code = e.tokens.slice(frame.before.length, e.tokens.length - frame.after.length);
+        expect(code.length).toBeLessThanOrEqual(codeTokensPerPack(64, frame));
+        if (e.exampleIndex === 1) expect(Array.from(code)).toEqual(t.encode(records[1].code));
+      }
+    }
+  });
 
   it.each(FAMILIES)(
     '%s: the next-token answers " YES" / " NO" are single, distinct tokens after the prompt',

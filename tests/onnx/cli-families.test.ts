@@ -17,7 +17,7 @@ import type { ParamMap } from '../../src/engine/reference/model.ts';
 import { NodeDirModelFiles } from '../../src/io/node-files.ts';
 import { configForModel } from '../../src/train/config.ts';
 import { exportPeftAdapter, importPeftAdapter } from '../../src/train/export.ts';
-import { loadRunModel, ntpPrompt } from '../../src/train/prepare.ts';
+import { codeFrame, loadRunModel } from '../../src/train/prepare.ts';
 import { randomRows, referenceLogits } from './family-helpers.ts';
 import { maxAbsDiff, randomAdapter, scoreWithOrtNode, tempDir } from './helpers.ts';
 
@@ -75,11 +75,11 @@ describe('vulnlab export-onnx on Llama-family checkpoints', () => {
       expect(described.model.model_type).toBe(family);
       expect(described.lora).toEqual({ r: 4, alpha: 8, targets: expect.any(Array) });
       expect(described.objective).toBe(objective);
-      const prompt = objective === 'ntp' ? ntpPrompt(tokenizer) : null;
-      if (prompt) {
-        expect(described.answers).toEqual(prompt.answers);
-        expect(described.tokenizer.prompt).toEqual({ before: prompt.before, after: prompt.after });
-      }
+      // Code framed as the run frames it: Llama's BOS first, and the prompt for ntp.
+      const frame = codeFrame(tokenizer, objective);
+      expect(described.tokenizer.frame).toEqual({ before: frame.before, after: frame.after });
+      expect(frame.before[0] === tokenizer.bosId).toBe(family === 'llama');
+      if (frame.answers) expect(described.answers).toEqual(frame.answers);
 
       // The adapter as the CLI read it (PEFT names back to the lab's), unmerged, in float64.
       const adapter = await importPeftAdapter(
@@ -92,7 +92,7 @@ describe('vulnlab export-onnx on Llama-family checkpoints', () => {
       for (const [name, v] of adapter.tensors) params.set(name, Float64Array.from(v));
       const rows = randomRows(new Rng(62), d.vocab, [1, 12, 57, 4, 30]);
       const got = (await scoreWithOrtNode(out, rows, model.padId)).map((s) => s.logits);
-      const want = referenceLogits(model.config, params, lora, rows, prompt?.answers);
+      const want = referenceLogits(model.config, params, lora, rows, frame.answers ?? undefined);
       const error = maxAbsDiff(got.flat(), want.flat()) / Math.max(...want.flat().map(Math.abs));
       console.log(
         `export-onnx ${family} ${objective}: max |Δlogit| / max |logit| = ${error.toExponential(2)}`,

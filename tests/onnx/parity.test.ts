@@ -12,7 +12,7 @@ import { Detector } from '../../src/train/detector.ts';
 import { evaluateScores } from '../../src/train/evaluate.ts';
 import { detectorTokens, scoreWithSession, type OrtTensorConstructor } from '../../src/train/onnx/scan.ts';
 import type { OnnxWeightFormat } from '../../src/train/onnx/weights.ts';
-import { codeTokensPerPack, ntpPrompt, prepareRunData, type PreparedModel } from '../../src/train/prepare.ts';
+import { codeFrame, codeTokensPerPack, prepareRunData, type PreparedModel } from '../../src/train/prepare.ts';
 import type { DataRecord } from '../../src/data/types.ts';
 import type { RunExample } from '../../src/train/run.ts';
 import { findPreset } from '../../src/io/presets.ts';
@@ -154,11 +154,12 @@ describe('a next-token (CAUSAL_LM) detector exports and agrees with the lab engi
     const seeded = randomAdapter(demo.model.config, 2025);
     seeded.tensors.delete('score.weight');
     const adapter = { ...seeded, config: { ...seeded.config, taskType: 'CAUSAL_LM' } };
-    const prompt = ntpPrompt(demo.tokenizer);
+    const frame = codeFrame(demo.tokenizer, 'ntp');
+    const answers = frame.answers!;
 
     const detector = await Detector.create(gpu(), demo.model, adapter, {
       packLength,
-      answers: prompt.answers,
+      answers,
     });
     let lab: number[];
     try {
@@ -171,15 +172,15 @@ describe('a next-token (CAUSAL_LM) detector exports and agrees with the lab engi
 
     const exported = exportDetector(demo.model, adapter, 'f32', {
       tokenization: {
-        maxTokens: codeTokensPerPack(packLength, prompt),
+        maxTokens: codeTokensPerPack(packLength, frame),
         truncation: config.truncation,
         normalize: config.normalize,
         padId: demo.model.padId,
-        prompt: { before: prompt.before, after: prompt.after },
+        frame: { before: frame.before, after: frame.after },
       },
-      answers: prompt.answers,
+      answers,
     });
-    expect(exported.metadata).toMatchObject({ objective: 'ntp', answers: prompt.answers });
+    expect(exported.metadata).toMatchObject({ objective: 'ntp', answers });
     expect(Buffer.concat(exported.files.find((f) => f.name === 'README.md')!.chunks).toString()).toContain(
       'next-token',
     );
@@ -223,7 +224,7 @@ describe('a next-token (CAUSAL_LM) detector exports and agrees with the lab engi
     const demo = await loadDemo();
     const seeded = randomAdapter(demo.model.config, 7);
     seeded.tensors.delete('score.weight');
-    const answers = ntpPrompt(demo.tokenizer).answers;
+    const answers = codeFrame(demo.tokenizer, 'ntp').answers!;
     expect(() => exportDetector(demo.model, seeded, 'f32', { answers })).toThrow(
       /answer tokens and its prompt/,
     );
@@ -236,7 +237,7 @@ describe('a next-token (CAUSAL_LM) detector exports and agrees with the lab engi
           truncation: 'head',
           normalize: {},
           padId: 0,
-          prompt: { before: [], after: [] },
+          frame: { before: [], after: [1] },
         },
       }),
     ).toThrow(/outside the vocabulary/);

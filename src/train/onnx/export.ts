@@ -73,10 +73,11 @@ export interface DetectorTokenization {
   /** Id used for right padding (masked out, any id works). */
   padId: number;
   /**
-   * Next-token detectors: the paper's prompt as token ids, placed before and after the (cut) code
-   * (prepare.ts ntpPrompt). Absent for classification detectors.
+   * Token ids placed before and after the (cut) code, as the run framed it (prepare.ts codeFrame): the
+   * tokenizer's BOS where it adds one, and for next-token detectors the paper's prompt. Absent in
+   * exports from before it was recorded (nothing around the code).
    */
-  prompt?: { before: number[]; after: number[] };
+  frame?: { before: number[]; after: number[] };
 }
 
 export interface DetectorMetadata {
@@ -187,7 +188,7 @@ export interface OnnxExportOptions {
   /**
    * A next-token (CAUSAL_LM) adapter's answer tokens: the detector's logits become the LM head's rows
    * for " NO" and " YES" at the prompt's last token (the lab's next-token score). Needs
-   * `tokenization.prompt`.
+   * the prompt in `tokenization.frame`.
    */
   answers?: NtpAnswers;
   /** The model's tokenizer.json (and tokenizer_config.json when it has one), copied next to the model. */
@@ -491,11 +492,10 @@ Files: \`${m.files.model}\`${m.files.externalData ? ` + \`${m.files.externalData
 
 One Java method per row. Tokenize with \`tokenizer.json\` (Hugging Face tokenizers), no special tokens;
 ${m.tokenizer.normalize.stripComments ? 'strip comments; ' : ''}${m.tokenizer.normalize.collapseWhitespace ? 'collapse whitespace outside literals to one space; ' : ''}keep at most ${m.tokenizer.maxTokens} tokens (the ${m.tokenizer.truncation === 'tail' ? 'last' : 'first'} ones).${
-    m.tokenizer.prompt
+    m.tokenizer.frame && m.tokenizer.frame.before.length + m.tokenizer.frame.after.length > 0
       ? `
-A next-token detector: wrap the code's ids in the prompt it was trained with ("Question: " before,
-"\\n\\nAnswer:" after), as ids: ${JSON.stringify(m.tokenizer.prompt.before)} before and
-${JSON.stringify(m.tokenizer.prompt.after)} after.`
+Then put the ids ${JSON.stringify(m.tokenizer.frame.before)} before the code's and ${JSON.stringify(m.tokenizer.frame.after)} after
+(${m.objective === 'ntp' ? 'the tokenizer\'s special prefix and the paper\'s prompt, "Question: " … "\\n\\nAnswer:"' : 'the special tokens the tokenizer puts before a text'}), as the detector was trained.`
       : ''
   }
 Pad on the right with any id (e.g. ${m.tokenizer.padId}) and mask 0.
@@ -519,7 +519,7 @@ quantizes the activations to int8 (faster, less exact); the session option
 import numpy as np, onnxruntime as ort
 from tokenizers import Tokenizer
 tok = Tokenizer.from_file("${m.files.tokenizer}")
-ids = ${m.tokenizer.prompt ? `${JSON.stringify(m.tokenizer.prompt.before)} + ` : ''}tok.encode(java_method, add_special_tokens=False).ids[:${m.tokenizer.maxTokens}]${m.tokenizer.prompt ? ` + ${JSON.stringify(m.tokenizer.prompt.after)}` : ''}
+ids = ${m.tokenizer.frame?.before.length ? `${JSON.stringify(m.tokenizer.frame.before)} + ` : ''}tok.encode(java_method, add_special_tokens=False).ids[:${m.tokenizer.maxTokens}]${m.tokenizer.frame?.after.length ? ` + ${JSON.stringify(m.tokenizer.frame.after)}` : ''}
 session = ort.InferenceSession("${m.files.model}")
 p = session.run(["probability"], {"input_ids": np.array([ids], np.int64),
                                   "attention_mask": np.ones((1, len(ids)), np.int64)})[0][0]
@@ -544,7 +544,7 @@ export function exportOnnxDetector(
     );
   }
   const { answers } = options;
-  if (!answers !== !options.tokenization.prompt) {
+  if (answers && !options.tokenization.frame?.after.length) {
     throw new OnnxExportError(
       'A next-token detector needs both its answer tokens and its prompt.',
       'Export a CAUSAL_LM adapter with the tokenizer of its model (the CLI and the lab do).',

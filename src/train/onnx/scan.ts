@@ -24,7 +24,7 @@ export interface DetectorScore {
   logits: [number, number];
 }
 
-/** Token ids of one method as the detector expects them (normalized, cut to maxTokens, in its prompt). */
+/** Token ids of one method as the detector expects them (normalized, cut to maxTokens, framed). */
 export function detectorTokens(
   code: string,
   tokenizer: { encode(text: string): number[] },
@@ -40,7 +40,7 @@ export function detectorTokens(
       : t.truncation === 'tail'
         ? ids.slice(ids.length - t.maxTokens)
         : ids.slice(0, t.maxTokens);
-  return Int32Array.from(t.prompt ? [...t.prompt.before, ...kept, ...t.prompt.after] : kept);
+  return Int32Array.from(t.frame ? [...t.frame.before, ...kept, ...t.frame.after] : kept);
 }
 
 export interface ScoreOptions {
