@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { attributeBatch, type ScoreTerm } from '../../src/engine/model/attribution.ts';
+import { attributeBatch, type GroupAttribution, type ScoreTerm } from '../../src/engine/model/attribution.ts';
 import { DecoderGpu } from '../../src/engine/model/decoder-gpu.ts';
 import { describeDecoder } from '../../src/engine/model/decoder.ts';
 import { TrainStep } from '../../src/engine/model/train-step.ts';
@@ -52,6 +52,47 @@ async function build(gc: GoldenCase, recompute: boolean) {
 const spec = (gc: GoldenCase) => ({ config: gc.config, lora: gc.lora, mode: gc.mode });
 const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
 
+/** The float64 gradient vs central finite differences of the float64 score, at its `count` largest entries. */
+function expectFiniteDifferences(
+  gc: GoldenCase,
+  x0: Float64Array,
+  grad: Float64Array,
+  options: ScoreOptionsRef,
+  count: number,
+): void {
+  const order = Array.from(grad.keys()).sort((a, b) => Math.abs(grad[b]) - Math.abs(grad[a]));
+  const h = 1e-4;
+  for (const i of order.slice(0, count)) {
+    const at = (delta: number) => {
+      const x = x0.slice();
+      x[i] += delta;
+      return scoreAtRef(spec(gc), gc.params, gc.batch, x, options).score;
+    };
+    const numeric = (at(h) - at(-h)) / (2 * h);
+    expect(Math.abs(numeric - grad[i]) / Math.abs(grad[i]), `x0[${i}]`).toBeLessThan(FD_TOL);
+  }
+}
+
+/**
+ * Completeness per function: in packed mode a function's tokens reach only its own margin, so its
+ * tokens' integrated gradients sum to its margin(x0) − margin(baseline) even though one backward
+ * served all functions. Within 2e-2 of the batch's |Δ|; returns the worst share.
+ */
+function expectCompleteness(gc: GoldenCase, ig: GroupAttribution, delta: number): number {
+  const seg = gc.batch.segmentIds.flat();
+  const L = gc.batch.inputIds[0].length;
+  let worst = 0;
+  gc.batch.functions.forEach((f, i) => {
+    const mine = Array.from(ig.tokens).filter(
+      (_, t) => Math.floor(t / L) === f.pack && seg[t] === seg[f.pack * L + f.last],
+    );
+    const fDelta = ig.margins[i] - ig.baselineMargins![i];
+    worst = Math.max(worst, Math.abs(sum(mine) - fDelta) / Math.abs(delta));
+    expect(Math.abs(sum(mine) - fDelta), `function ${i}`).toBeLessThan(2e-2 * Math.abs(delta) + 1e-4);
+  });
+  return worst;
+}
+
 describe('input attributions on the GPU vs the float64 model', { timeout: 600_000 }, () => {
   it('cls, packed, recompute: d(margin)/d(x0), gradient × input and integrated gradients', async () => {
     const gc = load('packed_cls_mqa_gelu');
@@ -72,20 +113,7 @@ describe('input attributions on the GPU vs the float64 model', { timeout: 600_00
     const logits = await step.readClsLogits();
     terms.forEach(({ at }, i) => expect(logits[2 * at + 1] - logits[2 * at]).toBeCloseTo(got.margins[i], 5));
 
-    // The float64 gradient vs central finite differences of the float64 score, at its 6 largest entries.
-    const order = Array.from(want.grad.keys()).sort(
-      (a, b) => Math.abs(want.grad[b]) - Math.abs(want.grad[a]),
-    );
-    const h = 1e-4;
-    for (const i of order.slice(0, 6)) {
-      const at = (delta: number) => {
-        const x = x0.slice();
-        x[i] += delta;
-        return scoreAtRef(spec(gc), gc.params, gc.batch, x, options).score;
-      };
-      const numeric = (at(h) - at(-h)) / (2 * h);
-      expect(Math.abs(numeric - want.grad[i]) / Math.abs(want.grad[i]), `x0[${i}]`).toBeLessThan(FD_TOL);
-    }
+    expectFiniteDifferences(gc, x0, want.grad, options, 6);
 
     // Gradient × input per token.
     const [gi] = await attributeBatch(step, [terms], { method: 'grad', baselineId: 0 });
@@ -112,23 +140,11 @@ describe('input attributions on the GPU vs the float64 model', { timeout: 600_00
     expect(errors[2].error).toBeLessThan(errors[1].error / 3);
     expect(errors[1].error).toBeLessThan(1e-2 * Math.abs(delta));
 
-    // GPU integrated gradients (16 steps) vs the float64 ones, and completeness per function: in packed
-    // mode a function's tokens reach only its own margin, so its tokens' attributions sum to its
-    // margin(x0) − margin(baseline) even though one backward served all functions.
+    // GPU integrated gradients (16 steps) vs the float64 ones, and completeness per function.
     const [ig] = await attributeBatch(step, [terms], { method: 'ig', steps: 16, baselineId: padId });
     const igError = compare(ig.tokens, errors[1].ig).maxRel;
     expect(igError).toBeLessThan(1e-3);
-    const seg = gc.batch.segmentIds.flat();
-    const L = gc.batch.inputIds[0].length;
-    let worst = 0;
-    gc.batch.functions.forEach((f, i) => {
-      const mine = Array.from(ig.tokens).filter(
-        (_, t) => Math.floor(t / L) === f.pack && seg[t] === seg[f.pack * L + f.last],
-      );
-      const fDelta = ig.margins[i] - ig.baselineMargins![i];
-      worst = Math.max(worst, Math.abs(sum(mine) - fDelta) / Math.abs(delta));
-      expect(Math.abs(sum(mine) - fDelta), `function ${i}`).toBeLessThan(2e-2 * Math.abs(delta) + 1e-4);
-    });
+    const worst = expectCompleteness(gc, ig, delta);
     console.log(
       `GPU vs float64: d/dx0 ${gradError.toExponential(2)}, IG(16) ${igError.toExponential(2)}; per-function completeness ≤ ${worst.toExponential(2)} of |Δ|`,
     );
@@ -219,25 +235,12 @@ describe(
 
         // The float64 gradient vs central finite differences of the float64 score (rotary positions
         // come from the batch, not from x0: a wrong position would show here).
-        const order = Array.from(want.grad.keys()).sort(
-          (a, b) => Math.abs(want.grad[b]) - Math.abs(want.grad[a]),
-        );
-        const h = 1e-4;
-        for (const i of order.slice(0, 4)) {
-          const at = (delta: number) => {
-            const x = x0.slice();
-            x[i] += delta;
-            return scoreAtRef(spec(gc), gc.params, gc.batch, x, options).score;
-          };
-          const numeric = (at(h) - at(-h)) / (2 * h);
-          expect(Math.abs(numeric - want.grad[i]) / Math.abs(want.grad[i]), `x0[${i}]`).toBeLessThan(FD_TOL);
-        }
+        expectFiniteDifferences(gc, x0, want.grad, options, 4);
 
         // Integrated gradients from the pad token (a padding row of the batch, else id 0): GPU vs
         // float64 at 16 steps; and completeness, each function's tokens summing to its own margin's
         // change, at the case's steps (see FAMILY_CASES).
-        const seg = gc.batch.segmentIds.flat();
-        const padAt = seg.indexOf(-1);
+        const padAt = gc.batch.segmentIds.flat().indexOf(-1);
         const padId = padAt >= 0 ? gc.batch.inputIds.flat()[padAt] : 0;
         const baseline = embeddingsRef(
           spec(gc),
@@ -261,15 +264,7 @@ describe(
           baselineId: padId,
           answers,
         });
-        let worst = 0;
-        gc.batch.functions.forEach((f, i) => {
-          const mine = Array.from(fine.tokens).filter(
-            (_, t) => Math.floor(t / L) === f.pack && seg[t] === seg[f.pack * L + f.last],
-          );
-          const fDelta = fine.margins[i] - fine.baselineMargins![i];
-          worst = Math.max(worst, Math.abs(sum(mine) - fDelta) / Math.abs(delta));
-          expect(Math.abs(sum(mine) - fDelta), `function ${i}`).toBeLessThan(2e-2 * Math.abs(delta) + 1e-4);
-        });
+        const worst = expectCompleteness(gc, fine, delta);
         console.log(
           `${name}: GPU vs float64 d/dx0 ${gradError.toExponential(2)}, IG(16) ${igError.toExponential(2)}; per-function completeness (${completenessSteps} steps) ≤ ${worst.toExponential(2)} of |Δ| = ${Math.abs(delta).toFixed(4)}`,
         );

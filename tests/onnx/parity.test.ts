@@ -30,6 +30,17 @@ import {
 
 const gpu = useGpu();
 
+/** The lab engine's probability of each example, in order; the detector is destroyed after. */
+async function labScores(detector: Detector, examples: readonly RunExample[]): Promise<number[]> {
+  try {
+    const scored = await detector.score(examples);
+    const byIndex = new Map(scored.map((s) => [s.exampleIndex, s.score]));
+    return examples.map((e) => byIndex.get(e.exampleIndex)!);
+  } finally {
+    detector.destroy();
+  }
+}
+
 describe('the exported demo detector agrees with the lab engine on the demo test split', () => {
   let demo: PreparedModel;
   let examples: RunExample[];
@@ -45,14 +56,7 @@ describe('the exported demo detector agrees with the lab engine on the demo test
       data: new Uint8Array(readFileSync('public/demo/java-vulns.jsonl')),
     });
     examples = prepareRunData(records, demo.tokenizer, config, packLength).data.test;
-    const detector = await Detector.create(gpu(), demo.model, adapter(), { packLength });
-    try {
-      const scored = await detector.score(examples);
-      const byIndex = new Map(scored.map((s) => [s.exampleIndex, s.score]));
-      lab = examples.map((e) => byIndex.get(e.exampleIndex)!);
-    } finally {
-      detector.destroy();
-    }
+    lab = await labScores(await Detector.create(gpu(), demo.model, adapter(), { packLength }), examples);
   });
 
   // Largest |p_onnx − p_lab| over the split (measured: f32 3e-7, f16 3e-4, int8 7e-3, int4 4e-2). f32: both compute in f32 (different summation orders);
@@ -157,18 +161,10 @@ describe('a next-token (CAUSAL_LM) detector exports and agrees with the lab engi
     const frame = codeFrame(demo.tokenizer, 'ntp');
     const answers = frame.answers!;
 
-    const detector = await Detector.create(gpu(), demo.model, adapter, {
-      packLength,
-      answers,
-    });
-    let lab: number[];
-    try {
-      const scored = await detector.score(examples);
-      const byIndex = new Map(scored.map((s) => [s.exampleIndex, s.score]));
-      lab = examples.map((e) => byIndex.get(e.exampleIndex)!);
-    } finally {
-      detector.destroy();
-    }
+    const lab = await labScores(
+      await Detector.create(gpu(), demo.model, adapter, { packLength, answers }),
+      examples,
+    );
 
     const exported = exportDetector(demo.model, adapter, 'f32', {
       tokenization: {
