@@ -14,8 +14,9 @@
 // Tiles in workgroup memory, as vec4 along m (tileA) and n (tileB):
 //   tileA[kk·16 + q] = op(A)[m0 + 4q .. + 3, k0 + kk],   tileB[kk·16 + q] = op(B)[k0 + kk, n0 + 4q .. + 3]
 // Elements past M, N or K are staged as 0, so any shape works; only in-range C is stored.
-// The tiles, staging positions, accumulate, store and both entry points are in shaders/lib/tiled.wgsl
-// (included at the end, shared with matmul_weight_tiled.wgsl); this file stages A and B.
+// The tiles, staging positions, the staging of op(A), accumulate, store and both entry points are in
+// shaders/lib/tiled.wgsl (included at the end, shared with matmul_weight_tiled.wgsl); this file stages
+// op(B) (indexA / indexB / indexC: shaders/lib/matmul_io.wgsl).
 //
 // Two entry points, the same algorithm:
 //   main          A and B bound as vec4 rows: the contiguous dimension of each operand is a multiple of 4
@@ -25,37 +26,7 @@
 
 // #include "lib/matmul_io"
 
-// op(A)[m, k] and op(B)[k, n] in their buffers (callers keep m < M, n < N, k < K).
-fn indexA(m: u32, k: u32) -> u32 {
-  if (TRANS_A) { return k * params.M + m; }
-  return m * params.K + k;
-}
-fn indexB(k: u32, n: u32) -> u32 {
-  if (TRANS_B) { return n * params.K + k; }
-  return k * params.N + n;
-}
-
-// Scalar staging: each of the four elements bounds-checked.
-fn stageA1(t: u32, m0: u32, k0: u32) {
-  if (TRANS_A) {
-    let s = stageAlongRow(t, k0);
-    var v: vec4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-      let m = m0 + s.r + i;
-      if (m < params.M && s.k < params.K) { v[i] = A[indexA(m, s.k)]; }
-    }
-    tileA[(s.k - k0) * Q + s.r / 4u] = v;
-  } else {
-    let s = stageAlongK(t, k0);
-    let m = m0 + s.r;
-    var v: vec4<f32>;
-    for (var i = 0u; i < 4u; i++) {
-      if (m < params.M && s.k + i < params.K) { v[i] = A[indexA(m, s.k + i)]; }
-    }
-    putAlongKA(s, k0, v);
-  }
-}
-
+// op(B)'s tile. Scalar staging: each of the four elements bounds-checked.
 fn stageB1(t: u32, n0: u32, k0: u32) {
   if (TRANS_B) {
     let s = stageAlongK(t, k0);
@@ -77,22 +48,6 @@ fn stageB1(t: u32, n0: u32, k0: u32) {
 }
 
 // vec4 staging: the group of four is in range as a whole (4 | the contiguous dimension).
-fn stageA4(t: u32, m0: u32, k0: u32) {
-  if (TRANS_A) {
-    let s = stageAlongRow(t, k0);
-    let m = m0 + s.r;
-    var v: vec4<f32>;
-    if (m < params.M && s.k < params.K) { v = A4[indexA(m, s.k) / 4u]; }
-    tileA[(s.k - k0) * Q + s.r / 4u] = v;
-  } else {
-    let s = stageAlongK(t, k0);
-    let m = m0 + s.r;
-    var v: vec4<f32>;
-    if (m < params.M && s.k < params.K) { v = A4[indexA(m, s.k) / 4u]; }
-    putAlongKA(s, k0, v);
-  }
-}
-
 fn stageB4(t: u32, n0: u32, k0: u32) {
   if (TRANS_B) {
     let s = stageAlongK(t, k0);
@@ -108,7 +63,5 @@ fn stageB4(t: u32, n0: u32, k0: u32) {
     tileB[(s.k - k0) * Q + s.r / 4u] = v;
   }
 }
-
-fn indexC(row: u32, col: u32) -> u32 { return row * params.N + col; }
 
 // #include "lib/tiled"

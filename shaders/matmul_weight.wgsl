@@ -29,17 +29,17 @@
 // N use whatever W holds there (a column of C depends only on its own W column): all computed,
 // never stored. In the last, partial k-step A and W are zero for k ≥ K; f32 / f16 W columns past
 // wCols read as zero (w4Edge), block formats are padded with zeros.
+//
+// The loads of A, the store and both entry points are in shaders/lib/blocked.wgsl (shared with
+// matmul.wgsl); this file loads W (indexA / indexC: shaders/lib/matmul_weight_io.wgsl).
 
 // #include "lib/matmul_weight_io"
 
 // #include "lib/dequant"
+// #include "lib/blocked"
 
-// Blocks as mat4x4 (columns first), as in matmul.wgsl: blockA[kk][i] = A[m0 + i, k + kk] and
-// blockW[j][kk] = op(W)[k + kk, n0 + j], so (blockA * blockW)[j][i] = Σ_kk A[m0 + i, ·]·op(W)[·, n0 + j].
-
-fn rowA(m0: u32, i: u32) -> u32 { return min(m0 + i, params.M - 1u); }
-
-fn blockW(k: u32, n0: u32) -> mat4x4<f32> {
+// op(W)'s blocks, as lib/blocked takes op(B)'s: blockB[j][kk] = op(W)[k + kk, n0 + j].
+fn blockB4(k: u32, n0: u32) -> mat4x4<f32> {
   if (BACKWARD) {
     // Rows k .. k + 3 of W at columns n0 .. n0 + 3 (columns past N are never stored).
     var t: mat4x4<f32>;
@@ -61,90 +61,5 @@ fn blockW(k: u32, n0: u32) -> mat4x4<f32> {
   return mat4x4<f32>(w4(n.x, k), w4(n.y, k), w4(n.z, k), w4(n.w, k));
 }
 
-fn indexA(m: u32, k: u32) -> u32 { return m * params.lda + params.aOffset + k; }
-
-// Scalar loads; elements with k ≥ K are zero.
-fn blockA1(m0: u32, k: u32) -> mat4x4<f32> {
-  var t: mat4x4<f32>;
-  for (var kk = 0u; kk < 4u; kk++) {
-    if (k + kk >= params.K) { break; }
-    for (var i = 0u; i < 4u; i++) { t[kk][i] = A[indexA(rowA(m0, i), k + kk)]; }
-  }
-  return t;
-}
-
-// vec4 loads along k (4 | lda and aOffset, so a group of four never straddles rows).
-fn blockA4(m0: u32, k: u32) -> mat4x4<f32> {
-  if (k + 4u > params.K) {
-    var t: mat4x4<f32>;
-    for (var kk = 0u; k + kk < params.K; kk++) {
-      for (var i = 0u; i < 4u; i++) {
-        let e = indexA(rowA(m0, i), k + kk);
-        t[kk][i] = A4[e / 4u][e % 4u];
-      }
-    }
-    return t;
-  }
-  return transpose(mat4x4<f32>(A4[indexA(rowA(m0, 0u), k) / 4u], A4[indexA(rowA(m0, 1u), k) / 4u],
-                               A4[indexA(rowA(m0, 2u), k) / 4u], A4[indexA(rowA(m0, 3u), k) / 4u]));
-}
-
-fn store(acc: mat4x4<f32>, m0: u32, n0: u32) {
-  for (var i = 0u; i < 4u; i++) {
-    let row = m0 + i;
-    if (row >= params.M) { return; }
-    for (var j = 0u; j < 4u; j++) {
-      let col = n0 + j;
-      if (col >= params.N) { break; }
-      let idx = row * params.ldc + params.cOffset + col;
-      var value = params.alpha * acc[j][i];
-      // beta == 0 must not read C: it may hold garbage (NaN) from a pooled buffer.
-      if (params.beta != 0.0) { value += params.beta * C[idx]; }
-      C[idx] = value;
-    }
-  }
-}
-
-// Each thread: the 8×8 block of C at (m0, n0) as four 4×4 blocks c[2·ib + jb] at (m0 + 4·ib, n0 + 4·jb).
-fn storeAll(c: array<mat4x4<f32>, 4>, m0: u32, n0: u32) {
-  store(c[0], m0, n0);
-  store(c[1], m0, n0 + 4u);
-  store(c[2], m0 + 4u, n0);
-  store(c[3], m0 + 4u, n0 + 4u);
-}
-
-@compute @workgroup_size(8, 8)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let m0 = gid.y * 8u;
-  let n0 = gid.x * 8u;
-  var c: array<mat4x4<f32>, 4>;
-  for (var k = 0u; k < params.K; k += 4u) {
-    let a0 = blockA4(m0, k);
-    let a1 = blockA4(m0 + 4u, k);
-    let b0 = blockW(k, n0);
-    let b1 = blockW(k, n0 + 4u);
-    c[0] += a0 * b0;
-    c[1] += a0 * b1;
-    c[2] += a1 * b0;
-    c[3] += a1 * b1;
-  }
-  storeAll(c, m0, n0);
-}
-
-@compute @workgroup_size(8, 8)
-fn main_scalar(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let m0 = gid.y * 8u;
-  let n0 = gid.x * 8u;
-  var c: array<mat4x4<f32>, 4>;
-  for (var k = 0u; k < params.K; k += 4u) {
-    let a0 = blockA1(m0, k);
-    let a1 = blockA1(m0 + 4u, k);
-    let b0 = blockW(k, n0);
-    let b1 = blockW(k, n0 + 4u);
-    c[0] += a0 * b0;
-    c[1] += a0 * b1;
-    c[2] += a1 * b0;
-    c[3] += a1 * b1;
-  }
-  storeAll(c, m0, n0);
-}
+// W's loads do not depend on how A is read: both entry points (lib/blocked) use them.
+fn blockB1(k: u32, n0: u32) -> mat4x4<f32> { return blockB4(k, n0); }

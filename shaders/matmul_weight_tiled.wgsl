@@ -12,7 +12,8 @@
 // accumulates its 4×4 register block of C. f32 accumulation. Forward stages W[n0 + r, k .. k + 3]
 // (along k, like a [N,K] B); backward W[k, n .. n + 3] (along n, like a [K,N] B).
 // Elements past M, N or K are staged as 0; only in-range C is stored. The tiles, staging positions,
-// accumulate, store and both entry points are in shaders/lib/tiled.wgsl; this file stages A and W.
+// the staging of A, accumulate, store and both entry points are in shaders/lib/tiled.wgsl; this file
+// stages W (indexA / indexC: shaders/lib/matmul_weight_io.wgsl).
 //
 // Two entry points, the same algorithm:
 //   main          A bound as vec4 rows: lda and aOffset multiples of 4.
@@ -22,37 +23,6 @@
 
 // #include "lib/dequant"
 // #include "lib/tiled"
-
-fn indexA(m: u32, k: u32) -> u32 { return m * params.lda + params.aOffset + k; }
-
-fn stageA1(t: u32, m0: u32, k0: u32) {
-  let s = stageAlongK(t, k0);
-  let m = m0 + s.r;
-  var v: vec4<f32>;
-  for (var i = 0u; i < 4u; i++) {
-    if (m < params.M && s.k + i < params.K) { v[i] = A[indexA(m, s.k + i)]; }
-  }
-  putAlongKA(s, k0, v);
-}
-
-// vec4 loads along k (4 | lda and aOffset, so a group never straddles rows); a group that K cuts
-// is read element by element.
-fn stageA4(t: u32, m0: u32, k0: u32) {
-  let s = stageAlongK(t, k0);
-  let m = m0 + s.r;
-  var v: vec4<f32>;
-  if (m < params.M) {
-    if (s.k + 4u <= params.K) {
-      v = A4[indexA(m, s.k) / 4u];
-    } else {
-      for (var i = 0u; s.k + i < params.K; i++) {
-        let e = indexA(m, s.k + i);
-        v[i] = A4[e / 4u][e % 4u];
-      }
-    }
-  }
-  putAlongKA(s, k0, v);
-}
 
 // op(W)'s tile, dequantized. W columns past wCols read as 0 (w4Edge; block rows are zero-padded).
 fn stageB4(t: u32, n0: u32, k0: u32) {
@@ -79,5 +49,3 @@ fn stageB4(t: u32, n0: u32, k0: u32) {
 
 // W's staging does not depend on how A is read: both entry points (lib/tiled) use it.
 fn stageB1(t: u32, n0: u32, k0: u32) { stageB4(t, n0, k0); }
-
-fn indexC(row: u32, col: u32) -> u32 { return row * params.ldc + params.cOffset + col; }

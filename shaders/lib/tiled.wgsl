@@ -6,14 +6,19 @@
 // Tiles in workgroup memory, as vec4 along m (tileA) and n (tileB):
 //   tileA[kk·16 + q] = op(A)[m0 + 4q .. + 3, k0 + kk],   tileB[kk·16 + q] = op(B)[k0 + kk, n0 + 4q .. + 3]
 //
-// This part holds the tiles, the staging positions, accumulate, store and the two entry points
+// This part holds the tiles, the staging positions, the staging of op(A), accumulate, the store
+// (lib/matmul_store) and the two entry points
 //   main          stageA4 / stageB4 (vec4 loads)
 //   main_scalar   stageA1 / stageB1 (scalar loads)
 // The including shader declares, with what differs between the two:
-//   params.M, params.N, params.K (u32), params.alpha, params.beta (f32); C: array<f32> (read_write)
-//   fn stageA4 / stageA1(t: u32, m0: u32, k0: u32), fn stageB4 / stageB1(t: u32, n0: u32, k0: u32):
-//     stage thread t's group of four at step k0 (elements past M, N or K as 0)
+//   TRANS_A (bool: A stored [K,M]); params.M, params.N, params.K (u32), params.alpha, params.beta (f32)
+//   A: array<f32> and A4: array<vec4<f32>> (views of one binding); C: array<f32> (read_write)
+//   fn indexA(m: u32, k: u32) -> u32: op(A)[m, k]'s index in A (m < M, k < K)
 //   fn indexC(row: u32, col: u32) -> u32: C[row, col]'s index in C (row < M, col < N)
+//   fn stageB4 / stageB1(t: u32, n0: u32, k0: u32): stage thread t's group of four of op(B) at step
+//     k0 into tileB (elements past N or K as 0)
+
+// #include "lib/matmul_store"
 
 const TILE: u32 = 64u;  // C block per workgroup (TILE × TILE)
 const TK: u32 = 16u;    // K step
@@ -55,23 +60,62 @@ fn accumulate(acc: ptr<function, array<vec4<f32>, 4>>, tx: u32, ty: u32) {
   }
 }
 
-// C[row, col] = alpha · acc + beta · C for the thread's 4×4 block at (m0, n0), in-range elements only.
-fn store(acc: array<vec4<f32>, 4>, m0: u32, n0: u32) {
-  for (var i = 0u; i < 4u; i++) {
-    let row = m0 + i;
-    if (row >= params.M) { return; }
-    for (var j = 0u; j < 4u; j++) {
-      let col = n0 + j;
-      if (col >= params.N) { break; }
-      let idx = indexC(row, col);
-      var value = params.alpha * acc[i][j];
-      // beta == 0 must not read C: it may hold garbage (NaN) from a pooled buffer.
-      if (params.beta != 0.0) { value += params.beta * C[idx]; }
-      C[idx] = value;
+// op(A)'s tile. Scalar staging: each of the four elements bounds-checked.
+fn stageA1(t: u32, m0: u32, k0: u32) {
+  if (TRANS_A) {
+    let s = stageAlongRow(t, k0);
+    var v: vec4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+      let m = m0 + s.r + i;
+      if (m < params.M && s.k < params.K) { v[i] = A[indexA(m, s.k)]; }
     }
+    tileA[(s.k - k0) * Q + s.r / 4u] = v;
+  } else {
+    let s = stageAlongK(t, k0);
+    let m = m0 + s.r;
+    var v: vec4<f32>;
+    for (var i = 0u; i < 4u; i++) {
+      if (m < params.M && s.k + i < params.K) { v[i] = A[indexA(m, s.k + i)]; }
+    }
+    putAlongKA(s, k0, v);
   }
 }
 
+// vec4 staging (4 | the contiguous dimension, so a group never straddles rows). Along m the group is
+// in range as a whole (4 | M); along k a group that K cuts is read element by element (matmul_tiled's
+// vec4 entry has 4 | K, but matmul_weight_tiled's K is a chunk of W's rows or all its columns).
+fn stageA4(t: u32, m0: u32, k0: u32) {
+  if (TRANS_A) {
+    let s = stageAlongRow(t, k0);
+    let m = m0 + s.r;
+    var v: vec4<f32>;
+    if (m < params.M && s.k < params.K) { v = A4[indexA(m, s.k) / 4u]; }
+    tileA[(s.k - k0) * Q + s.r / 4u] = v;
+  } else {
+    let s = stageAlongK(t, k0);
+    let m = m0 + s.r;
+    var v: vec4<f32>;
+    if (m < params.M) {
+      if (s.k + 4u <= params.K) {
+        v = A4[indexA(m, s.k) / 4u];
+      } else {
+        for (var i = 0u; s.k + i < params.K; i++) {
+          let e = indexA(m, s.k + i);
+          v[i] = A4[e / 4u][e % 4u];
+        }
+      }
+    }
+    putAlongKA(s, k0, v);
+  }
+}
+
+// C[row, col] = alpha · acc + beta · C for the thread's 4×4 block at (m0, n0), acc[i] its row i.
+fn storeRows(acc: array<vec4<f32>, 4>, m0: u32, n0: u32) {
+  store(transpose(mat4x4<f32>(acc[0], acc[1], acc[2], acc[3])), m0, n0);
+}
+
+// The entry points differ only in the staging: one entry point must not use both views of a binding
+// (A and A4, B and B4), so each has its own loop.
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
@@ -85,7 +129,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     accumulate(&acc, lid.x, lid.y);
     workgroupBarrier();
   }
-  store(acc, m0 + 4u * lid.y, n0 + 4u * lid.x);
+  storeRows(acc, m0 + 4u * lid.y, n0 + 4u * lid.x);
 }
 
 @compute @workgroup_size(16, 16)
@@ -101,5 +145,5 @@ fn main_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     accumulate(&acc, lid.x, lid.y);
     workgroupBarrier();
   }
-  store(acc, m0 + 4u * lid.y, n0 + 4u * lid.x);
+  storeRows(acc, m0 + 4u * lid.y, n0 + 4u * lid.x);
 }
