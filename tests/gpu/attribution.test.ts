@@ -52,6 +52,13 @@ async function build(gc: GoldenCase, recompute: boolean) {
 const spec = (gc: GoldenCase) => ({ config: gc.config, lora: gc.lora, mode: gc.mode });
 const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
 
+/** The integrated-gradients baseline (every token the pad token) and score(x0) − score(baseline). */
+function padBaseline(gc: GoldenCase, padId: number, score: number, options: ScoreOptionsRef) {
+  const T = gc.batch.inputIds.flat().length;
+  const baseline = embeddingsRef(spec(gc), gc.params, gc.batch, new Array<number>(T).fill(padId));
+  return { baseline, delta: score - scoreAtRef(spec(gc), gc.params, gc.batch, baseline, options).score };
+}
+
 /** The float64 gradient vs central finite differences of the float64 score, at its `count` largest entries. */
 function expectFiniteDifferences(
   gc: GoldenCase,
@@ -122,13 +129,7 @@ describe('input attributions on the GPU vs the float64 model', { timeout: 600_00
     // Integrated gradients. Float64: the completeness error |Σ attr − Δ| of the midpoint rule falls
     // ~4× per doubling of the steps (O(1/m²)); at 16 steps it is below 1e-2 of |Δ|.
     const padId = gc.batch.inputIds[1][23];
-    const baseline = embeddingsRef(
-      spec(gc),
-      gc.params,
-      gc.batch,
-      new Array<number>(x0.length / D).fill(padId),
-    );
-    const delta = want.score - scoreAtRef(spec(gc), gc.params, gc.batch, baseline, options).score;
+    const { baseline, delta } = padBaseline(gc, padId, want.score, options);
     const errors = [4, 16, 64].map((m) => {
       const ig = integratedGradientsRef(spec(gc), gc.params, gc.batch, x0, baseline, options, m);
       return { m, ig, error: Math.abs(sum(ig) - delta) };
@@ -214,7 +215,6 @@ describe(
       it(`${name} (${what}): embeddings, d(score)/d(x0) with finite differences, integrated gradients`, async () => {
         const gc = load(name);
         const { step, destroy } = await build(gc, false);
-        const D = describeDecoder(gc.config).width;
         const L = gc.batch.inputIds[0].length;
         const answers = gc.objective === 'ntp' ? { yes: 7, no: 11 } : undefined;
         const terms: ScoreTerm[] = gc.batch.functions.map((f, i) => ({
@@ -242,13 +242,7 @@ describe(
         // change, at the case's steps (see FAMILY_CASES).
         const padAt = gc.batch.segmentIds.flat().indexOf(-1);
         const padId = padAt >= 0 ? gc.batch.inputIds.flat()[padAt] : 0;
-        const baseline = embeddingsRef(
-          spec(gc),
-          gc.params,
-          gc.batch,
-          new Array<number>(x0.length / D).fill(padId),
-        );
-        const delta = want.score - scoreAtRef(spec(gc), gc.params, gc.batch, baseline, options).score;
+        const { baseline, delta } = padBaseline(gc, padId, want.score, options);
         const wantIg = integratedGradientsRef(spec(gc), gc.params, gc.batch, x0, baseline, options, 16);
         const [ig] = await attributeBatch(step, [terms], {
           method: 'ig',
